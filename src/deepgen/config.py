@@ -1,0 +1,93 @@
+"""Configs as data: pydantic models that validate and round-trip through JSON.
+
+A run folder's ``config.json`` holds a :class:`RunConfig`; it is all that is needed to
+rebuild the model (``deepgen.load``) or continue training (``--resume``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+
+class Config(BaseModel):
+    """Base for every config: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line naming each bad field, the problem and the value given."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if p not in ("__root__",))
+        name = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "config"
+        given = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+        parts.append(f"{name}: {e['msg']}{given}")
+    return "; ".join(parts)
+
+
+def validate(cls: type[Config], data: dict[str, Any], prefix: str = "") -> Config:
+    """Build ``cls`` from ``data``, turning pydantic's errors into one-line ConfigErrors."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, prefix)) from None
+
+
+class DataConfig(Config):
+    """Which dataset to train on and where to look for it."""
+
+    name: str = Field("mnist", description="dataset name (see `deepgen data list`)")
+    data_dir: str | None = Field(None, description="directory searched first for the data")
+
+
+class TrainConfig(Config):
+    """How long and how to train. Length is in epochs or in images seen, not both."""
+
+    epochs: int | None = Field(None, ge=1, description="passes over the training split")
+    images: int | None = Field(None, ge=1, description="training images seen (alternative to epochs)")
+    batch_size: int = Field(128, ge=1, le=65536, description="images per batch")
+    seed: int = Field(0, ge=0, description="seed of every random draw in the run")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    log_every: int = Field(50, ge=1, description="iterations between metrics.jsonl records")
+    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept in the run folder")
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TrainConfig:
+        if self.epochs is not None and self.images is not None:
+            raise ValueError("give the training length as epochs or as images, not both")
+        return self
+
+    def length(self) -> tuple[str, int]:
+        """('epochs', N) or ('images', N); 10 epochs when neither is set."""
+        if self.images is not None:
+            return "images", self.images
+        return "epochs", self.epochs if self.epochs is not None else 10
+
+
+class RunConfig(Config):
+    """Everything that defines a run: model family and its config, data and training."""
+
+    family: str
+    model: dict[str, Any]
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    deepgen_version: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "config") -> RunConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{source} is not valid JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source} must hold a JSON object, not {type(data).__name__}")
+        return validate(cls, data)  # type: ignore[return-value]
