@@ -1,0 +1,100 @@
+"""Pure objectives: tensors in, per-example values of shape (B,) out, in nats.
+
+Nothing here reduces over the batch or steps an optimiser; the Trainer does that.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _sum_except_batch(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1).sum(dim=1)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2013, sec. 2.4).
+
+    Args:
+        mu, logvar: (B, D) mean and log-variance of q(z|x).
+        generator: source of eps; must live on ``mu``'s device.
+    Returns: (B, D) a sample differentiable in mu and logvar.
+    """
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def kl_normal_std_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) in nats, shape (B,).
+
+    Closed form: 0.5 * sum(exp(logvar) + mu^2 - 1 - logvar)
+    (Kingma & Welling 2013, appendix B).
+    """
+    return 0.5 * torch.sum(torch.exp(logvar) + mu.pow(2) - 1.0 - logvar, dim=1)
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)) summed over the last dimension: (B, D) -> (B,) nats."""
+    return -0.5 * torch.sum(LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar), dim=-1)
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x | logits) for Bernoulli pixels, summed per example: (B, ...) -> (B,) nats.
+
+    x in [0, 1] (binary for a true likelihood).
+    """
+    return -_sum_except_batch(F.binary_cross_entropy_with_logits(logits, x, reduction="none"))
+
+
+def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """log N(x; mean, exp(log_scale)^2) per pixel, summed per example: (B, ...) -> (B,) nats.
+
+    A density, so its value depends on the data's units (here pixels in [0, 1]).
+    ``log_scale`` broadcasts against ``x``.
+    """
+    log_scale = log_scale.expand_as(x)
+    per_pixel = -0.5 * LOG_2PI - log_scale - 0.5 * ((x - mean) * torch.exp(-log_scale)).pow(2)
+    return _sum_except_batch(per_pixel)
+
+
+def elbo(log_px_given_z: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
+    """ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z)), shape (B,), nats
+    (Kingma & Welling 2013, eq. 10)."""
+    return log_px_given_z - kl
+
+
+def bits_per_dim(nats: torch.Tensor, num_dims: int) -> torch.Tensor:
+    """Convert a negative log-likelihood in nats per example to bits per dimension."""
+    return nats / (num_dims * math.log(2.0))
+
+
+# --- GANs (Goodfellow et al. 2014). D outputs a logit; D(x) = sigmoid(logit). ---
+
+def gan_value(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Per-example V(D, G) = log D(x) + log(1 - D(G(z))) (Goodfellow et al. 2014, eq. 1), nats.
+
+    Equals -log 4 when D = 1/2 everywhere. Shapes (B,) or (B, 1) -> (B,).
+    """
+    return -F.softplus(-real_logits).flatten() - F.softplus(fake_logits).flatten()
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-V(D, G) per example, (B,) nats: the discriminator ascends V (Algorithm 1, step 1)."""
+    return -gan_value(real_logits, fake_logits)
+
+
+def generator_loss_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
+    """log(1 - D(G(z))) per example, (B,) nats: the generator descends it (Algorithm 1)."""
+    return -F.softplus(fake_logits).flatten()
+
+
+def generator_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """-log D(G(z)) per example, (B,) nats: same fixed point, stronger gradients early
+    (Goodfellow et al. 2014, sec. 3)."""
+    return F.softplus(-fake_logits).flatten()

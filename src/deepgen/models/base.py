@@ -1,0 +1,164 @@
+"""What every model family provides, the model registry, and building a model from config.
+
+A model owns its objective. It exposes *players*: each has the parameters it updates,
+an optimiser, a per-example loss of shape (B,), and how many steps it takes per
+iteration. A VAE has one player; a GAN has a discriminator and a generator. The Trainer
+knows nothing else about the family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from ..config import Config, validate
+from ..data.batches import PREPROCESS
+from ..errors import ConfigError
+from ..registry import Registry
+
+
+class ModelConfig(Config):
+    """Fields every family has. ``image_shape`` is filled from the dataset when built."""
+
+    image_shape: tuple[int, int, int] | None = Field(
+        None, description="(C, H, W) of the images; set from the dataset")
+    preprocess: str = Field("unit", description="how uint8 pixels become inputs: unit, symmetric, binarize")
+
+    @field_validator("preprocess")
+    @classmethod
+    def _known_preprocess(cls, v: str) -> str:
+        PREPROCESS[v]  # raises ConfigError with the known names
+        return v
+
+
+@dataclass
+class Batch:
+    """A training batch: ``x`` (B, C, H, W) preprocessed float; ``y`` (B,) labels or None."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+LossFn = Callable[[Batch, torch.Generator], dict[str, torch.Tensor]]
+
+
+@dataclass
+class Player:
+    """One optimised party of a model.
+
+    Attributes:
+        name: used as the prefix of its logged values ("vae", "discriminator", ...).
+        module: the parameters this player's optimiser updates.
+        loss: ``loss(batch, generator)`` -> dict with key ``"loss"`` (B,) to minimise and
+            other (B,) or scalar values to log. Units are the loss function's.
+        make_optimizer: params -> torch optimiser.
+        steps: steps this player takes per iteration (Goodfellow et al.'s k for D).
+        uses_data: whether each step draws a new data batch (False: reuse the last one,
+            e.g. the generator, which only samples noise).
+    """
+
+    name: str
+    module: nn.Module
+    loss: LossFn
+    make_optimizer: Callable[[Any], torch.optim.Optimizer]
+    steps: int = 1
+    uses_data: bool = True
+
+
+class GenerativeModel(nn.Module):
+    """Base class of model families. Subclasses set ``family`` and ``Config``."""
+
+    family: ClassVar[str]
+    Config: ClassVar[type[ModelConfig]]
+    has_encoder: ClassVar[bool] = False
+    summary: ClassVar[tuple[str, str]] = ("", "")  # (test metric key, unit) for results.json
+    units: ClassVar[dict[str, str]] = {}  # unit of each key ``evaluate`` returns
+    evaluate_protocol: ClassVar[str] = ""  # how the test numbers are computed, in words
+    # Report curves: (title, y-axis label, metrics keys; "valid:" prefix = validation records)
+    report_curves: ClassVar[list[tuple[str, str, list[str]]]] = []
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.image_shape is None:
+            raise ConfigError("model config needs image_shape (C, H, W)")
+        self.config = config
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.config.image_shape  # type: ignore[return-value]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def preprocess(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 images (B, C, H, W) -> model inputs, by the config's ``preprocess``."""
+        return PREPROCESS[self.config.preprocess](x, generator)
+
+    def players(self) -> list[Player]:
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images (n, C, H, W) as floats in [0, 1]."""
+        raise NotImplementedError
+
+    def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Per-example (B,) quantities reported on validation and test splits."""
+        return {}
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        raise ConfigError(f"a {self.family} has no encoder, so it cannot reconstruct images")
+
+    def fit(self, data="mnist", *, out=None, data_dir=None, progress: bool = True, **train_options):
+        """Train this model (see :class:`deepgen.Trainer`); returns ``self``.
+
+        Args:
+            data: a dataset name or an in-memory :class:`deepgen.data.Dataset`.
+            out: run folder to write (config, metrics, checkpoints, results); None: none.
+            train_options: fields of :class:`deepgen.config.TrainConfig` (epochs, images,
+                batch_size, seed, device, ...).
+        """
+        from ..api import fit_model
+
+        fit_model(self, data, out=out, data_dir=data_dir, progress=progress, **train_options)
+        return self
+
+
+MODELS: Registry[type[GenerativeModel]] = Registry("model family")
+
+
+def register_model(cls: type[GenerativeModel]) -> type[GenerativeModel]:
+    """Class decorator: make a family available to the CLI, the loader and the shared tests."""
+    MODELS.register(cls.family, cls)
+    return cls
+
+
+def make_config(family: str, values: dict[str, Any] | ModelConfig | None = None) -> ModelConfig:
+    """The validated config of ``family`` from a dict (unknown keys are errors)."""
+    cls = MODELS[family]
+    if isinstance(values, ModelConfig):
+        return values
+    return validate(cls.Config, dict(values or {}), prefix="")  # type: ignore[return-value]
+
+
+def build_model(family: str, config: dict[str, Any] | ModelConfig | None = None,
+                image_shape: tuple[int, int, int] | None = None, seed: int = 0) -> GenerativeModel:
+    """Build a model of ``family``; initial weights are a function of ``seed`` only.
+
+    Raises:
+        ConfigError: unknown family, invalid config value, or missing image shape.
+    """
+    cfg = make_config(family, config)
+    if image_shape is not None:
+        cfg = cfg.model_copy(update={"image_shape": tuple(int(s) for s in image_shape)})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MODELS[family](cfg)

@@ -1,0 +1,140 @@
+"""Networks: encoders, decoders, generators and discriminators. No objectives here.
+
+Image shapes are (C, H, W). Convolutional networks halve the resolution twice, so H and
+W must be divisible by 4 (28x28 -> 7x7).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+
+def _check_conv_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    c, h, w = image_shape
+    if h % 4 or w % 4:
+        raise ConfigError(f"convolutional networks need height and width divisible by 4, not {h}x{w}")
+    return c, h // 4, w // 4
+
+
+class MLPEncoder(nn.Module):
+    """x (B, C, H, W) -> (B, out_dim) through one hidden ReLU layer (e.g. 784-400-2*20)."""
+
+    def __init__(self, image_shape, out_dim: int, hidden_dim: int = 400):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(math.prod(image_shape), hidden_dim), nn.ReLU(),
+            nn.Linear(hidden_dim, out_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class MLPDecoder(nn.Module):
+    """z (B, D) -> (B, C, H, W) pre-activation outputs through one hidden ReLU layer."""
+
+    def __init__(self, image_shape, in_dim: int, hidden_dim: int = 400):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim), nn.ReLU(),
+            nn.Linear(hidden_dim, math.prod(image_shape)), nn.Unflatten(1, tuple(image_shape)),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class ConvEncoder(nn.Module):
+    """x (B, C, H, W) -> (B, out_dim): two stride-2 4x4 convolutions, then two linear layers."""
+
+    def __init__(self, image_shape, out_dim: int, hidden_dim: int = 256, channels: int = 32):
+        super().__init__()
+        c, h4, w4 = _check_conv_shape(image_shape)
+        self.net = nn.Sequential(
+            nn.Conv2d(c, channels, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, 4, 2, 1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(2 * channels * h4 * w4, hidden_dim), nn.ReLU(),
+            nn.Linear(hidden_dim, out_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConvDecoder(nn.Module):
+    """z (B, D) -> (B, C, H, W) pre-activation outputs; mirror of :class:`ConvEncoder`."""
+
+    def __init__(self, image_shape, in_dim: int, hidden_dim: int = 256, channels: int = 32):
+        super().__init__()
+        c, h4, w4 = _check_conv_shape(image_shape)
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim), nn.ReLU(),
+            nn.Linear(hidden_dim, 2 * channels * h4 * w4), nn.ReLU(),
+            nn.Unflatten(1, (2 * channels, h4, w4)),
+            nn.ConvTranspose2d(2 * channels, channels, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(channels, c, 4, 2, 1),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class DCGANGenerator(nn.Module):
+    """z (B, latent_dim) -> images (B, C, H, W) in [-1, 1] (Radford et al. 2015).
+
+    Linear projection to (2*channels, H/4, W/4), two stride-2 transposed convolutions;
+    batch norm and ReLU everywhere except the Tanh output layer.
+    """
+
+    def __init__(self, image_shape, latent_dim: int = 100, channels: int = 64):
+        super().__init__()
+        c, h4, w4 = _check_conv_shape(image_shape)
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, 2 * channels * h4 * w4, bias=False),
+            nn.BatchNorm1d(2 * channels * h4 * w4), nn.ReLU(),
+            nn.Unflatten(1, (2 * channels, h4, w4)),
+            nn.ConvTranspose2d(2 * channels, channels, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.ConvTranspose2d(channels, c, 4, 2, 1), nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class DCGANDiscriminator(nn.Module):
+    """images (B, C, H, W) in [-1, 1] -> logits (B,) (Radford et al. 2015).
+
+    Two stride-2 convolutions with LeakyReLU(0.2); batch norm except at the input layer.
+    """
+
+    def __init__(self, image_shape, channels: int = 64):
+        super().__init__()
+        c, h4, w4 = _check_conv_shape(image_shape)
+        self.net = nn.Sequential(
+            nn.Conv2d(c, channels, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(channels, 2 * channels, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(2 * channels), nn.LeakyReLU(0.2),
+            nn.Flatten(), nn.Linear(2 * channels * h4 * w4, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+def dcgan_init_(module: nn.Module) -> None:
+    """DCGAN initialisation: conv/linear weights ~ N(0, 0.02), batch-norm scale ~ N(1, 0.02),
+    biases 0 (Radford et al. 2015, sec. 4)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,102 @@
+"""Shared conformance tests, run over every registered model family."""
+
+import json
+
+import pytest
+import torch
+
+import deepgen
+from deepgen.errors import ConfigError
+from deepgen.models import MODELS, Batch, build_model
+
+FAMILIES = list(MODELS)
+SHAPE = (1, 28, 28)
+
+
+def batch_for(model, n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, *SHAPE), dtype=torch.uint8, generator=g)
+    return Batch(model.preprocess(x, g), torch.randint(0, 10, (n,), generator=g))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_players_give_finite_per_example_losses_and_gradients(family):
+    model = build_model(family, {}, SHAPE)
+    players = model.players()
+    assert players and all(p.steps >= 1 for p in players)
+    for player in players:
+        model.zero_grad(set_to_none=True)
+        out = player.loss(batch_for(model), torch.Generator().manual_seed(1))
+        assert out["loss"].shape == (8,), f"{player.name} loss must be per example"
+        assert torch.isfinite(out["loss"]).all()
+        out["loss"].mean().backward()
+        grads = [p.grad for p in player.module.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_samples_have_the_image_shape_and_range(family):
+    model = build_model(family, {}, SHAPE).eval()
+    x = model.sample(5, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (5, *SHAPE)
+    assert x.min() >= 0 and x.max() <= 1
+    y = model.sample(5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_same_seed_same_weights(family):
+    a, b, c = (build_model(family, {}, SHAPE, seed=s) for s in (0, 0, 1))
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_config_round_trips_through_json(family):
+    model = build_model(family, {}, SHAPE)
+    dumped = json.loads(json.dumps(model.config.model_dump(mode="json")))
+    again = build_model(family, dumped)
+    assert again.config == model.config
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_load_round_trip_reproduces_samples(family, tiny, tmp_path):
+    model = build_model(family, {}, SHAPE)
+    model.fit(tiny, out=tmp_path / "run", epochs=1, batch_size=32, progress=False)
+    model.eval()
+    loaded = deepgen.load(tmp_path / "run")
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    assert torch.equal(model.sample(6, generator=g1), loaded.sample(6, generator=g2))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_unknown_config_keys_and_bad_values_are_config_errors(family):
+    with pytest.raises(ConfigError, match="nosuch"):
+        build_model(family, {"nosuch": 1}, SHAPE)
+    with pytest.raises(ConfigError, match="latent_dim"):
+        build_model(family, {"latent_dim": 0}, SHAPE)
+
+
+def test_vae_terms_add_up_and_defaults_follow_the_network():
+    model = build_model("vae", {"net": "mlp"}, SHAPE)
+    assert (model.config.latent_dim, model.config.hidden_dim) == (20, 400)
+    assert sum(p.numel() for p in model.encoder.parameters()) == 784 * 400 + 400 + 400 * 40 + 40
+    terms = model.elbo_terms(batch_for(model).x, torch.Generator().manual_seed(0))
+    assert torch.allclose(terms["elbo"], -(terms["recon"] + terms["kl"]))
+    assert (terms["kl"] >= 0).all() and (terms["recon"] >= 0).all()
+    assert build_model("vae", {}, SHAPE).config.latent_dim == 32
+
+
+def test_gan_follows_algorithm_1_and_dcgan():
+    model = build_model("gan", {"d_steps": 3}, SHAPE)
+    d, g = model.players()
+    assert (d.name, d.steps, d.uses_data) == ("discriminator", 3, True)
+    assert (g.name, g.steps, g.uses_data) == ("generator", 1, False)
+    opt = d.make_optimizer(model.discriminator.parameters())
+    assert opt.defaults["lr"] == 2e-4 and opt.defaults["betas"] == (0.5, 0.999)
+    conv = model.discriminator.net[0]
+    assert abs(conv.weight.std().item() - 0.02) < 0.005  # N(0, 0.02) initialisation
+    assert isinstance(model.generator.net[-1], torch.nn.Tanh)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.discriminator.net[:2])
