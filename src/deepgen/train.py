@@ -1,0 +1,304 @@
+"""The one Trainer: it steps each player of a model, seeds, logs, checkpoints and resumes.
+
+It knows nothing about model families. Per iteration it runs every player of the model
+in order, each for ``player.steps`` steps; a player that ``uses_data`` draws a new batch
+per step. An epoch is a pass over the training split (the last partial batch dropped);
+training length is counted in iterations, derived from epochs or images seen.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import Checkpoint, flatten_optimizer, save_checkpoint, unflatten_optimizer
+from .config import TrainConfig
+from .data.batches import batch_slices, iterate_batches
+from .data.datasets import Dataset
+from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged
+from .models.base import Batch, GenerativeModel
+from .rundir import RunDir
+from .viz import save_grid
+
+EVAL_BATCH = 1000
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device.
+
+    Raises:
+        ConfigError: an unknown device name, or CUDA asked for where there is none.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but this machine has no CUDA device; use --device cpu")
+    return device
+
+
+def evaluate_split(model: GenerativeModel, dataset: Dataset, split: str, seed: int,
+                   device: torch.device, limit: int | None = None) -> dict[str, dict[str, float]]:
+    """Mean and standard error of ``model.evaluate`` over a split, with its own fixed
+    randomness (``seed``), so training randomness is untouched. Returns {} if the model
+    reports nothing."""
+    data = dataset[split]
+    n = len(data) if limit is None else min(limit, len(data))
+    gen = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    values: dict[str, list[torch.Tensor]] = defaultdict(list)
+    with torch.no_grad():
+        for start in range(0, n, EVAL_BATCH):
+            x = data.images[start:min(n, start + EVAL_BATCH)].to(device)
+            y = None if data.labels is None else data.labels[start:start + len(x)].to(device)
+            for key, v in model.evaluate(Batch(model.preprocess(x, gen), y), gen).items():
+                values[key].append(v.detach().double().cpu())
+    model.train(was_training)
+    out = {}
+    for key, parts in values.items():
+        v = torch.cat(parts)
+        stderr = float(v.std() / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+        out[key] = {"mean": float(v.mean()), "stderr": stderr, "n": len(v)}
+    return out
+
+
+class _StopFlag:
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current iteration."""
+
+    def __init__(self):
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second signal stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+class Trainer:
+    """Train ``model`` on ``dataset`` as ``config`` says, writing into ``run`` if given.
+
+    Args:
+        model: any registered :class:`GenerativeModel`.
+        dataset: in-memory dataset with a ``train`` split (``valid`` and ``test`` are
+            evaluated at epoch ends and at the end, when the model reports anything).
+        config: length, batch size, seed, device, logging.
+        run: run folder for metrics.jsonl, checkpoints, samples and results.json; None
+            trains in memory only.
+        progress: show a progress bar (only on a terminal).
+        log: callable taking one line of text (default: stderr).
+    """
+
+    def __init__(self, model: GenerativeModel, dataset: Dataset, config: TrainConfig,
+                 run: RunDir | None = None, progress: bool = True, log=None):
+        self.model, self.dataset, self.config, self.run = model, dataset, config, run
+        self.progress = progress
+        self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+        self.device = resolve_device(config.device)
+        self.players = model.players()
+        self.data_steps = sum(p.steps for p in self.players if p.uses_data)
+        n_train = len(dataset["train"])
+        self.iters_per_epoch = batch_slices(n_train, config.batch_size) // max(1, self.data_steps)
+        if self.iters_per_epoch < 1:
+            raise DataError(
+                f"the training split has {n_train} images, fewer than one iteration needs "
+                f"({self.data_steps} batches of {config.batch_size}); lower --batch-size")
+        unit, amount = config.length()
+        per_iter = config.batch_size * max(1, self.data_steps)
+        self.total_iterations = (amount * self.iters_per_epoch if unit == "epochs"
+                                 else math.ceil(amount / per_iter))
+        self.iteration = 0
+        self.elapsed = 0.0
+
+    # --- state -------------------------------------------------------------------------
+    def _state(self, optimizers, noise) -> tuple[dict, dict]:
+        tensors, structures = {}, {}
+        for name, opt in optimizers.items():
+            t, s = flatten_optimizer(name, opt.state_dict())
+            tensors.update(t)
+            structures[name] = s
+        tensors["rng/noise"] = noise.get_state()
+        tensors["rng/torch"] = torch.get_rng_state()
+        state = {
+            "iteration": self.iteration, "epoch": self.iteration / self.iters_per_epoch,
+            "images_seen": self.images_seen, "total_iterations": self.total_iterations,
+            "elapsed_seconds": self.elapsed, "optimizers": structures,
+            "family": self.model.family,
+        }
+        return state, tensors
+
+    def _restore(self, ckpt: Checkpoint, optimizers, noise) -> None:
+        try:
+            self.model.load_state_dict(ckpt.model)
+            for name, opt in optimizers.items():
+                opt.load_state_dict(unflatten_optimizer(name, ckpt.state["optimizers"][name], ckpt.tensors))
+            noise.set_state(ckpt.tensors["rng/noise"])
+            torch.set_rng_state(ckpt.tensors["rng/torch"])
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise CheckpointError(f"{ckpt.path} does not fit this model: {err}") from None
+        self.iteration = ckpt.iteration
+        self.elapsed = float(ckpt.state.get("elapsed_seconds", 0.0))
+
+    @property
+    def images_seen(self) -> int:
+        return self.iteration * self.data_steps * self.config.batch_size
+
+    def checkpoint(self, optimizers, noise):
+        if self.run is None:
+            return None
+        state, tensors = self._state(optimizers, noise)
+        return save_checkpoint(self.run.path, self.model.state_dict(), tensors, state,
+                               keep=self.config.keep_checkpoints)
+
+    # --- the loop ----------------------------------------------------------------------
+    def fit(self, resume: Checkpoint | None = None) -> GenerativeModel:
+        """Train to the configured length; returns the model.
+
+        Raises:
+            TrainingDiverged: a loss became NaN or infinite (the last checkpoint is kept).
+            Interrupted: SIGINT/SIGTERM; a checkpoint of the last whole iteration is written.
+        """
+        cfg, model = self.config, self.model
+        model.to(self.device).train()
+        train = self.dataset["train"]
+        images = train.images.to(self.device)
+        labels = None if train.labels is None else train.labels.to(self.device)
+        optimizers = {p.name: p.make_optimizer(p.module.parameters()) for p in self.players}
+        noise = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        if resume is not None:
+            self._restore(resume, optimizers, noise)
+            if self.run is not None:
+                self.run.truncate_metrics(self.iteration)
+        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
+        counts: dict[str, int] = defaultdict(int)
+        bar = tqdm(total=self.total_iterations, initial=self.iteration, unit="it", file=sys.stderr,
+                   disable=None if self.progress else True, dynamic_ncols=True, leave=False)
+        epoch = self.iteration // self.iters_per_epoch
+        batches = iterate_batches(len(images), cfg.batch_size, cfg.seed, epoch,
+                                  (self.iteration % self.iters_per_epoch) * self.data_steps, self.device)
+        tick, tick_iter = time.perf_counter(), self.iteration
+        with _StopFlag() as stop:
+            while self.iteration < self.total_iterations:
+                if stop.requested:
+                    path = self.checkpoint(optimizers, noise)
+                    bar.close()
+                    where = f"; checkpoint {path}" if path else ""
+                    raise Interrupted(f"interrupted at iteration {self.iteration}{where}; continue with "
+                                      f"`deepgen train --resume {self.run.path if self.run else 'RUN'}`")
+                batch = None
+                for player in self.players:
+                    if len(self.players) > 1:
+                        for other in self.players:
+                            other.module.requires_grad_(other is player)
+                    for _ in range(player.steps):
+                        if player.uses_data or batch is None:
+                            idx = next(batches)
+                            batch = Batch(model.preprocess(images.index_select(0, idx), noise),
+                                          None if labels is None else labels.index_select(0, idx))
+                        out = player.loss(batch, noise)
+                        loss = out["loss"].mean()
+                        if not torch.isfinite(loss):
+                            bar.close()
+                            raise TrainingDiverged(
+                                f"the {player.name} loss is {loss.item()} at iteration {self.iteration}; "
+                                "the last checkpoint is kept; lower the learning rate (--lr) and resume")
+                        optimizers[player.name].zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizers[player.name].step()
+                        for key, value in out.items():
+                            sums[f"{player.name}/{key}"] += value.detach().float().mean()
+                            counts[f"{player.name}/{key}"] += 1
+                self.iteration += 1
+                bar.update(1)
+                end_of_epoch = self.iteration % self.iters_per_epoch == 0
+                if self.iteration % cfg.log_every == 0 or end_of_epoch or self.iteration == self.total_iterations:
+                    now = time.perf_counter()
+                    self.elapsed += now - tick
+                    speed = (self.iteration - tick_iter) * self.data_steps * cfg.batch_size / max(now - tick, 1e-9)
+                    record = {k: float(v) / counts[k] for k, v in sums.items()}
+                    sums.clear()
+                    counts.clear()
+                    self._log_train(record, speed, bar)
+                    tick, tick_iter = time.perf_counter(), self.iteration
+                if end_of_epoch or self.iteration == self.total_iterations:
+                    t0 = time.perf_counter()
+                    self._end_of_epoch()
+                    self.checkpoint(optimizers, noise)
+                    tick += time.perf_counter() - t0  # keep images/s about training only
+                    if end_of_epoch and self.iteration < self.total_iterations:
+                        batches = iterate_batches(len(images), cfg.batch_size, cfg.seed,
+                                                  self.iteration // self.iters_per_epoch, 0, self.device)
+        bar.close()
+        self._finish()
+        return model
+
+    def _log_train(self, record: dict[str, float], speed: float, bar) -> None:
+        record.update(iteration=self.iteration, epoch=self.iteration / self.iters_per_epoch,
+                      images=self.images_seen, images_per_second=speed, split="train",
+                      time=round(self.elapsed, 3))
+        if self.run is not None:
+            self.run.append_metrics(record)
+        shown = {k.split("/", 1)[1] if k.count("/") else k: f"{v:.3g}" for k, v in record.items()
+                 if "/" in k and not k.endswith("/loss")}
+        bar.set_postfix(shown | {"img/s": f"{speed:.0f}"}, refresh=False)
+
+    def _end_of_epoch(self) -> None:
+        cfg = self.config
+        epoch = self.iteration / self.iters_per_epoch
+        line = f"epoch {epoch:.3g}/{self.total_iterations / self.iters_per_epoch:.3g}"
+        if "valid" in self.dataset.splits:
+            stats = evaluate_split(self.model, self.dataset, "valid", cfg.seed + 1, self.device)
+            if stats:
+                record = {k: v["mean"] for k, v in stats.items()}
+                record.update(iteration=self.iteration, epoch=epoch, images=self.images_seen, split="valid")
+                if self.run is not None:
+                    self.run.append_metrics(record)
+                line += "  valid " + "  ".join(f"{k} {v:.4g}" for k, v in record.items()
+                                               if k in stats)
+        if self.run is not None:
+            self.model.eval()
+            gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
+            samples = self.model.sample(64, generator=gen)
+            self.model.train()
+            save_grid(samples, self.run.samples_dir / f"iteration-{self.iteration:09d}.png", nrow=8)
+        self.log(line)
+
+    def _finish(self) -> None:
+        if self.run is None or "test" not in self.dataset.splits:
+            return
+        stats = evaluate_split(self.model, self.dataset, "test", self.config.seed + 3, self.device)
+        key, unit = self.model.summary
+        results = {
+            "split": "test", "metrics": stats, "iteration": self.iteration,
+            "epochs": self.iteration / self.iters_per_epoch, "images_seen": self.images_seen,
+            "seed": self.config.seed, "dataset": self.dataset.name,
+            "protocol": self.model.evaluate_protocol, "units": self.model.units,
+            "training_seconds": round(self.elapsed, 2),
+        }
+        if key in stats:
+            results["summary"] = {"metric": key, "unit": unit, **stats[key]}
+            self.log(f"test {key}: {stats[key]['mean']:.2f} ± {stats[key]['stderr']:.2f} {unit}")
+        self.run.write_results(results)

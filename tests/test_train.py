@@ -1,0 +1,149 @@
+"""The Trainer: exact resume, lengths, divergence, checkpoints that verify or fall back."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import deepgen
+from deepgen.checkpoint import checkpoint_dirs, latest_checkpoint, load_checkpoint
+from deepgen.config import TrainConfig
+from deepgen.errors import CheckpointError, TrainingDiverged
+from deepgen.models import build_model
+from deepgen.rundir import RunDir
+from deepgen.train import Trainer
+
+SHAPE = (1, 28, 28)
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("family,options", [("vae", {"net": "mlp"}), ("gan", {"channels": 8})])
+def test_resume_gives_bitwise_the_same_weights(family, options, tiny, tmp_path):
+    full = build_model(family, options, SHAPE)
+    full.fit(tiny, out=tmp_path / "full", epochs=3, batch_size=32, progress=False)
+    part = build_model(family, options, SHAPE)
+    part.fit(tiny, out=tmp_path / "part", epochs=1, batch_size=32, progress=False)
+    resumed = deepgen.resume(tmp_path / "part", dataset=tiny, progress=False, log=lambda m: None, epochs=3)
+    a, b = weights(full), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    metrics = RunDir(tmp_path / "part").metrics()
+    assert [r["iteration"] for r in metrics if r["split"] == "valid"] == [8, 16, 24]
+
+
+def test_length_in_images(tiny):
+    trainer = Trainer(build_model("vae", {"net": "mlp"}, SHAPE), tiny, TrainConfig(images=1000, batch_size=100))
+    assert trainer.total_iterations == 10
+    gan = Trainer(build_model("gan", {"d_steps": 2}, SHAPE), tiny, TrainConfig(epochs=2, batch_size=32))
+    assert gan.iters_per_epoch == 4 and gan.total_iterations == 8  # 8 batches per epoch, 2 per iteration
+
+
+def test_training_lowers_the_loss():
+    # 256 copies of one binary pattern: a VAE should learn it quickly (random pixels
+    # could not go below 784 bits = 543 nats).
+    from deepgen.data import Dataset, Split
+
+    pattern = (torch.arange(784).view(1, 1, 28, 28) % 7 < 3).to(torch.uint8) * 255
+    data = Dataset("pattern", {s: Split(pattern.repeat(n, 1, 1, 1)) for s, n in
+                               (("train", 256), ("valid", 32), ("test", 32))})
+    model = build_model("vae", {"net": "mlp"}, SHAPE)
+    x, g = model.preprocess(data["valid"].images), torch.Generator().manual_seed(0)
+    before = -model.elbo_terms(x, g)["elbo"].mean().item()
+    model.fit(data, epochs=5, batch_size=32, progress=False)
+    after = -model.elbo_terms(x, g)["elbo"].mean().item()
+    assert before > 400 and after < 100, (before, after)
+
+
+def test_divergence_stops_with_a_message_and_keeps_the_last_checkpoint(tiny, tmp_path):
+    model = build_model("vae", {"net": "mlp", "lr": 1e3}, SHAPE)
+    with pytest.raises(TrainingDiverged, match=r"loss is (nan|inf|-inf) at iteration \d+"):
+        model.fit(tiny, out=tmp_path / "run", epochs=50, batch_size=32, progress=False)
+    for ckpt in checkpoint_dirs(tmp_path / "run"):
+        load_checkpoint(ckpt)  # whatever was written verifies
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(tiny, tmp_path):
+    model = build_model("vae", {"net": "mlp"}, SHAPE)
+    model.fit(tiny, out=tmp_path / "run", epochs=2, batch_size=32, progress=False)
+    newest, older = checkpoint_dirs(tmp_path / "run")
+    blob = bytearray((newest / "model.safetensors").read_bytes())
+    blob[-10] ^= 0xFF
+    (newest / "model.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(newest)
+    warnings = []
+    assert latest_checkpoint(tmp_path / "run", warn=warnings.append).path == older
+    assert "corrupt" in warnings[0]
+    (older / "manifest.json").unlink()
+    with pytest.raises(CheckpointError, match="no usable checkpoint"):
+        latest_checkpoint(tmp_path / "run")
+
+
+def test_checkpoints_are_not_pickles(tiny, tmp_path):
+    build_model("gan", {"channels": 8}, SHAPE).fit(tiny, out=tmp_path / "run", epochs=1, batch_size=32,
+                                                   progress=False)
+    ckpt = checkpoint_dirs(tmp_path / "run")[0]
+    assert sorted(p.name for p in ckpt.iterdir()) == ["manifest.json", "model.safetensors",
+                                                      "optim.safetensors", "state.json"]
+    state = json.loads((ckpt / "state.json").read_text())
+    assert set(state["optimizers"]) == {"discriminator", "generator"}
+
+
+def test_an_existing_run_folder_is_not_overwritten(tiny, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match="already exists.*--resume"):
+        build_model("vae", {"net": "mlp"}, SHAPE).fit(tiny, out=tmp_path / "run", epochs=1, progress=False)
+    assert (tmp_path / "run" / "keep.txt").read_text() == "mine"
+
+
+def _train_cmd(out, epochs):
+    return [sys.executable, "-m", "deepgen", "train", "vae", "--data", "fake", "--net", "mlp",
+            "--epochs", str(epochs), "--batch-size", "16", "--out", str(out), "--quiet"]
+
+
+def _wait_for_checkpoint(out, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if len(checkpoint_dirs(out)) >= 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_sigkill_then_resume_finishes_and_leaves_nothing_corrupt(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_train_cmd(out, 40), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_checkpoint(out, proc)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    for ckpt in checkpoint_dirs(out):
+        load_checkpoint(ckpt)
+    done = subprocess.run([sys.executable, "-m", "deepgen", "train", "--resume", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr
+    assert json.loads((out / "results.json").read_text())["iteration"] == 40 * 128
+    iterations = [r["iteration"] for r in RunDir(out).metrics() if r["split"] == "valid"]
+    assert iterations == sorted(set(iterations))  # no duplicated records after the resume
+
+
+def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_train_cmd(out, 40), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(out, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted at iteration" in err and "--resume" in err and "Traceback" not in err
+    stopped_at = int(re.search(r"interrupted at iteration (\d+)", err).group(1))
+    assert latest_checkpoint(out).iteration == stopped_at  # written at the interruption
