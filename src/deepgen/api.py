@@ -1,0 +1,110 @@
+"""The Python API behind the CLI: train from a config, resume, load a run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from .checkpoint import latest_checkpoint
+from .config import DataConfig, RunConfig, TrainConfig, validate
+from .data.datasets import Dataset, load_dataset
+from .errors import CheckpointError, ConfigError
+from .fileio import atomic_write_text
+from .models.base import GenerativeModel, build_model
+from .rundir import RunDir
+from .train import Trainer, resolve_device
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _dataset(data: str | Dataset, data_dir=None) -> Dataset:
+    return data if isinstance(data, Dataset) else load_dataset(data, data_dir)
+
+
+def fit_model(model: GenerativeModel, data: str | Dataset = "mnist", *, out=None, data_dir=None,
+              progress: bool = True, log=None, **train_options) -> GenerativeModel:
+    """Train an already built ``model``; with ``out``, into a new run folder."""
+    dataset = _dataset(data, data_dir)
+    if tuple(model.image_shape) != dataset.image_shape:
+        raise ConfigError(f"the model takes images of shape {model.image_shape}, "
+                          f"the dataset has {dataset.image_shape}")
+    train_cfg = validate(TrainConfig, train_options, "train.")
+    run = None
+    if out is not None:
+        cfg = RunConfig(family=model.family, model=model.config.model_dump(mode="json"),
+                        data=DataConfig(name=dataset.name, data_dir=data_dir), train=train_cfg)
+        run = RunDir.create(out, cfg)
+    Trainer(model, dataset, train_cfg, run, progress=progress, log=log).fit()
+    return model
+
+
+def train(config: RunConfig, out: str | os.PathLike | None = None, *, progress: bool = True,
+          log=None, dataset: Dataset | None = None) -> GenerativeModel:
+    """Build the model ``config`` describes and train it; with ``out``, into a new run folder.
+
+    Raises:
+        ConfigError, DataError, CheckpointError (``out`` exists), TrainingDiverged, Interrupted.
+    """
+    dataset = dataset or load_dataset(config.data.name, config.data.data_dir)
+    model = build_model(config.family, config.model, dataset.image_shape, seed=config.train.seed)
+    config = config.model_copy(update={"model": model.config.model_dump(mode="json")})
+    run = RunDir.create(out, config) if out is not None else None
+    Trainer(model, dataset, config.train, run, progress=progress, log=log).fit()
+    return model
+
+
+def resume(run_path: str | os.PathLike, *, progress: bool = True, log=None,
+           dataset: Dataset | None = None, **train_updates) -> GenerativeModel:
+    """Continue the run in ``run_path`` from its newest good checkpoint.
+
+    ``train_updates`` (e.g. ``epochs=20``) change the run's TrainConfig first, e.g. to
+    train longer; the new config is written back to ``config.json``.
+    """
+    log = log or _stderr
+    run = RunDir.open(run_path)
+    config = run.config()
+    if train_updates:
+        merged = config.train.model_dump() | train_updates
+        if "epochs" in train_updates:
+            merged["images"] = None
+        elif "images" in train_updates:
+            merged["epochs"] = None
+        config = config.model_copy(update={"train": validate(TrainConfig, merged, "train.")})
+        atomic_write_text(run.config_path, config.to_json())
+    ckpt = latest_checkpoint(run.path, warn=log)
+    dataset = dataset or load_dataset(config.data.name, config.data.data_dir)
+    model = build_model(config.family, config.model, seed=config.train.seed)
+    log(f"resuming {run.path} from {ckpt.path.name} (iteration {ckpt.iteration})")
+    Trainer(model, dataset, config.train, run, progress=progress, log=log).fit(resume=ckpt)
+    return model
+
+
+def load(run_path: str | os.PathLike, device: str = "cpu", warn=None) -> GenerativeModel:
+    """The model of a run folder with its newest good checkpoint's weights, in eval mode.
+
+    Raises:
+        CheckpointError: not a run folder, or no checkpoint verifies.
+    """
+    run = RunDir.open(run_path)
+    config = run.config()
+    model = build_model(config.family, config.model, seed=config.train.seed)
+    ckpt = latest_checkpoint(run.path, warn=warn)
+    try:
+        model.load_state_dict(ckpt.model)
+    except RuntimeError as err:
+        raise CheckpointError(f"{ckpt.path} does not fit the model in config.json: {err}") from None
+    return model.to(resolve_device(device)).eval()
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A seeded torch.Generator on ``device``, for ``sample(n, generator=...)``."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def run_name(path: str | os.PathLike) -> str:
+    return Path(path).name

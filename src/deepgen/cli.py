@@ -1,0 +1,247 @@
+"""The command line: parse, build a config, call the library. Nothing else lives here.
+
+Model options (``--latent-dim``, ``--net``, ``--loss``, ...) are generated from the
+registered model configs, so a new family brings its own flags.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+
+from . import __version__
+from .errors import ConfigError, DeepgenError
+
+# Options of `deepgen train` that belong to TrainConfig (the rest are model fields).
+TRAIN_OPTIONS = ("epochs", "images", "batch_size", "seed", "device", "log_every")
+
+
+def _click_type(annotation) -> tuple[Any, list[str]]:
+    """click type and Literal choices for a pydantic field annotation."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _click_type(args[0])
+    if origin is Literal:
+        return str, [str(a) for a in typing.get_args(annotation)]
+    if annotation in (int, float, str):
+        return annotation, []
+    return None, []
+
+
+def model_options() -> dict[str, dict[str, Any]]:
+    """Every model-config field of every registered family: name -> type, choices, help, families."""
+    from .models import MODELS
+
+    fields: dict[str, dict[str, Any]] = {}
+    for family, cls in MODELS.items():
+        for name, info in cls.Config.model_fields.items():
+            ctype, choices = _click_type(info.annotation)
+            if ctype is None:
+                continue
+            entry = fields.setdefault(name, {"type": ctype, "choices": [], "help": {}, "families": []})
+            entry["choices"] += [c for c in choices if c not in entry["choices"]]
+            entry["families"].append(family)
+            entry["help"][family] = f"{info.description or name} (default {info.default})"
+    return fields
+
+
+def _add_model_options(command):
+    for name, entry in sorted(model_options().items(), reverse=True):
+        ctype = click.Choice(entry["choices"]) if entry["choices"] else entry["type"]
+        text = "; ".join(f"{fam}: {h}" for fam, h in entry["help"].items())
+        command = click.option(f"--{name.replace('_', '-')}", name, type=ctype, default=None,
+                               help=f"[model] {text}")(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="deepgen")
+def cli():
+    """deepgen: train, sample, measure and show deep generative models."""
+
+
+# --- train ----------------------------------------------------------------------------
+@cli.command()
+@click.argument("family", required=False)
+@click.option("--data", default="mnist", show_default=True, help="dataset name (deepgen data list)")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="directory searched first for the data")
+@click.option("--epochs", type=int, default=None, help="passes over the training split [default: 10]")
+@click.option("--images", type=int, default=None, help="training length in images seen, instead of --epochs")
+@click.option("--batch-size", type=int, default=None, help="images per batch [default: 128]")
+@click.option("--seed", type=int, default=None, help="seed of every random draw [default: 0]")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto]")
+@click.option("--log-every", type=int, default=None, help="iterations between metrics records [default: 50]")
+@click.option("--out", type=click.Path(), default=None, help="run folder [default: runs/FAMILY-DATA-sSEED]")
+@click.option("--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@_add_model_options
+def train(family, data, data_dir, out, resume_run, quiet, **options):
+    """Train FAMILY (vae, gan, ...) on a dataset, or continue a run with --resume RUN."""
+    from . import api
+    from .config import DataConfig, RunConfig, TrainConfig, validate
+    from .models import MODELS
+
+    train_opts = {k: options.pop(k) for k in TRAIN_OPTIONS if options.get(k) is not None}
+    model_opts = {k: v for k, v in options.items() if v is not None}
+    if resume_run:
+        if family or model_opts:
+            given = [family] if family else [f"--{k.replace('_', '-')}" for k in model_opts]
+            raise ConfigError(f"--resume continues a run as it was configured; drop {', '.join(given)}")
+        api.resume(resume_run, progress=not quiet, **train_opts)
+        click.echo(f"run folder: {resume_run}")
+        return
+    if not family:
+        raise click.UsageError(f"name a model family ({', '.join(MODELS)}) or give --resume RUN")
+    cls = MODELS[family]
+    fields = model_options()
+    for key in model_opts:
+        if key not in cls.Config.model_fields:
+            owners = ", ".join(fields[key]["families"])
+            raise ConfigError(f"--{key.replace('_', '-')} does not apply to {family} (it applies to {owners})")
+    config = RunConfig(
+        family=family, model=model_opts, data=validate(DataConfig, {"name": data, "data_dir": data_dir}, "data."),
+        train=validate(TrainConfig, train_opts, "train."),
+    )
+    out = Path(out or f"runs/{family}-{data}-s{config.train.seed}")
+    api.train(config, out, progress=not quiet)
+    click.echo(f"run folder: {out}")
+
+
+# --- sample / reconstruct ------------------------------------------------------------
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("-n", "n", type=click.IntRange(1, 10000), default=64, show_default=True, help="number of samples")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG path [default: RUN/samples.png]")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the latent draws")
+@click.option("--nrow", type=click.IntRange(1, 1000), default=None, help="images per row")
+@click.option("--device", default="cpu", show_default=True)
+def sample(run, n, output, seed, nrow, device):
+    """Draw N samples from the model in RUN and save them as a PNG grid."""
+    from . import api
+    from .viz import save_grid
+
+    model = api.load(run, device=device, warn=_warn)
+    images = model.sample(n, generator=api.make_generator(seed, model.device))
+    path = save_grid(images, output or Path(run) / "samples.png", nrow=nrow)
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("-n", "n", type=click.IntRange(1, 1000), default=32, show_default=True, help="number of images")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="PNG path [default: RUN/reconstructions.png]")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def reconstruct(run, n, output, split, device):
+    """Save images of a split beside their reconstructions (rows: input, reconstruction)."""
+    from . import api
+    from .report import reconstruction_grid
+    from .rundir import RunDir
+    from .viz import save_grid
+
+    model = api.load(run, device=device, warn=_warn)
+    cfg = RunDir.open(run).config()
+    grid, nrow = reconstruction_grid(model, cfg, split, n)
+    path = save_grid(grid, output or Path(run) / "reconstructions.png", nrow=nrow)
+    click.echo(str(path))
+
+
+# --- report / demo ------------------------------------------------------------------
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="HTML path [default: RUN/report.html, or report.html beside several runs]")
+def report(runs, output):
+    """Write one self-contained HTML report of one or more runs."""
+    from .report import write_report
+
+    if output is None:
+        output = Path(runs[0]) / "report.html" if len(runs) == 1 else Path(runs[0]).parent / "report.html"
+    click.echo(str(write_report([Path(r) for r in runs], Path(output))))
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True)
+@click.option("--vae-epochs", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--gan-epochs", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def demo(out, vae_epochs, gan_epochs, device, quiet):
+    """Fetch MNIST, train a VAE and a GAN on it, and write OUT/report.html.
+
+    Re-running continues unfinished runs and reuses finished ones.
+    """
+    from .demo import run_demo
+
+    click.echo(str(run_demo(Path(out), vae_epochs, gan_epochs, device, progress=not quiet)))
+
+
+# --- data -----------------------------------------------------------------------------
+@cli.group()
+def data():
+    """Fetch and list datasets."""
+
+
+@data.command("fetch")
+@click.argument("name")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="write into DIR/NAME instead of the cache")
+@click.option("--force", is_flag=True, help="fetch even if already present")
+def data_fetch(name, data_dir, force):
+    """Fetch dataset NAME, verify its checksums and store it."""
+    from .data import fetch_dataset
+
+    fetch_dataset(name, data_dir, force=force, log=lambda m: click.echo(m, err=True))
+
+
+@data.command("list")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+def data_list(data_dir):
+    """List the registered datasets and where each one is found."""
+    from .data import DATASETS
+    from .data.datasets import locate_idx_files
+
+    for name, spec in DATASETS.items():
+        if not spec.files:
+            where = "generated"
+        else:
+            try:
+                where = str(next(iter(locate_idx_files(spec, data_dir).values())).parent)
+            except DeepgenError:
+                where = f"missing (deepgen data fetch {name})"
+        click.echo(f"{name:14s} {where}\n{'':14s} {spec.description}")
+
+
+def _warn(msg: str) -> None:
+    click.echo(f"deepgen: warning: {msg}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one line on stderr and a non-zero exit for every expected error."""
+    try:
+        rv = cli.main(args=argv, prog_name="deepgen", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.UsageError as err:
+        hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx else ""
+        click.echo(f"deepgen: error: {err.format_message()}{hint}", err=True)
+        return 2
+    except click.ClickException as err:
+        click.echo(f"deepgen: error: {err.format_message()}", err=True)
+        return err.exit_code
+    except DeepgenError as err:
+        click.echo(f"deepgen: error: {err}", err=True)
+        return err.exit_code
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("deepgen: interrupted", err=True)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""A self-contained HTML report of one or more runs: config, test numbers, training
+curves, samples, reconstructions and samples over training. Pictures are embedded as
+base64 PNGs, so the file can be mailed or opened anywhere."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from .api import load, make_generator
+from .config import RunConfig
+from .data.datasets import load_dataset
+from .errors import DeepgenError
+from .fileio import atomic_write_text
+from .models.base import GenerativeModel
+from .rundir import RunDir
+from .viz import curves_png, grid_image, png_bytes
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+.figs{display:flex;flex-wrap:wrap;gap:1em} figure{margin:0} figcaption{font-size:.85em;color:#555}
+pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em} .note{color:#a33}
+"""
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _figure(data: bytes, caption: str) -> str:
+    return f"<figure>{_img(data, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def reconstruction_grid(model: GenerativeModel, config: RunConfig, split: str = "test",
+                        n: int = 32, nrow: int = 8, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """Rows alternating the first ``n`` images of ``split`` (in [0, 1]) and their
+    reconstructions; returns (images (2n, C, H, W), images per row).
+
+    Raises:
+        ConfigError: the model has no encoder. DataError: the dataset is missing.
+    """
+    if not model.has_encoder:
+        model.reconstruct(torch.zeros(0))  # raises the model's own error
+    data = load_dataset(config.data.name, config.data.data_dir)[split]
+    x = data.images[:n].to(model.device)
+    recon = model.reconstruct(model.preprocess(x, make_generator(seed, model.device)))
+    original = x.float() / 255.0
+    rows = []
+    for start in range(0, len(x), nrow):
+        rows += [original[start:start + nrow], recon[start:start + nrow]]
+    return torch.cat(rows), nrow
+
+
+def _curves(model_cls, records: list[dict]) -> list[str]:
+    figs = []
+    for title, ylabel, keys in model_cls.report_curves:
+        series = []
+        for key in keys:
+            split, name = key.split(":", 1) if ":" in key else ("train", key)
+            points = [(r["images"], r[name]) for r in records if r.get("split") == split and name in r
+                      and isinstance(r[name], (int, float)) and math.isfinite(r[name])]
+            if points:
+                xs, ys = zip(*points)
+                series.append((f"{name} ({split})", [x / 1000 for x in xs], ys))
+        if series:
+            figs.append(_figure(curves_png(series, "training images seen (thousands)", ylabel, title), title))
+    return figs
+
+
+def _results_table(results: dict | None) -> str:
+    if not results:
+        return '<p class="note">No results.json: training has not finished.</p>'
+    units = results.get("units", {})
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v['mean']:.4g}</td><td>{v['stderr']:.2g}</td>"
+        f"<td>{html.escape(units.get(k, ''))}</td><td>{v['n']}</td></tr>"
+        for k, v in sorted(results.get("metrics", {}).items()))
+    head = (f"<p>{html.escape(results.get('split', 'test'))} split, after {results.get('epochs', 0):.3g} epochs "
+            f"({results.get('images_seen', 0):,} images, {results.get('training_seconds', 0):.0f} s of training). "
+            f"Protocol: {html.escape(results.get('protocol', ''))}</p>")
+    return head + f"<table><tr><th>metric</th><th>mean</th><th>std. error</th><th>unit</th><th>n</th></tr>{rows}</table>"
+
+
+def run_section(path: Path) -> str:
+    """The HTML section of one run folder."""
+    run = RunDir.open(path)
+    config = run.config()
+    results = run.results()
+    parts = [f"<h2>{html.escape(path.name)}: {html.escape(config.family)} on {html.escape(config.data.name)}</h2>"]
+    if results and "summary" in results:
+        s = results["summary"]
+        parts.append(f"<p><b>test {html.escape(s['metric'])}: {s['mean']:.2f} ± {s['stderr']:.2f} "
+                     f"{html.escape(s['unit'])}</b></p>")
+    parts.append(_results_table(results))
+    try:
+        model = load(path)
+    except DeepgenError as err:
+        parts.append(f'<p class="note">Model not loaded: {html.escape(str(err))}</p>')
+        model = None
+    from .models import MODELS
+
+    figs = _curves(MODELS[config.family], run.metrics())
+    if model is not None:
+        samples = model.sample(64, generator=make_generator(0))
+        figs.append(_figure(png_bytes(grid_image(samples, 8)), "64 samples (seed 0)"))
+        if model.has_encoder:
+            try:
+                grid, nrow = reconstruction_grid(model, config)
+                figs.append(_figure(png_bytes(grid_image(grid, nrow)),
+                                    "test images (odd rows) and their reconstructions (even rows)"))
+            except DeepgenError as err:
+                parts.append(f'<p class="note">No reconstructions: {html.escape(str(err))}</p>')
+    parts.append(f'<div class="figs">{"".join(figs)}</div>')
+    history = sorted(run.samples_dir.glob("iteration-*.png"))
+    if history:
+        picks = history if len(history) <= 5 else [history[round(i * (len(history) - 1) / 4)] for i in range(5)]
+        parts.append("<h3>Samples during training (fixed noise)</h3><div class='figs'>" + "".join(
+            _figure(p.read_bytes(), f"iteration {int(p.stem.split('-')[1])}") for p in picks) + "</div>")
+    parts.append(f"<details><summary>config.json</summary><pre>{html.escape(config.to_json())}</pre></details>")
+    if results:
+        parts.append(f"<details><summary>results.json</summary><pre>"
+                     f"{html.escape(json.dumps(results, indent=2))}</pre></details>")
+    return "<section>" + "\n".join(parts) + "</section>"
+
+
+def write_report(runs: list[Path], output: Path, title: str = "deepgen report") -> Path:
+    """Write the HTML report of ``runs`` to ``output`` atomically; returns the path."""
+    body = "\n".join(run_section(Path(r)) for r in runs)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+    return atomic_write_text(output, page)

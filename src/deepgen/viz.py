@@ -1,0 +1,76 @@
+"""Pictures: image grids (Pillow) and training curves (Matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .fileio import atomic_write_bytes
+
+
+def grid_array(images: torch.Tensor, nrow: int | None = None, padding: int = 2,
+               pad_value: float = 1.0) -> np.ndarray:
+    """Tile images (N, C, H, W) in [0, 1] into one uint8 array (rows*H', cols*W', C).
+
+    ``nrow`` images per row (default: about sqrt(N)); C is 1 (grey) or 3 (RGB).
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+    x = images.detach().float().clamp(0, 1).cpu().numpy()
+    n, c, h, w = x.shape
+    cols = nrow or max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / cols))
+    out = np.full((c, rows * (h + padding) + padding, cols * (w + padding) + padding), pad_value, np.float32)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        top, left = padding + r * (h + padding), padding + q * (w + padding)
+        out[:, top:top + h, left:left + w] = x[i]
+    return (out.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+
+
+def grid_image(images: torch.Tensor, nrow: int | None = None, scale: int = 2) -> Image.Image:
+    """A Pillow image of the grid, enlarged ``scale`` times with nearest-neighbour pixels."""
+    arr = grid_array(images, nrow)
+    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 2) -> Path:
+    """Write a grid of images (N, C, H, W) in [0, 1] to a PNG atomically."""
+    return atomic_write_bytes(path, png_bytes(grid_image(images, nrow, scale)))
+
+
+def curves_png(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], xlabel: str,
+               ylabel: str, title: str = "", ylim: tuple[float, float] | None = None) -> bytes:
+    """A line plot of (label, xs, ys) series as PNG bytes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.4), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, xs, ys in series:
+        ax.plot(xs, ys, label=label, linewidth=1.4)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

@@ -1,0 +1,120 @@
+"""The command line through a subprocess: the happy path and its error paths."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from deepgen.data.idx import encode_idx
+
+
+def assert_one_line_error(proc, pattern):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("deepgen: error: ")
+    assert __import__("re").search(pattern, lines[0]), lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    for family, extra in (("vae", ["--net", "mlp"]), ("gan", ["--channels", "8"])):
+        proc = run_cli("train", family, "--data", "fake", "--epochs", "1", "--batch-size", "64",
+                       "--out", str(root / family), "--quiet", *extra)
+        assert proc.returncode == 0, proc.stderr
+        assert f"run folder: {root / family}" in proc.stdout
+    return root
+
+
+def test_train_writes_a_complete_run_folder(trained):
+    vae = trained / "vae"
+    assert json.loads((vae / "config.json").read_text())["model"]["latent_dim"] == 20
+    assert (vae / "metrics.jsonl").read_text().count("\n") >= 2
+    results = json.loads((vae / "results.json").read_text())
+    assert results["summary"]["metric"] == "neg_elbo" and results["metrics"]["neg_elbo"]["n"] == 256
+
+
+def test_sample_reconstruct_report(trained, tmp_path):
+    from PIL import Image
+
+    proc = run_cli("sample", str(trained / "gan"), "-n", "10", "--nrow", "5", "-o", str(tmp_path / "s.png"))
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(tmp_path / "s.png") as img:
+        assert img.size == (2 * (5 * 30 + 2), 2 * (2 * 30 + 2))
+    proc = run_cli("reconstruct", str(trained / "vae"), "-n", "8", "-o", str(tmp_path / "r.png"))
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(tmp_path / "r.png") as img:
+        assert img.size[1] == 2 * (2 * 30 + 2)  # input row + reconstruction row
+    proc = run_cli("report", str(trained / "vae"), str(trained / "gan"), "-o", str(tmp_path / "r.html"))
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("<section>") == 2 and "data:image/png;base64," in page
+    assert "neg_elbo" in page and "Discriminator outputs" in page
+
+
+def test_reconstruct_on_a_gan_is_a_clear_error(trained):
+    assert_one_line_error(run_cli("reconstruct", str(trained / "gan")), "has no encoder")
+
+
+def test_unknown_dataset(tmp_path):
+    proc = run_cli("train", "vae", "--data", "nosuch", "--out", str(tmp_path / "x"))
+    assert_one_line_error(proc, "unknown dataset 'nosuch'; known: fake, fashion-mnist, mnist")
+    assert proc.returncode == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_negative_epochs(tmp_path):
+    proc = run_cli("train", "vae", "--data", "fake", "--epochs", "-1", "--out", str(tmp_path / "x"))
+    assert_one_line_error(proc, r"epochs: .*greater than or equal to 1 \(got -1\)")
+    assert not (tmp_path / "x").exists()
+
+
+def test_truncated_idx_file(tmp_path):
+    d = tmp_path / "data" / "mnist"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    files = {"train-images-idx3-ubyte": rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
+             "train-labels-idx1-ubyte": np.zeros(60000, np.uint8),
+             "t10k-images-idx3-ubyte": np.zeros((10000, 28, 28), np.uint8),
+             "t10k-labels-idx1-ubyte": np.zeros(10000, np.uint8)}
+    for name, arr in files.items():
+        data = encode_idx(arr)
+        (d / name).write_bytes(data[:-1000] if name.startswith("train-images") else data)
+    proc = run_cli("train", "vae", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "x"))
+    assert_one_line_error(proc, "train-images-idx3-ubyte is truncated")
+    (d / "train-images-idx3-ubyte").unlink()
+    raw = gzip.compress(encode_idx(files["train-images-idx3-ubyte"]))
+    (d / "train-images-idx3-ubyte.gz").write_bytes(raw[:5000])
+    proc = run_cli("train", "vae", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "x"))
+    assert_one_line_error(proc, "damaged or truncated gzip")
+
+
+def test_option_of_another_family(tmp_path):
+    proc = run_cli("train", "vae", "--data", "fake", "--d-steps", "2", "--out", str(tmp_path / "x"))
+    assert_one_line_error(proc, "--d-steps does not apply to vae")
+
+
+def test_bad_choice_and_unknown_family(tmp_path):
+    assert_one_line_error(run_cli("train", "vae", "--net", "rnn"), "'rnn' is not one of")
+    assert_one_line_error(run_cli("train", "diffusion", "--data", "fake"), "unknown model family 'diffusion'")
+
+
+def test_sample_from_a_folder_that_is_not_a_run(tmp_path):
+    assert_one_line_error(run_cli("sample", str(tmp_path)), "not a deepgen run folder")
+    assert_one_line_error(run_cli("sample", str(tmp_path / "nope")), "no run folder at")
+
+
+def test_existing_out_folder(trained):
+    proc = run_cli("train", "vae", "--data", "fake", "--out", str(trained / "vae"))
+    assert_one_line_error(proc, "already exists")
+
+
+def test_data_list_and_help():
+    proc = run_cli("data", "list")
+    assert proc.returncode == 0 and "fashion-mnist" in proc.stdout and "fake" in proc.stdout
+    proc = run_cli("train", "--help")
+    assert proc.returncode == 0 and "--latent-dim" in proc.stdout and "--d-steps" in proc.stdout
