@@ -110,12 +110,14 @@ class Trainer:
             trains in memory only.
         progress: show a progress bar (only on a terminal).
         log: callable taking one line of text (default: stderr).
+        evaluate: evaluate the validation split at epoch ends and the test split at the
+            end (False: train only, e.g. for timing).
     """
 
     def __init__(self, model: GenerativeModel, dataset: Dataset, config: TrainConfig,
-                 run: RunDir | None = None, progress: bool = True, log=None):
+                 run: RunDir | None = None, progress: bool = True, log=None, evaluate: bool = True):
         self.model, self.dataset, self.config, self.run = model, dataset, config, run
-        self.progress = progress
+        self.progress, self.evaluate = progress, evaluate
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
         self.device = resolve_device(config.device)
         self.players = model.players()
@@ -269,7 +271,7 @@ class Trainer:
         cfg = self.config
         epoch = self.iteration / self.iters_per_epoch
         line = f"epoch {epoch:.3g}/{self.total_iterations / self.iters_per_epoch:.3g}"
-        if "valid" in self.dataset.splits:
+        if self.evaluate and "valid" in self.dataset.splits:
             stats = evaluate_split(self.model, self.dataset, "valid", cfg.seed + 1, self.device)
             if stats:
                 record = {k: v["mean"] for k, v in stats.items()}
@@ -287,7 +289,7 @@ class Trainer:
         self.log(line)
 
     def _finish(self) -> None:
-        if self.run is None or "test" not in self.dataset.splits:
+        if self.run is None or not self.evaluate or "test" not in self.dataset.splits:
             return
         stats = evaluate_split(self.model, self.dataset, "test", self.config.seed + 3, self.device)
         key, unit = self.model.summary
