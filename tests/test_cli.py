@@ -118,3 +118,13 @@ def test_data_list_and_help():
     assert proc.returncode == 0 and "fashion-mnist" in proc.stdout and "fake" in proc.stdout
     proc = run_cli("train", "--help")
     assert proc.returncode == 0 and "--latent-dim" in proc.stdout and "--d-steps" in proc.stdout
+
+
+def test_cuda_asked_for_where_there_is_none(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = run_cli("train", "vae", "--data", "fake", "--device", "cuda", "--out", str(tmp_path / "x"))
+    assert_one_line_error(proc, "no CUDA device; use --device cpu")
+    assert not (tmp_path / "x").exists()

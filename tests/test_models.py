@@ -11,6 +11,11 @@ from deepgen.models import MODELS, Batch, build_model
 
 FAMILIES = list(MODELS)
 SHAPE = (1, 28, 28)
+# Each family with its defaults, plus the variants its config offers.
+VARIANTS = [(f, {}) for f in FAMILIES] + [
+    ("vae", {"net": "mlp", "likelihood": "gaussian", "preprocess": "unit"}),
+    ("gan", {"loss": "minimax", "d_steps": 2, "channels": 16}),
+]
 
 
 def batch_for(model, n=8, seed=0):
@@ -19,9 +24,9 @@ def batch_for(model, n=8, seed=0):
     return Batch(model.preprocess(x, g), torch.randint(0, 10, (n,), generator=g))
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_players_give_finite_per_example_losses_and_gradients(family):
-    model = build_model(family, {}, SHAPE)
+@pytest.mark.parametrize("family,options", VARIANTS)
+def test_players_give_finite_per_example_losses_and_gradients(family, options):
+    model = build_model(family, options, SHAPE)
     players = model.players()
     assert players and all(p.steps >= 1 for p in players)
     for player in players:
@@ -35,9 +40,9 @@ def test_players_give_finite_per_example_losses_and_gradients(family):
         assert any(g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_samples_have_the_image_shape_and_range(family):
-    model = build_model(family, {}, SHAPE).eval()
+@pytest.mark.parametrize("family,options", VARIANTS)
+def test_samples_have_the_image_shape_and_range(family, options):
+    model = build_model(family, options, SHAPE).eval()
     x = model.sample(5, generator=torch.Generator().manual_seed(0))
     assert x.shape == (5, *SHAPE)
     assert x.min() >= 0 and x.max() <= 1
@@ -61,9 +66,9 @@ def test_config_round_trips_through_json(family):
     assert again.config == model.config
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_save_load_round_trip_reproduces_samples(family, tiny, tmp_path):
-    model = build_model(family, {}, SHAPE)
+@pytest.mark.parametrize("family,options", VARIANTS)
+def test_save_load_round_trip_reproduces_samples(family, options, tiny, tmp_path):
+    model = build_model(family, options, SHAPE)
     model.fit(tiny, out=tmp_path / "run", epochs=1, batch_size=32, progress=False)
     model.eval()
     loaded = deepgen.load(tmp_path / "run")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import torch
 
@@ -34,12 +33,12 @@ def fit_model(model: GenerativeModel, data: str | Dataset = "mnist", *, out=None
         raise ConfigError(f"the model takes images of shape {model.image_shape}, "
                           f"the dataset has {dataset.image_shape}")
     train_cfg = validate(TrainConfig, train_options, "train.")
-    run = None
+    trainer = Trainer(model, dataset, train_cfg, None, progress=progress, log=log)  # validates first
     if out is not None:
         cfg = RunConfig(family=model.family, model=model.config.model_dump(mode="json"),
                         data=DataConfig(name=dataset.name, data_dir=data_dir), train=train_cfg)
-        run = RunDir.create(out, cfg)
-    Trainer(model, dataset, train_cfg, run, progress=progress, log=log).fit()
+        trainer.run = RunDir.create(out, cfg)
+    trainer.fit()
     return model
 
 
@@ -53,8 +52,10 @@ def train(config: RunConfig, out: str | os.PathLike | None = None, *, progress: 
     dataset = dataset or load_dataset(config.data.name, config.data.data_dir)
     model = build_model(config.family, config.model, dataset.image_shape, seed=config.train.seed)
     config = config.model_copy(update={"model": model.config.model_dump(mode="json")})
-    run = RunDir.create(out, config) if out is not None else None
-    Trainer(model, dataset, config.train, run, progress=progress, log=log).fit()
+    trainer = Trainer(model, dataset, config.train, None, progress=progress, log=log)  # validates first
+    if out is not None:  # the run folder is made only once everything above is valid
+        trainer.run = RunDir.create(out, config)
+    trainer.fit()
     return model
 
 
@@ -105,6 +106,3 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     """A seeded torch.Generator on ``device``, for ``sample(n, generator=...)``."""
     return torch.Generator(device=device).manual_seed(seed)
 
-
-def run_name(path: str | os.PathLike) -> str:
-    return Path(path).name

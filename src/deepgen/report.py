@@ -63,13 +63,13 @@ def _curves(model_cls, records: list[dict]) -> list[str]:
     figs = []
     for title, ylabel, keys in model_cls.report_curves:
         series = []
-        for key in keys:
+        for key, label in keys:
             split, name = key.split(":", 1) if ":" in key else ("train", key)
             points = [(r["images"], r[name]) for r in records if r.get("split") == split and name in r
                       and isinstance(r[name], (int, float)) and math.isfinite(r[name])]
             if points:
                 xs, ys = zip(*points)
-                series.append((f"{name} ({split})", [x / 1000 for x in xs], ys))
+                series.append((label, [x / 1000 for x in xs], ys))
         if series:
             figs.append(_figure(curves_png(series, "training images seen (thousands)", ylabel, title), title))
     return figs

@@ -82,8 +82,9 @@ class GenerativeModel(nn.Module):
     summary: ClassVar[tuple[str, str]] = ("", "")  # (test metric key, unit) for results.json
     units: ClassVar[dict[str, str]] = {}  # unit of each key ``evaluate`` returns
     evaluate_protocol: ClassVar[str] = ""  # how the test numbers are computed, in words
-    # Report curves: (title, y-axis label, metrics keys; "valid:" prefix = validation records)
-    report_curves: ClassVar[list[tuple[str, str, list[str]]]] = []
+    # Report curves: (title, y-axis label, [(metrics key, legend label)]); a key prefixed
+    # "valid:" is read from the validation records, others from the training records.
+    report_curves: ClassVar[list[tuple[str, str, list[tuple[str, str]]]]] = []
 
     def __init__(self, config: ModelConfig):
         super().__init__()

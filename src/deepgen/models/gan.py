@@ -47,8 +47,10 @@ class GAN(GenerativeModel):
     units = {"d_real": "probability", "d_fake": "probability", "value": "nats"}
     evaluate_protocol = "D(x) on the split's images, D(G(z)) on as many samples, V(D, G) per pair"
     report_curves = [
-        ("Discriminator outputs", "mean probability", ["discriminator/d_real", "discriminator/d_fake"]),
-        ("Losses", "nats per example", ["discriminator/loss", "generator/loss"]),
+        ("Discriminator outputs", "mean probability", [("discriminator/d_real", "D(x)"),
+                                                       ("discriminator/d_fake", "D(G(z))")]),
+        ("Losses", "nats per example", [("discriminator/loss", "discriminator -V(D, G)"),
+                                        ("generator/loss", "generator")]),
     ]
 
     def __init__(self, config: GANConfig):

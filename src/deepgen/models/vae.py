@@ -53,8 +53,10 @@ class VAE(GenerativeModel):
     evaluate_protocol = ("single-sample ELBO per image; inputs preprocessed as configured "
                          "(dynamic binarisation is drawn once with the evaluation seed)")
     report_curves = [
-        ("Negative ELBO", "nats per image", ["vae/loss", "valid:neg_elbo"]),
-        ("ELBO terms (training)", "nats per image", ["vae/recon", "vae/kl"]),
+        ("Negative ELBO", "nats per image", [("vae/loss", "-ELBO (training batches)"),
+                                              ("valid:neg_elbo", "-ELBO (validation split)")]),
+        ("ELBO terms (training)", "nats per image", [("vae/recon", "reconstruction -E[log p(x|z)]"),
+                                                     ("vae/kl", "KL(q(z|x) || p(z))")]),
     ]
 
     def __init__(self, config: VAEConfig):
