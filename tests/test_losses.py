@@ -82,3 +82,51 @@ def test_nonsaturating_gradient_is_strong_where_minimax_saturates():
 
 def test_bits_per_dim():
     assert losses.bits_per_dim(torch.tensor([784 * math.log(2)]), 784).item() == pytest.approx(1.0)
+
+
+def test_iwae_bound_rises_with_k_and_never_exceeds_log_px():
+    # q = prior = N(0, 1), p(x|z) = N(x; z, 1): log p(x) = log N(x; 0, 2) exactly.
+    g = torch.Generator().manual_seed(4)
+    x = torch.tensor([0.3, -1.7, 2.5])
+    exact = torch.distributions.Normal(0.0, math.sqrt(2.0)).log_prob(x)
+    means = []
+    for k in (1, 10, 100, 2000):
+        z = torch.randn(200, k, 3, generator=g)
+        log_w = torch.distributions.Normal(z, 1.0).log_prob(x)  # log p(x|z); prior and q cancel
+        means.append(torch.stack([losses.iwae_bound(lw) for lw in log_w]).mean(0))
+    for a, b in zip(means, means[1:]):
+        assert torch.all(b >= a - 0.01)
+    assert torch.all(means[-1] <= exact + 0.01) and torch.allclose(means[-1], exact, atol=0.03)
+
+
+def test_iwae_bound_is_a_stable_log_mean_exp():
+    lw = torch.tensor([[1000.0, -5.0], [1000.0, -7.0]])
+    expected = torch.tensor([1000.0, math.log((math.exp(-5) + math.exp(-7)) / 2)])
+    assert torch.allclose(losses.iwae_bound(lw), expected)
+
+
+def test_gradient_penalty_against_a_hand_computation():
+    # f(x) = a . x^2 / 2 has gradient a * x; at x_hat = eps*r + (1-eps)*f the norm is known.
+    a = torch.tensor([3.0, -4.0])
+    critic = lambda x: (0.5 * a * x.pow(2)).sum(1)  # noqa: E731
+    real, fake = torch.tensor([[1.0, 1.0], [2.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.0, 2.0]])
+    g = torch.Generator().manual_seed(5)
+    eps = torch.rand((2, 1), generator=torch.Generator().manual_seed(5))
+    x_hat = eps * real + (1 - eps) * fake
+    expected = ((a * x_hat).norm(dim=1) - 1).pow(2)
+    assert torch.allclose(losses.gradient_penalty(critic, real, fake, g), expected)
+
+
+def test_gradient_penalty_draws_one_weight_per_example():
+    # With per-pixel weights, x_hat would leave the segment between real and fake.
+    seen = {}
+
+    def critic(x):
+        seen["x"] = x
+        return x.flatten(1).sum(1)
+
+    real, fake = torch.ones(4, 1, 3, 3), torch.zeros(4, 1, 3, 3)
+    losses.gradient_penalty(critic, real, fake, torch.Generator().manual_seed(0))
+    x = seen["x"].detach().flatten(1)
+    assert torch.all(x.max(1).values == x.min(1).values)
+    assert len(set(x[:, 0].tolist())) == 4

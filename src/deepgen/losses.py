@@ -98,3 +98,36 @@ def generator_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
     """-log D(G(z)) per example, (B,) nats: same fixed point, stronger gradients early
     (Goodfellow et al. 2014, sec. 3)."""
     return F.softplus(-fake_logits).flatten()
+
+
+# --- importance weighting and critics ---
+
+def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:
+    """The k-sample importance-weighted bound log (1/k) sum_i w_i, per example, in nats
+    (Burda et al. 2015, eq. 8), computed with log-sum-exp.
+
+    Args:
+        log_weights: (k, B) log p(x, z_i) - log q(z_i | x) for z_i ~ q(z|x).
+    Returns: (B,) nats. k = 1 gives the one-sample ELBO estimate; the expectation rises
+    with k towards log p(x) (Theorem 1).
+    """
+    k = log_weights.shape[0]
+    return torch.logsumexp(log_weights, dim=0) - math.log(k)
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """(||grad_x f(x_hat)||_2 - 1)^2 per example at x_hat = eps * real + (1 - eps) * fake,
+    with one eps ~ U(0, 1) per example, not per pixel (Gulrajani et al. 2017, Algorithm 1).
+
+    Args:
+        critic: callable (B, ...) -> (B,) or (B, 1).
+        real, fake: (B, ...) same shape.
+    Returns: (B,) penalty (unitless; multiply by lambda, 10 in the paper), differentiable
+    in the critic's parameters.
+    """
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    eps = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1.0).pow(2)
