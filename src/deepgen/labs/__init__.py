@@ -3,6 +3,7 @@
 ``deepgen lab NAME`` runs one and writes NAME.png and NAME.json; ``run_lab`` is the API.
 """
 
+from . import divergences as _divergences  # noqa: F401
 from . import gan_1d as _gan_1d  # noqa: F401
 from . import optimal_discriminator as _optimal_discriminator  # noqa: F401
 from .common import LABS, Lab, run_lab
