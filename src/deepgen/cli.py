@@ -183,6 +183,30 @@ def demo(out, vae_epochs, gan_epochs, device, quiet):
     click.echo(str(run_demo(Path(out), vae_epochs, gan_epochs, device, progress=not quiet)))
 
 
+# --- labs -----------------------------------------------------------------------------
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--list", "list_labs", is_flag=True, help="name every lab")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default="labs", show_default=True,
+              help="folder for NAME.png and NAME.json")
+@click.option("--fast", is_flag=True, help="fewer training steps and samples (the tests' setting)")
+@click.option("--seed", type=int, default=0, show_default=True)
+def lab(name, list_labs, out, fast, seed):
+    """Run a theory lab: a figure (PNG) and its numbers (JSON), checked against theory."""
+    from .labs import LABS, run_lab
+
+    if list_labs or not name:
+        for lab_name, entry in LABS.items():
+            click.echo(f"{lab_name:22s} {entry.title}  [{entry.source}]")
+        return
+    numbers = run_lab(name, out, fast=fast, seed=seed)
+    for check_name, c in numbers["checks"].items():
+        click.echo(f"{'ok  ' if c['passed'] else 'FAIL'} {check_name}: {c['value']:.4g} (want {c['tolerance']})")
+    click.echo(f"{numbers['figure']}\n{Path(out) / (name + '.json')}")
+    if not all(c["passed"] for c in numbers["checks"].values()):
+        raise DeepgenError(f"lab {name}: a check is outside its tolerance (see above)")
+
+
 # --- data -----------------------------------------------------------------------------
 @cli.group()
 def data():
