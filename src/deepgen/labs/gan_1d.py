@@ -64,6 +64,7 @@ def draw(ax, gen, disc, g, title: str) -> None:
     ax.set_ylim(-0.5, 1.05)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("x (and z ~ N(0, 1) below)")
+    ax.set_ylabel("density (per unit x); D(x)", fontsize=8)
 
 
 @register_lab("gan-1d", "A 1-D GAN trained with Algorithm 1, drawn like Goodfellow et al.'s Figure 1",
