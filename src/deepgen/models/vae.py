@@ -112,6 +112,26 @@ class VAE(GenerativeModel):
         terms["bits_per_dim"] = losses.bits_per_dim(terms["neg_elbo"], batch.x[0].numel())
         return terms
 
+    def log_importance_weights(self, x: torch.Tensor, n: int,
+                               generator: torch.Generator | None = None) -> torch.Tensor:
+        """log p(x, z_i) - log q(z_i | x) for n draws z_i ~ q(z|x): (n, B) nats.
+
+        The input to the IWAE bound (Burda et al. 2015, eq. 8). The decoder runs on all
+        n * B latents at once; x is broadcast, never copied n times.
+        """
+        mu, logvar = self.encode(x)
+        eps = torch.randn((n, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps  # (n, B, L)
+        out = self.decode(z.reshape(-1, z.shape[-1])).view(n, *x.shape)
+        if self.log_scale is None:  # Bernoulli: x * l - softplus(l), summed over pixels
+            log_px = (out * x - torch.nn.functional.softplus(out)).flatten(2).sum(2)
+        else:
+            per_pixel = (-0.5 * losses.LOG_2PI - self.log_scale
+                         - 0.5 * ((x - out) * torch.exp(-self.log_scale)).pow(2))
+            log_px = per_pixel.flatten(2).sum(2)
+        log_pz = losses.log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
+        return log_px + log_pz - losses.log_normal(z, mu.expand_as(z), logvar.expand_as(z))
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1]: E[x|z] for z ~ N(0, I)."""
