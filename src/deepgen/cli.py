@@ -207,6 +207,30 @@ def lab(name, list_labs, out, fast, seed):
         raise DeepgenError(f"lab {name}: a check is outside its tolerance (see above)")
 
 
+# --- feature classifiers ------------------------------------------------------------------
+@cli.group()
+def classifier():
+    """The feature networks behind FID, KID, IS and precision/recall."""
+
+
+@classifier.command("train")
+@click.argument("name")
+@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="weights path [default: the package's metrics/weights/NAME-classifier.safetensors]")
+def classifier_train(name, epochs, seed, data_dir, output):
+    """Train the classifier of dataset NAME and save its weights (safetensors)."""
+    from .data import load_dataset
+    from .metrics.classifier import save_classifier, train_classifier
+
+    model, acc = train_classifier(load_dataset(name, data_dir), epochs, seed,
+                                  log=lambda m: click.echo(m, err=True))
+    path = save_classifier(model, name, acc, Path(output) if output else None)
+    click.echo(f"test accuracy {acc:.4f}\n{path}")
+
+
 # --- data -----------------------------------------------------------------------------
 @cli.group()
 def data():

@@ -15,7 +15,6 @@ import torch
 from .. import losses
 from ..errors import ConfigError
 
-
 # Samples decoded per image per call. chunk * batch_size ~ 2,000 rows keeps the decoder's
 # output in cache: for the 784-400-20 MLP, 3.2 min for k = 5000 over 10k MNIST test images
 # on 2 cores, against 6.3 min with 25,000 rows per call (measured 2026-11-21).

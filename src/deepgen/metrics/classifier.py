@@ -1,0 +1,141 @@
+"""The feature networks: a small CNN classifier per dataset, trained by
+``deepgen classifier train NAME`` and shipped inside the package as safetensors.
+
+No pretrained Inception weights can be fetched here, and Inception features fit 28x28
+grey digits poorly; these classifiers give the features (128-d, penultimate layer) and
+class probabilities for FID, KID, IS and precision/recall. Every metric computed with
+one records its sha256, so numbers are only compared under the same network.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from ..data.datasets import Dataset
+from ..errors import CheckpointError
+from ..fileio import atomic_write_bytes, sha256_bytes
+
+FEATURES = 128
+
+
+class Classifier(nn.Module):
+    """images (B, 1, 28, 28) in [0, 1] -> logits (B, classes); ``features`` gives (B, 128)."""
+
+    def __init__(self, classes: int = 10, channels: int = 1):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, FEATURES), nn.ReLU(),
+        )
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(FEATURES, classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body((x - 0.5) / 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+def weights_path(name: str) -> Path:
+    return Path(str(resources.files("deepgen.metrics") / "weights" / f"{name}-classifier.safetensors"))
+
+
+def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Tensor:
+    """Translate each image by up to ``max_shift`` pixels (zero padding), per image."""
+    b = x.shape[0]
+    padded = nn.functional.pad(x, [max_shift] * 4)
+    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=g)
+    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=g)
+    rows = (dy[:, None] + torch.arange(x.shape[2])[None]).view(b, 1, -1, 1)
+    cols = (dx[:, None] + torch.arange(x.shape[3])[None]).view(b, 1, 1, -1)
+    idx = torch.arange(b).view(b, 1, 1, 1)
+    return padded[idx, torch.zeros_like(idx), rows, cols]
+
+
+def accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor, batch: int = 1000) -> float:
+    model.eval()
+    with torch.no_grad():
+        correct = sum(int((model(images[i:i + batch].float() / 255).argmax(1) == labels[i:i + batch]).sum())
+                      for i in range(0, len(images), batch))
+    return correct / len(images)
+
+
+def train_classifier(data: Dataset, epochs: int = 8, seed: int = 0, log=print) -> tuple[Classifier, float]:
+    """Train on train+valid with random shifts (Adam 1e-3, cosine schedule, batch 128);
+    returns the model and its test accuracy."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Classifier(data.num_classes or 10, data.image_shape[0])
+    images = torch.cat([data["train"].images, data["valid"].images])
+    labels = torch.cat([data["train"].labels, data["valid"].labels])
+    steps = epochs * (len(images) // 128)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(images), generator=g)
+        for b in range(len(images) // 128):
+            idx = perm[b * 128:(b + 1) * 128]
+            x = _shift(images[idx].float() / 255, g)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed * 100_000 + epoch * 1000 + b)  # dropout masks, reproducible
+                loss = nn.functional.cross_entropy(model(x), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        log(f"epoch {epoch + 1}/{epochs}: test accuracy {accuracy(model, data['test'].images, data['test'].labels):.4f}")
+    return model.eval(), accuracy(model, data["test"].images, data["test"].labels)
+
+
+def save_classifier(model: Classifier, name: str, test_accuracy: float, path: Path | None = None) -> Path:
+    meta = {"dataset": name, "test_accuracy": f"{test_accuracy:.4f}", "features": str(FEATURES)}
+    blob = st_save({k: v.contiguous() for k, v in model.state_dict().items()}, metadata=meta)
+    return atomic_write_bytes(path or weights_path(name), blob)
+
+
+def load_classifier(name: str, path: Path | None = None) -> tuple[Classifier, str]:
+    """The shipped classifier of dataset ``name`` (eval mode) and the sha256 of its weights.
+
+    Raises:
+        CheckpointError: no weights for ``name`` (with the command that trains them), or
+            an unreadable file.
+    """
+    path = Path(path or weights_path(name))
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        raise CheckpointError(f"no feature classifier for {name!r} at {path}; "
+                              f"train it with `deepgen classifier train {name}`") from None
+    try:
+        state = st_load(blob)
+        model = Classifier(state["head.weight"].shape[0], state["body.0.weight"].shape[1])
+        model.load_state_dict(state)
+    except (SafetensorError, KeyError, RuntimeError) as err:
+        raise CheckpointError(f"{path} is not a deepgen classifier: {err}") from None
+    return model.eval(), sha256_bytes(blob)
+
+
+def classifier_outputs(model: Classifier, images: torch.Tensor, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (N, 128), class probabilities (N, classes)) of images (N, C, H, W), either
+    uint8 in [0, 255] or float in [0, 1]."""
+    feats, probs = [], []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = images[i:i + batch]
+            x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+            f = model.features(x)
+            feats.append(f)
+            probs.append(torch.softmax(model.head(f), dim=1))
+    return torch.cat(feats), torch.cat(probs)
+
