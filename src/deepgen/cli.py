@@ -215,7 +215,7 @@ def classifier():
 
 @classifier.command("train")
 @click.argument("name")
-@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=12, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,

@@ -8,6 +8,7 @@ same network (record its hash beside them). Computation is in float64.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -30,9 +31,15 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     with a small diagonal when it is singular.
     """
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(covmean).all():
-        eps = 1e-6 * np.eye(len(cov1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", linalg.LinAlgWarning)
+        try:
+            covmean = linalg.sqrtm(cov1 @ cov2)
+            singular = not np.isfinite(covmean).all()
+        except linalg.LinAlgWarning:
+            singular = True
+    if singular:  # e.g. a feature that never varies: regularise both covariances a little
+        eps = 1e-6 * max(np.trace(cov1), np.trace(cov2)) / len(cov1) * np.eye(len(cov1))
         covmean = linalg.sqrtm((cov1 + eps) @ (cov2 + eps))
     if np.iscomplexobj(covmean):
         if np.abs(covmean.imag).max() > 1e-3 * max(1.0, np.abs(covmean.real).max()):
