@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from deepgen.metrics.features import density_coverage, fid, frechet_distance, inception_score, kid, precision_recall
+from deepgen.metrics.features import (
+    density_coverage,
+    fid,
+    frechet_distance,
+    inception_score,
+    kid,
+    precision_recall,
+)
 
 
 def gaussian(n, mean, std, seed, dim=4):

@@ -8,7 +8,6 @@ import torch
 from deepgen.data.toy import TOY_MIXTURES, grid25, ring8, swissroll
 from deepgen.metrics.modes import mode_metrics
 
-
 # In 2-D, P(||x - c|| <= 3 std) for an isotropic Gaussian is 1 - exp(-9/2) (chi with 2 d.o.f.).
 WITHIN_3_STD = 100 * (1 - math.exp(-4.5))  # 98.89%
 

@@ -207,6 +207,26 @@ def lab(name, list_labs, out, fast, seed):
         raise DeepgenError(f"lab {name}: a check is outside its tolerance (see above)")
 
 
+# --- eval -------------------------------------------------------------------------------
+@cli.command("eval")
+@click.argument("run", type=click.Path())
+@click.option("--metrics", default="fid,kid,is,pr,parzen", show_default=True,
+              help="comma-separated: nll, parzen, fid, kid, is, pr (nll needs an encoder)")
+@click.option("--n", "n", type=click.IntRange(2), default=10000, show_default=True,
+              help="test images and generated samples")
+@click.option("--k", "k", type=click.IntRange(1), default=5000, show_default=True,
+              help="importance samples per image for nll")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def eval_command(run, metrics, n, k, seed, device):
+    """Measure a run and write RUN/eval.json (each number with its uncertainty and protocol)."""
+    from .metrics.evaluate import evaluate_run
+
+    evaluate_run(run, [m.strip() for m in metrics.split(",") if m.strip()], n=n, k=k, seed=seed,
+                 device=device, log=click.echo)
+    click.echo(str(Path(run) / "eval.json"))
+
+
 # --- feature classifiers ------------------------------------------------------------------
 @cli.group()
 def classifier():

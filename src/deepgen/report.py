@@ -89,6 +89,26 @@ def _results_table(results: dict | None) -> str:
     return head + f"<table><tr><th>metric</th><th>mean</th><th>std. error</th><th>unit</th><th>n</th></tr>{rows}</table>"
 
 
+def _eval_table(path: Path) -> str:
+    """The metrics of ``deepgen eval`` (eval.json), if it was run."""
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text())
+    rows = []
+    for name, v in sorted(data.get("metrics", {}).items()):
+        flat = {"nll": v["nll"], "bits/dim": v["bits_per_dim"]} if name == "nll" else (
+            {k: v[k] for k in ("precision", "recall", "density", "coverage")} if name == "pr" else {name: v})
+        for label, num in flat.items():
+            err = num.get("stderr")
+            rows.append(f"<tr><td>{html.escape(label)}</td><td>{num['mean']:.4g}</td>"
+                        f"<td>{'' if err is None else f'{err:.2g}'}</td><td>{v.get('n', '')}</td>"
+                        f"<td style='text-align:left'>{html.escape(v.get('protocol', ''))}</td></tr>")
+    clf = data.get("classifier")
+    note = f"<p>Feature classifier sha256: <code>{html.escape(clf['sha256'])}</code></p>" if clf else ""
+    return ("<h3>Evaluation (deepgen eval)</h3><table><tr><th>metric</th><th>value</th><th>std. error</th>"
+            "<th>n</th><th>protocol</th></tr>" + "".join(rows) + "</table>" + note)
+
+
 def run_section(path: Path) -> str:
     """The HTML section of one run folder."""
     run = RunDir.open(path)
@@ -100,6 +120,7 @@ def run_section(path: Path) -> str:
         parts.append(f"<p><b>test {html.escape(s['metric'])}: {s['mean']:.2f} ± {s['stderr']:.2f} "
                      f"{html.escape(s['unit'])}</b></p>")
     parts.append(_results_table(results))
+    parts.append(_eval_table(path / "eval.json"))
     try:
         model = load(path)
     except DeepgenError as err:

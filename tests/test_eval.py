@@ -1,0 +1,42 @@
+"""`deepgen eval` on a short real MNIST run: every metric, the JSON it writes, its errors."""
+
+import json
+
+import pytest
+from conftest import run_cli
+
+from deepgen.models import build_model
+
+
+@pytest.fixture(scope="module")
+def vae_run(mnist, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "vae"
+    build_model("vae", {"net": "mlp"}, mnist.image_shape).fit(mnist, out=out, images=12800, progress=False,
+                                                              log=lambda m: None)
+    return out
+
+
+def test_eval_writes_every_metric_with_uncertainty_and_the_classifier_hash(vae_run):
+    proc = run_cli("eval", str(vae_run), "--metrics", "nll,parzen,fid,kid,is,pr", "--n", "300", "--k", "20")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((vae_run / "eval.json").read_text())
+    m = data["metrics"]
+    assert set(m) == {"nll", "parzen", "fid", "kid", "is", "pr"}
+    assert m["nll"]["nll"]["mean"] <= m["nll"]["neg_elbo"]["mean"] and m["nll"]["k"] == 20
+    assert all("stderr" in m[k] for k in ("parzen", "fid", "kid", "is"))
+    assert 1.0 <= m["is"]["mean"] <= 10.0 and 0 <= m["pr"]["precision"]["mean"] <= 1
+    assert len(data["classifier"]["sha256"]) == 64
+    report = run_cli("report", str(vae_run), "-o", str(vae_run / "r.html"))
+    assert report.returncode == 0 and "Feature classifier sha256" in (vae_run / "r.html").read_text()
+
+
+def test_eval_errors(vae_run, tmp_path):
+    proc = run_cli("eval", str(vae_run), "--metrics", "nosuch")
+    assert proc.returncode == 2 and "unknown metric 'nosuch'" in proc.stderr and "Traceback" not in proc.stderr
+    gan = tmp_path / "gan"
+    assert run_cli("train", "gan", "--data", "fake", "--epochs", "1", "--channels", "8", "--out", str(gan),
+                   "--quiet").returncode == 0
+    proc = run_cli("eval", str(gan), "--metrics", "nll", "--n", "10", "--k", "2")
+    assert proc.returncode != 0 and "has no encoder" in proc.stderr
+    proc = run_cli("eval", str(gan), "--metrics", "fid", "--n", "10")
+    assert proc.returncode != 0 and "no feature classifier for 'fake'" in proc.stderr
