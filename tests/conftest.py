@@ -25,6 +25,17 @@ def mnist():
 
 
 @pytest.fixture(scope="session")
+def fashion_mnist():
+    """Fashion-MNIST if this machine has it (Debian: apt-get install dataset-fashion-mnist)."""
+    from deepgen.errors import DataError
+
+    try:
+        return deepgen.load_dataset("fashion-mnist")
+    except DataError:
+        pytest.skip("Fashion-MNIST is not on this machine (apt-get install dataset-fashion-mnist)")
+
+
+@pytest.fixture(scope="session")
 def tiny():
     """Fake 1x28x28 data: 256 train / 64 valid / 64 test images."""
     return fake_dataset(DATASETS["fake"], sizes=(256, 64, 64), seed=0)

@@ -98,13 +98,8 @@ def test_write_idx_files_refuses_wrong_checksums(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
-def test_fashion_mnist_from_debian_if_installed():
-    try:
-        locate_idx_files(DATASETS["fashion-mnist"])
-    except DataError:
-        pytest.skip("Debian's dataset-fashion-mnist is not installed")
-    ds = deepgen.load_dataset("fashion-mnist")
-    assert [len(ds[s]) for s in ("train", "valid", "test")] == [50000, 10000, 10000]
+def test_fashion_mnist_splits(fashion_mnist):
+    assert [len(fashion_mnist[s]) for s in ("train", "valid", "test")] == [50000, 10000, 10000]
 
 
 def test_preprocessing_ranges():

@@ -56,3 +56,8 @@ def test_kid_of_a_set_against_itself_and_precision_recall(feats):
     assert p > 0.7 and r > 0.7
     _, r1 = precision_recall(feats["test"][0][:5000], feats["ones"][0])
     assert r1 < 0.3  # one class covers little of the real manifold
+
+
+def test_shipped_fashion_classifier_reaches_its_stated_accuracy(fashion_mnist):
+    model, _ = load_classifier("fashion-mnist")
+    assert accuracy(model, fashion_mnist["test"].images, fashion_mnist["test"].labels) >= 0.91
