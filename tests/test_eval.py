@@ -40,3 +40,15 @@ def test_eval_errors(vae_run, tmp_path):
     assert proc.returncode != 0 and "has no encoder" in proc.stderr
     proc = run_cli("eval", str(gan), "--metrics", "fid", "--n", "10")
     assert proc.returncode != 0 and "no feature classifier for 'fake'" in proc.stderr
+
+
+def test_eval_uses_the_exact_likelihood_when_a_model_has_one(mnist, tmp_path):
+    out = tmp_path / "gmm"
+    build_model("gmm", {"components": 2, "max_iter": 5}, mnist.image_shape).fit(mnist, out=out, progress=False,
+                                                                               log=lambda m: None)
+    proc = run_cli("eval", str(out), "--metrics", "nll,is", "--n", "200")
+    assert proc.returncode == 0, proc.stderr
+    nll = json.loads((out / "eval.json").read_text())["metrics"]["nll"]
+    assert "exact" in nll["protocol"] and "k" not in nll
+    results = json.loads((out / "results.json").read_text())
+    assert abs(results["metrics"]["neg_log_density"]["mean"] - nll["nll"]["mean"]) < 5 * nll["nll"]["stderr"] + 1

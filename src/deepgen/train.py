@@ -121,16 +121,20 @@ class Trainer:
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
         self.device = resolve_device(config.device)
         self.players = model.players()
+        self.closed_form = not self.players  # e.g. a GMM fitted by EM: one "iteration"
+        if self.closed_form and not hasattr(model, "fit_closed_form"):
+            raise ConfigError(f"a {model.family} has neither players nor fit_closed_form")
         self.data_steps = sum(p.steps for p in self.players if p.uses_data)
-        n_train = len(dataset["train"])
-        self.iters_per_epoch = batch_slices(n_train, config.batch_size) // max(1, self.data_steps)
+        n_train = self.n_train = len(dataset["train"])
+        self.iters_per_epoch = (1 if self.closed_form
+                                else batch_slices(n_train, config.batch_size) // max(1, self.data_steps))
         if self.iters_per_epoch < 1:
             raise DataError(
                 f"the training split has {n_train} images, fewer than one iteration needs "
                 f"({self.data_steps} batches of {config.batch_size}); lower --batch-size")
         unit, amount = config.length()
         per_iter = config.batch_size * max(1, self.data_steps)
-        self.total_iterations = (amount * self.iters_per_epoch if unit == "epochs"
+        self.total_iterations = (1 if self.closed_form else amount * self.iters_per_epoch if unit == "epochs"
                                  else math.ceil(amount / per_iter))
         self.iteration = 0
         self.elapsed = 0.0
@@ -166,6 +170,8 @@ class Trainer:
 
     @property
     def images_seen(self) -> int:
+        if self.closed_form:
+            return self.iteration * self.n_train
         return self.iteration * self.data_steps * self.config.batch_size
 
     def checkpoint(self, optimizers, noise):
@@ -194,6 +200,8 @@ class Trainer:
             self._restore(resume, optimizers, noise)
             if self.run is not None:
                 self.run.truncate_metrics(self.iteration)
+        if self.closed_form:
+            return self._fit_closed_form(images, noise)
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
         counts: dict[str, int] = defaultdict(int)
         bar = tqdm(total=self.total_iterations, initial=self.iteration, unit="it", file=sys.stderr,
@@ -256,6 +264,19 @@ class Trainer:
         bar.close()
         self._finish()
         return model
+
+    def _fit_closed_form(self, images: torch.Tensor, noise: torch.Generator) -> GenerativeModel:
+        """Models without players (fitted in closed form, e.g. by EM) take one "iteration"."""
+        if self.iteration < 1:
+            start = time.perf_counter()
+            note = self.model.fit_closed_form(self.model.preprocess(images, noise), seed=self.config.seed)
+            if note:
+                self.log(f"{self.model.family}: {note}")
+            self.iteration, self.elapsed = 1, time.perf_counter() - start
+            self._end_of_epoch()
+            self.checkpoint({}, noise)
+        self._finish()
+        return self.model
 
     def _log_train(self, record: dict[str, float], speed: float, bar) -> None:
         record.update(iteration=self.iteration, epoch=self.iteration / self.iters_per_epoch,

@@ -57,7 +57,7 @@ def evaluate_nll(model, images: torch.Tensor, k: int = 5000, batch_size: int = B
     error over images, beside the k-sample ELBO.
     """
     model.eval()
-    device = next(model.parameters()).device
+    device = model.device
     gen = torch.Generator(device=device).manual_seed(seed)
     log_px, elbo = [], []
     for start in range(0, len(images), batch_size):

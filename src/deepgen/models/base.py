@@ -8,6 +8,7 @@ knows nothing else about the family.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -98,7 +99,10 @@ class GenerativeModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        """Where the model's tensors live (parameters, or buffers for models without any)."""
+        for tensor in itertools.chain(self.parameters(), self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
 
     def preprocess(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 images (B, C, H, W) -> model inputs, by the config's ``preprocess``."""
