@@ -22,7 +22,7 @@ def _write_dataset(directory, arrays):
 
 
 def test_unknown_dataset_names_the_known_ones():
-    with pytest.raises(ConfigError, match="unknown dataset 'nosuch'; known: fake, fashion-mnist, mnist"):
+    with pytest.raises(ConfigError, match="unknown dataset 'nosuch'; known: fake, fashion-mnist, grid25, mnist"):
         deepgen.load_dataset("nosuch")
 
 
@@ -124,3 +124,11 @@ def test_batches_depend_on_seed_and_epoch_only():
     assert not torch.equal(torch.cat(a), torch.cat(list(iterate_batches(100, 32, 1, 4))))
     assert torch.equal(torch.cat(list(iterate_batches(100, 32, 1, 3, start=1))), torch.cat(a[1:]))
     assert len(set(torch.cat(a).tolist())) == 96
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25", "swissroll"])
+def test_toy_datasets_are_fixed_float_points(name):
+    a, b = deepgen.load_dataset(name), deepgen.load_dataset(name)
+    assert a.is_points and a.image_shape == (2,)
+    assert [len(a[s]) for s in ("train", "valid", "test")] == [20000, 2000, 2500]
+    assert torch.equal(a["test"].images, b["test"].images)

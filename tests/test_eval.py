@@ -52,3 +52,22 @@ def test_eval_uses_the_exact_likelihood_when_a_model_has_one(mnist, tmp_path):
     assert "exact" in nll["protocol"] and "k" not in nll
     results = json.loads((out / "results.json").read_text())
     assert abs(results["metrics"]["neg_log_density"]["mean"] - nll["nll"]["mean"]) < 5 * nll["nll"]["stderr"] + 1
+
+
+def test_gmm_on_a_toy_mixture_captures_every_mode(tmp_path):
+    out = tmp_path / "ring"
+    proc = run_cli("train", "gmm", "--data", "ring8", "--components", "8", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("eval", str(out), "--metrics", "modes")
+    assert proc.returncode == 0, proc.stderr
+    modes = json.loads((out / "eval.json").read_text())["metrics"]["modes"]
+    assert modes["modes"] == 8 and modes["high_quality_percent"] > 97 and modes["reverse_kl"] < 0.05
+    assert run_cli("report", str(out)).returncode == 0  # 2-D samples drawn as a scatter
+    assert run_cli("sample", str(out), "-n", "500", "-o", str(tmp_path / "s.png")).returncode == 0
+
+
+def test_modes_metric_and_conv_nets_refuse_the_wrong_data(vae_run, tmp_path):
+    proc = run_cli("eval", str(vae_run), "--metrics", "modes", "--n", "10")
+    assert proc.returncode != 0 and "needs a mixture dataset" in proc.stderr
+    proc = run_cli("train", "vae", "--data", "ring8", "--out", str(tmp_path / "x"))
+    assert proc.returncode != 0 and "need images (C, H, W)" in proc.stderr and "Traceback" not in proc.stderr

@@ -124,11 +124,11 @@ def train(family, data, data_dir, out, resume_run, quiet, **options):
 def sample(run, n, output, seed, nrow, device):
     """Draw N samples from the model in RUN and save them as a PNG grid."""
     from . import api
-    from .viz import save_grid
+    from .viz import save_samples
 
     model = api.load(run, device=device, warn=_warn)
     images = model.sample(n, generator=api.make_generator(seed, model.device))
-    path = save_grid(images, output or Path(run) / "samples.png", nrow=nrow)
+    path = save_samples(images, output or Path(run) / "samples.png", nrow=nrow)
     click.echo(str(path))
 
 

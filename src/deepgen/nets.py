@@ -14,7 +14,9 @@ from torch import nn
 from .errors import ConfigError
 
 
-def _check_conv_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+def _check_conv_shape(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(image_shape) != 3:
+        raise ConfigError(f"convolutional networks need images (C, H, W), not data of shape {tuple(image_shape)}")
     c, h, w = image_shape
     if h % 4 or w % 4:
         raise ConfigError(f"convolutional networks need height and width divisible by 4, not {h}x{w}")

@@ -19,7 +19,7 @@ from .errors import DeepgenError
 from .fileio import atomic_write_text
 from .models.base import GenerativeModel
 from .rundir import RunDir
-from .viz import curves_png, grid_image, png_bytes
+from .viz import curves_png, grid_image, png_bytes, samples_png
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
@@ -96,8 +96,15 @@ def _eval_table(path: Path) -> str:
     data = json.loads(path.read_text())
     rows = []
     for name, v in sorted(data.get("metrics", {}).items()):
-        flat = {"nll": v["nll"], "bits/dim": v["bits_per_dim"]} if name == "nll" else (
-            {k: v[k] for k in ("precision", "recall", "density", "coverage")} if name == "pr" else {name: v})
+        if name == "nll":
+            flat = {"nll": v["nll"], "bits/dim": v["bits_per_dim"]}
+        elif name == "pr":
+            flat = {k: v[k] for k in ("precision", "recall", "density", "coverage")}
+        elif name == "modes":
+            flat = {"modes captured": {"mean": v["modes"]}, "% high quality": {"mean": v["high_quality_percent"]},
+                    "reverse KL (nats)": {"mean": v["reverse_kl"]}}
+        else:
+            flat = {name: v}
         for label, num in flat.items():
             err = num.get("stderr")
             rows.append(f"<tr><td>{html.escape(label)}</td><td>{num['mean']:.4g}</td>"
@@ -130,8 +137,10 @@ def run_section(path: Path) -> str:
 
     figs = _curves(MODELS[config.family], run.metrics())
     if model is not None:
-        samples = model.sample(64, generator=make_generator(0))
-        figs.append(_figure(png_bytes(grid_image(samples, 8)), "64 samples (seed 0)"))
+        points = len(model.image_shape) == 1
+        samples = model.sample(2500 if points else 64, generator=make_generator(0))
+        reference = load_dataset(config.data.name, config.data.data_dir)["test"].images if points else None
+        figs.append(_figure(samples_png(samples, 8, reference), f"{len(samples)} samples (seed 0)"))
         if model.has_encoder:
             try:
                 grid, nrow = reconstruction_grid(model, config)

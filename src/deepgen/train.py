@@ -26,7 +26,7 @@ from .data.datasets import Dataset
 from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged
 from .models.base import Batch, GenerativeModel
 from .rundir import RunDir
-from .viz import save_grid
+from .viz import save_samples
 
 EVAL_BATCH = 1000
 
@@ -304,9 +304,11 @@ class Trainer:
         if self.run is not None:
             self.model.eval()
             gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
-            samples = self.model.sample(64, generator=gen)
+            points = self.dataset.is_points
+            samples = self.model.sample(2500 if points else 64, generator=gen)
             self.model.train()
-            save_grid(samples, self.run.samples_dir / f"iteration-{self.iteration:09d}.png", nrow=8)
+            reference = self.dataset["valid"].images if points else None
+            save_samples(samples, self.run.samples_dir / f"iteration-{self.iteration:09d}.png", 8, reference)
         self.log(line)
 
     def _finish(self) -> None:

@@ -74,3 +74,39 @@ def curves_png(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], x
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def scatter_png(samples: torch.Tensor, reference: torch.Tensor | None = None, title: str = "") -> bytes:
+    """A scatter plot of 2-D points (N, 2), over ``reference`` points (grey) if given."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5, 4.5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    if reference is not None:
+        r = reference.detach().cpu().numpy()
+        ax.scatter(r[:, 0], r[:, 1], s=2, c="0.75", label="data")
+    p = samples.detach().cpu().numpy()
+    ax.scatter(p[:, 0], p[:, 1], s=2, c="tab:blue", label="samples")
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(loc="upper right", fontsize=8, markerscale=4)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def samples_png(samples: torch.Tensor, nrow: int | None = None, reference: torch.Tensor | None = None) -> bytes:
+    """PNG of samples: a grid for images (N, C, H, W), a scatter for 2-D points (N, 2)."""
+    if samples.dim() == 2 and samples.shape[1] == 2:
+        return scatter_png(samples, reference)
+    return png_bytes(grid_image(samples, nrow))
+
+
+def save_samples(samples: torch.Tensor, path: str | Path, nrow: int | None = None,
+                 reference: torch.Tensor | None = None) -> Path:
+    """Write :func:`samples_png` atomically."""
+    return atomic_write_bytes(path, samples_png(samples, nrow, reference))

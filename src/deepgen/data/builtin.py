@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .datasets import DATASETS, DatasetSpec, IdxFile, fake_dataset, idx_dataset
 from .fetch import WebSource, WheelSource
+from .toy import toy_dataset
 
 
 def _files(shas: tuple[str, str, str, str], n_train: int = 60_000, n_test: int = 10_000):
@@ -61,3 +62,7 @@ DATASETS.register("fake", DatasetSpec(
     description="random uint8 images (default 1x28x28) with random labels, for smoke tests",
     load=fake_dataset,
 ))
+for _name, _text in (("ring8", "8 Gaussians on the unit circle, std 0.01 (2-D points)"),
+                     ("grid25", "25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (2-D points)"),
+                     ("swissroll", "the 2-D swiss roll (points)")):
+    DATASETS.register(_name, DatasetSpec(name=_name, description=_text + "; 20k/2k/2.5k", load=toy_dataset))

@@ -24,7 +24,8 @@ SYSTEM_DIRS = (Path("/usr/share/datasets"),)
 
 @dataclass
 class Split:
-    """One split: ``images`` uint8 (N, C, H, W) in [0, 255]; ``labels`` int64 (N,) or None."""
+    """One split: ``images`` uint8 (N, C, H, W) in [0, 255], or float points (N, D) for toy
+    data (used as they are); ``labels`` int64 (N,) or None."""
 
     images: torch.Tensor
     labels: torch.Tensor | None = None
@@ -43,8 +44,13 @@ class Dataset:
     source: str = ""
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.splits["train"].images.shape[1:])  # type: ignore[return-value]
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, H, W) for images, (D,) for points."""
+        return tuple(self.splits["train"].images.shape[1:])
+
+    @property
+    def is_points(self) -> bool:
+        return self.splits["train"].images.is_floating_point()
 
     def __getitem__(self, split: str) -> Split:
         if split not in self.splits:

@@ -49,3 +49,17 @@ def swissroll(n: int, generator: torch.Generator | None = None, noise: float = 0
 TOY_MIXTURES: Registry[ToyMixture] = Registry("toy distribution")
 TOY_MIXTURES.register("ring8", ring8())
 TOY_MIXTURES.register("grid25", grid25())
+
+
+SIZES = (20_000, 2_000, 2_500)  # train / valid / test points; 2,500 is the metrics' sample count
+
+
+def toy_dataset(spec, data_dir=None, seed: int = 0, **_):
+    """A registered 2-D toy distribution as a Dataset of float32 points (N, 2), fixed by ``seed``."""
+    from .datasets import Dataset, Split
+
+    g = torch.Generator().manual_seed(seed)
+    draw = (TOY_MIXTURES[spec.name].sample if spec.name in TOY_MIXTURES
+            else lambda n, generator: swissroll(n, generator))
+    splits = {name: Split(draw(n, g)) for name, n in zip(("train", "valid", "test"), SIZES)}
+    return Dataset(spec.name, splits, num_classes=None, source="generated")

@@ -139,6 +139,22 @@ def _pr(ctx: Context) -> dict:
                         "density/coverage k = 5 (Naeem et al. 2020); stderr binomial with the manifolds held fixed"}
 
 
+@register_metric("modes")
+def _modes(ctx: Context) -> dict:
+    from ..data.toy import TOY_MIXTURES
+
+    name = ctx.config.data.name
+    if name not in TOY_MIXTURES:
+        raise ConfigError(f"the modes metric needs a mixture dataset ({', '.join(TOY_MIXTURES)}), not {name!r}")
+    from .modes import mode_metrics
+
+    samples = ctx.model.sample(2500, generator=make_generator(ctx.seed, ctx.model.device)).cpu()
+    out = mode_metrics(samples, TOY_MIXTURES[name])
+    out["protocol"] = ("2,500 samples; a mode is captured when a sample lies within 3 std of it; high quality: "
+                       "within 3 std of some mode; reverse KL of the mode histogram vs uniform (VEEGAN, PacGAN)")
+    return out
+
+
 def evaluate_run(run: str | Path, metrics: list[str], n: int = 10_000, k: int = 5000, seed: int = 0,
                  device: str = "cpu", log=print) -> dict:
     """Compute ``metrics`` for the run and write ``RUN/eval.json`` (merged with earlier ones)."""
@@ -168,6 +184,9 @@ def _headline(name: str, v: dict) -> str:
     if name == "nll":
         how = f"k = {v['k']}" if "k" in v else "exact"
         return f"{v['nll']['mean']:.2f} +- {v['nll']['stderr']:.2f} nats ({how})"
+    if name == "modes":
+        return (f"{v['modes']}/{v['num_modes']} modes, {v['high_quality_percent']:.1f}% high quality, "
+                f"reverse KL {v['reverse_kl']:.3f}")
     if name == "pr":
         return (f"precision {v['precision']['mean']:.3f}, recall {v['recall']['mean']:.3f}, "
                 f"density {v['density']['mean']:.3f}, coverage {v['coverage']['mean']:.3f}")

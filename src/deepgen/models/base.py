@@ -26,8 +26,8 @@ from ..registry import Registry
 class ModelConfig(Config):
     """Fields every family has. ``image_shape`` is filled from the dataset when built."""
 
-    image_shape: tuple[int, int, int] | None = Field(
-        None, description="(C, H, W) of the images; set from the dataset")
+    image_shape: tuple[int, ...] | None = Field(
+        None, description="(C, H, W) of the images, or (D,) of points; set from the dataset")
     preprocess: str = Field("unit", description="how uint8 pixels become inputs: unit, symmetric, binarize")
 
     @field_validator("preprocess")
@@ -94,7 +94,7 @@ class GenerativeModel(nn.Module):
         self.config = config
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def image_shape(self) -> tuple[int, ...]:
         return self.config.image_shape  # type: ignore[return-value]
 
     @property
@@ -105,7 +105,10 @@ class GenerativeModel(nn.Module):
         return torch.device("cpu")
 
     def preprocess(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """uint8 images (B, C, H, W) -> model inputs, by the config's ``preprocess``."""
+        """uint8 images (B, C, H, W) -> model inputs, by the config's ``preprocess``; float
+        data (e.g. 2-D points) is already real-valued and is used as it is."""
+        if x.is_floating_point():
+            return x
         return PREPROCESS[self.config.preprocess](x, generator)
 
     def players(self) -> list[Player]:
@@ -155,7 +158,7 @@ def make_config(family: str, values: dict[str, Any] | ModelConfig | None = None)
 
 
 def build_model(family: str, config: dict[str, Any] | ModelConfig | None = None,
-                image_shape: tuple[int, int, int] | None = None, seed: int = 0) -> GenerativeModel:
+                image_shape: tuple[int, ...] | None = None, seed: int = 0) -> GenerativeModel:
     """Build a model of ``family``; initial weights are a function of ``seed`` only.
 
     Raises:

@@ -6,7 +6,8 @@ closed form by expectation-maximisation (Dempster et al. 1977) on the training s
 Its log-likelihood is a density over continuous pixels (nats per image, as a Gaussian VAE
 reports), not comparable with a Bernoulli likelihood of binarised images. Pixels that are
 always 0 would get zero variance and unbounded density, so every variance is floored at
-``reg_covar`` (in squared pixel units).
+``reg_covar`` (0.01 squared pixel units for images; 1e-6 for 2-D points). Also fits the
+2-D toy mixtures, where it is the first row of a mode-coverage table.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .base import Batch, GenerativeModel, ModelConfig, register_model
 class GMMConfig(ModelConfig):
     components: int = Field(10, ge=1, le=1000, description="mixture components K")
     covariance: Literal["diag", "spherical"] = Field("diag", description="covariance of each component")
-    reg_covar: float = Field(0.01, gt=0, description="variance floor, squared pixel units")
+    reg_covar: float | None = Field(None, gt=0, description="variance floor; default 0.01 for images "
+                                     "(squared pixel units), 1e-6 for points")
     max_iter: int = Field(100, ge=1, le=10000, description="EM iterations at most")
 
 
@@ -49,6 +51,10 @@ class GMM(GenerativeModel):
         self.register_buffer("variances", torch.ones(k, d))
         self.register_buffer("converged", torch.tensor(False))
 
+    @property
+    def is_image(self) -> bool:
+        return len(self.image_shape) == 3
+
     def players(self):
         return []  # no gradient steps: the Trainer calls fit_closed_form instead
 
@@ -58,7 +64,8 @@ class GMM(GenerativeModel):
         from sklearn.mixture import GaussianMixture
 
         c = self.config
-        gm = GaussianMixture(c.components, covariance_type=c.covariance, reg_covar=c.reg_covar,
+        floor = c.reg_covar if c.reg_covar is not None else (0.01 if self.is_image else 1e-6)
+        gm = GaussianMixture(c.components, covariance_type=c.covariance, reg_covar=floor,
                              max_iter=c.max_iter, random_state=seed)
         with warnings.catch_warnings():  # reported below, and saved with the weights
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -89,14 +96,16 @@ class GMM(GenerativeModel):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, C, H, W): a component drawn by weight, then its Gaussian, clipped to [0, 1]."""
+        """n images (n, C, H, W) clipped to [0, 1], or n points (n, D): a component drawn by
+        weight, then its Gaussian."""
         if not torch.isfinite(self.variances).all():
             raise ConfigError("the mixture has not been fitted")
         k = torch.multinomial(self.weights.float().cpu(), n, replacement=True, generator=_cpu(generator))
         k = k.to(self.means.device)
         eps = torch.randn(n, self.means.shape[1], generator=generator, device=self.means.device)
         x = self.means[k] + self.variances[k].sqrt() * eps
-        return x.clamp(0, 1).view(n, *self.image_shape).float()
+        x = x.view(n, *self.image_shape).float()
+        return x.clamp(0, 1) if self.is_image else x
 
 
 def _cpu(generator: torch.Generator | None) -> torch.Generator | None:
