@@ -118,6 +118,17 @@ def _wait_for_checkpoint(out, proc, timeout=120):
     raise AssertionError("no checkpoint appeared")
 
 
+def _wait_for_progress(out, proc, after: int, timeout=120) -> int:
+    """Wait until a checkpoint newer than iteration ``after`` exists; returns its iteration."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        dirs = checkpoint_dirs(out)
+        if dirs and int(dirs[0].name.split("-")[1]) > after:
+            return int(dirs[0].name.split("-")[1])
+        time.sleep(0.02)
+    raise AssertionError("the run made no progress")
+
+
 def test_sigkill_then_resume_finishes_and_leaves_nothing_corrupt(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(_train_cmd(out, 40), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -147,3 +158,30 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
     assert "interrupted at iteration" in err and "--resume" in err and "Traceback" not in err
     stopped_at = int(re.search(r"interrupted at iteration (\d+)", err).group(1))
     assert latest_checkpoint(out).iteration == stopped_at  # written at the interruption
+
+
+def test_killed_at_three_random_points_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path):
+    import random
+
+    from safetensors.torch import load_file
+
+    def final_weights(out):
+        return load_file(checkpoint_dirs(out)[0] / "model.safetensors")
+
+    full = tmp_path / "full"
+    assert subprocess.run(_train_cmd(full, 30), capture_output=True, timeout=300).returncode == 0
+    out, rng = tmp_path / "killed", random.Random(1234)
+    proc = subprocess.Popen(_train_cmd(out, 30), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    newest = -1
+    for kill in range(3):
+        newest = _wait_for_progress(out, proc, newest)  # the (resumed) run has trained on
+        time.sleep(rng.uniform(0.0, 0.3))  # then somewhere inside an epoch, or between epochs
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+        for ckpt in checkpoint_dirs(out):
+            load_checkpoint(ckpt)  # nothing the kill interrupted is corrupt
+        proc = subprocess.Popen([sys.executable, "-m", "deepgen", "train", "--resume", str(out), "--quiet"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert proc.wait(timeout=300) == 0
+    a, b = final_weights(full), final_weights(out)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
