@@ -185,3 +185,27 @@ def test_killed_at_three_random_points_ends_bitwise_equal_to_an_uninterrupted_ru
     assert proc.wait(timeout=300) == 0
     a, b = final_weights(full), final_weights(out)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_rollback_lowers_the_learning_rate_until_training_survives(tiny, tmp_path):
+    logs = []
+    model = build_model("vae", {"net": "mlp", "lr": 1e3}, SHAPE)
+    model.fit(tiny, out=tmp_path / "run", epochs=2, batch_size=32, progress=False, log=logs.append,
+              on_divergence="rollback", rollback_lr_factor=1e-3, max_rollbacks=3)
+    rolled = [line for line in logs if "rolled back to iteration" in line]
+    assert rolled and len(rolled) <= 3
+    assert (tmp_path / "run" / "results.json").exists()
+    state = json.loads((checkpoint_dirs(tmp_path / "run")[0] / "state.json").read_text())
+    lr = state["optimizers"]["vae"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(1e3 * 1e-3 ** len(rolled))  # the lowered rate is saved with the run
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_rollbacks_run_out_and_gradient_norms_are_guarded(tiny, tmp_path):
+    model = build_model("vae", {"net": "mlp", "lr": 1e3}, SHAPE)
+    with pytest.raises(TrainingDiverged, match="after 2 rollbacks"):
+        model.fit(tiny, out=tmp_path / "a", epochs=2, batch_size=32, progress=False, log=lambda m: None,
+                  on_divergence="rollback", rollback_lr_factor=0.9, max_rollbacks=2)
+    with pytest.raises(TrainingDiverged, match=r"gradient norm is .* \(max_grad_norm 1e-06\) at iteration 0"):
+        build_model("vae", {"net": "mlp"}, SHAPE).fit(tiny, out=tmp_path / "b", epochs=1, progress=False,
+                                                      max_grad_norm=1e-6)

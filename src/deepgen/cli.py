@@ -18,7 +18,7 @@ from . import __version__
 from .errors import ConfigError, DeepgenError
 
 # Options of `deepgen train` that belong to TrainConfig (the rest are model fields).
-TRAIN_OPTIONS = ("epochs", "images", "batch_size", "seed", "device", "log_every")
+TRAIN_OPTIONS = ("epochs", "images", "batch_size", "seed", "device", "log_every", "on_divergence", "max_grad_norm")
 
 
 def _click_type(annotation) -> tuple[Any, list[str]]:
@@ -77,6 +77,10 @@ def cli():
 @click.option("--seed", type=int, default=None, help="seed of every random draw [default: 0]")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto]")
 @click.option("--log-every", type=int, default=None, help="iterations between metrics records [default: 50]")
+@click.option("--on-divergence", type=click.Choice(["stop", "rollback"]), default=None,
+              help="on a NaN/inf loss or exploding gradient: stop, or roll back to the last checkpoint with "
+                   "halved learning rates (3 times at most) [default: stop]")
+@click.option("--max-grad-norm", type=float, default=None, help="a gradient norm above this counts as divergence")
 @click.option("--out", type=click.Path(), default=None, help="run folder [default: runs/FAMILY-DATA-sSEED]")
 @click.option("--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder")
 @click.option("--quiet", is_flag=True, help="no progress bar")

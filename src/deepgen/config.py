@@ -7,7 +7,7 @@ rebuild the model (``deepgen.load``) or continue training (``--resume``).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -56,6 +56,12 @@ class TrainConfig(Config):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     log_every: int = Field(50, ge=1, description="iterations between metrics.jsonl records")
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept in the run folder")
+    on_divergence: Literal["stop", "rollback"] = Field(
+        "stop", description="on a NaN/inf loss or an exploding gradient: stop, or roll back to the "
+                            "last checkpoint and lower every learning rate")
+    rollback_lr_factor: float = Field(0.5, gt=0, lt=1, description="learning-rate factor per rollback")
+    max_rollbacks: int = Field(3, ge=0, description="rollbacks before giving up")
+    max_grad_norm: float | None = Field(None, gt=0, description="a gradient norm above this counts as divergence")
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainConfig:

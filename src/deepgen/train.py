@@ -19,7 +19,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import Checkpoint, flatten_optimizer, save_checkpoint, unflatten_optimizer
+from .checkpoint import (
+    Checkpoint,
+    flatten_optimizer,
+    latest_checkpoint,
+    save_checkpoint,
+    unflatten_optimizer,
+)
 from .config import TrainConfig
 from .data.batches import batch_slices, iterate_batches
 from .data.datasets import Dataset
@@ -98,6 +104,10 @@ class _StopFlag:
         return False
 
 
+class _Rollback(Exception):
+    """Raised inside the loop after the state was rolled back to a checkpoint."""
+
+
 class Trainer:
     """Train ``model`` on ``dataset`` as ``config`` says, writing into ``run`` if given.
 
@@ -138,6 +148,7 @@ class Trainer:
                                  else math.ceil(amount / per_iter))
         self.iteration = 0
         self.elapsed = 0.0
+        self.rollbacks = 0
 
     # --- state -------------------------------------------------------------------------
     def _state(self, optimizers, noise) -> tuple[dict, dict]:
@@ -186,7 +197,9 @@ class Trainer:
         """Train to the configured length; returns the model.
 
         Raises:
-            TrainingDiverged: a loss became NaN or infinite (the last checkpoint is kept).
+            TrainingDiverged: a loss became NaN or infinite, or a gradient norm exceeded
+                ``max_grad_norm``, and the policy is ``stop`` or the rollbacks ran out (the
+                last checkpoint is kept).
             Interrupted: SIGINT/SIGTERM; a checkpoint of the last whole iteration is written.
         """
         cfg, model = self.config, self.model
@@ -206,64 +219,113 @@ class Trainer:
         counts: dict[str, int] = defaultdict(int)
         bar = tqdm(total=self.total_iterations, initial=self.iteration, unit="it", file=sys.stderr,
                    disable=None if self.progress else True, dynamic_ncols=True, leave=False)
-        epoch = self.iteration // self.iters_per_epoch
-        batches = iterate_batches(len(images), cfg.batch_size, cfg.seed, epoch,
-                                  (self.iteration % self.iters_per_epoch) * self.data_steps, self.device)
-        tick, tick_iter = time.perf_counter(), self.iteration
+        if cfg.on_divergence == "rollback" and self.run is not None and self.iteration == 0:
+            self.checkpoint(optimizers, noise)  # something to roll back to from the first step
+        batches = self._batches(len(images))
+        self._tick = (time.perf_counter(), self.iteration)
         with _StopFlag() as stop:
             while self.iteration < self.total_iterations:
-                if stop.requested:
-                    path = self.checkpoint(optimizers, noise)
-                    bar.close()
-                    where = f"; checkpoint {path}" if path else ""
-                    raise Interrupted(f"interrupted at iteration {self.iteration}{where}; continue with "
-                                      f"`deepgen train --resume {self.run.path if self.run else 'RUN'}`")
-                batch = None
-                for player in self.players:
-                    if len(self.players) > 1:
-                        for other in self.players:
-                            other.module.requires_grad_(other is player)
-                    for _ in range(player.steps):
-                        if player.uses_data or batch is None:
-                            idx = next(batches)
-                            batch = Batch(model.preprocess(images.index_select(0, idx), noise),
-                                          None if labels is None else labels.index_select(0, idx))
-                        out = player.loss(batch, noise)
-                        loss = out["loss"].mean()
-                        if not torch.isfinite(loss):
-                            bar.close()
-                            raise TrainingDiverged(
-                                f"the {player.name} loss is {loss.item()} at iteration {self.iteration}; "
-                                "the last checkpoint is kept; lower the learning rate (--lr) and resume")
-                        optimizers[player.name].zero_grad(set_to_none=True)
-                        loss.backward()
-                        optimizers[player.name].step()
-                        for key, value in out.items():
-                            sums[f"{player.name}/{key}"] += value.detach().float().mean()
-                            counts[f"{player.name}/{key}"] += 1
-                self.iteration += 1
-                bar.update(1)
-                end_of_epoch = self.iteration % self.iters_per_epoch == 0
-                if self.iteration % cfg.log_every == 0 or end_of_epoch or self.iteration == self.total_iterations:
-                    now = time.perf_counter()
-                    self.elapsed += now - tick
-                    speed = (self.iteration - tick_iter) * self.data_steps * cfg.batch_size / max(now - tick, 1e-9)
-                    record = {k: float(v) / counts[k] for k, v in sums.items()}
+                try:
+                    batches = self._iteration(batches, images, labels, optimizers, noise, sums, counts, stop, bar)
+                except _Rollback:
+                    batches = self._batches(len(images))
                     sums.clear()
                     counts.clear()
-                    self._log_train(record, speed, bar)
-                    tick, tick_iter = time.perf_counter(), self.iteration
-                if end_of_epoch or self.iteration == self.total_iterations:
-                    t0 = time.perf_counter()
-                    self._end_of_epoch()
-                    self.checkpoint(optimizers, noise)
-                    tick += time.perf_counter() - t0  # keep images/s about training only
-                    if end_of_epoch and self.iteration < self.total_iterations:
-                        batches = iterate_batches(len(images), cfg.batch_size, cfg.seed,
-                                                  self.iteration // self.iters_per_epoch, 0, self.device)
+                    bar.reset(total=self.total_iterations)
+                    bar.update(self.iteration)
+                    self._tick = (time.perf_counter(), self.iteration)
+                    continue
         bar.close()
         self._finish()
         return model
+
+    def _iteration(self, batches, images, labels, optimizers, noise, sums, counts, stop, bar):
+        """One iteration: every player's steps, then logging and epoch-end work; returns
+        the batch iterator to use next."""
+        cfg, model = self.config, self.model
+        if stop.requested:
+            path = self.checkpoint(optimizers, noise)
+            bar.close()
+            where = f"; checkpoint {path}" if path else ""
+            raise Interrupted(f"interrupted at iteration {self.iteration}{where}; continue with "
+                              f"`deepgen train --resume {self.run.path if self.run else 'RUN'}`")
+        batch = None
+        for player in self.players:
+            if len(self.players) > 1:
+                for other in self.players:
+                    other.module.requires_grad_(other is player)
+            for _ in range(player.steps):
+                if player.uses_data or batch is None:
+                    idx = next(batches)
+                    batch = Batch(model.preprocess(images.index_select(0, idx), noise),
+                                  None if labels is None else labels.index_select(0, idx))
+                out = player.loss(batch, noise)
+                loss = out["loss"].mean()
+                if not torch.isfinite(loss):
+                    self._diverged(f"the {player.name} loss is {loss.item()}", optimizers, noise, bar)
+                optimizers[player.name].zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm is not None:
+                    norm = float(torch.nn.utils.get_total_norm(
+                        [q.grad for q in player.module.parameters() if q.grad is not None]))
+                    if not norm <= cfg.max_grad_norm:  # also catches NaN
+                        self._diverged(f"the {player.name} gradient norm is {norm:.3g} "
+                                       f"(max_grad_norm {cfg.max_grad_norm:g})", optimizers, noise, bar)
+                optimizers[player.name].step()
+                for key, value in out.items():
+                    sums[f"{player.name}/{key}"] += value.detach().float().mean()
+                    counts[f"{player.name}/{key}"] += 1
+        self.iteration += 1
+        bar.update(1)
+        end_of_epoch = self.iteration % self.iters_per_epoch == 0
+        if self.iteration % cfg.log_every == 0 or end_of_epoch or self.iteration == self.total_iterations:
+            now = time.perf_counter()
+            tick, tick_iter = self._tick
+            self.elapsed += now - tick
+            speed = (self.iteration - tick_iter) * self.data_steps * cfg.batch_size / max(now - tick, 1e-9)
+            record = {k: float(v) / counts[k] for k, v in sums.items()}
+            sums.clear()
+            counts.clear()
+            self._log_train(record, speed, bar)
+            self._tick = (time.perf_counter(), self.iteration)
+        if end_of_epoch or self.iteration == self.total_iterations:
+            t0 = time.perf_counter()
+            self._end_of_epoch()
+            self.checkpoint(optimizers, noise)
+            self._tick = (self._tick[0] + time.perf_counter() - t0, self._tick[1])  # images/s: training only
+            if end_of_epoch and self.iteration < self.total_iterations:
+                batches = self._batches(len(images))
+        return batches
+
+    def _batches(self, n: int):
+        """The batch iterator from the current iteration on (data order depends on (seed, epoch))."""
+        return iterate_batches(n, self.config.batch_size, self.config.seed, self.iteration // self.iters_per_epoch,
+                               (self.iteration % self.iters_per_epoch) * self.data_steps, self.device)
+
+    def _diverged(self, what: str, optimizers, noise, bar) -> None:
+        """Stop, or roll back to the newest checkpoint with lower learning rates."""
+        cfg = self.config
+        where = f"{what} at iteration {self.iteration}"
+        if cfg.on_divergence == "stop" or self.run is None:
+            bar.close()
+            raise TrainingDiverged(f"{where}; the last checkpoint is kept; lower the learning rate (--lr) "
+                                   "and resume, or train with --on-divergence rollback")
+        if self.rollbacks >= cfg.max_rollbacks:
+            bar.close()
+            raise TrainingDiverged(f"{where}, after {self.rollbacks} rollbacks; the last checkpoint is kept")
+        # The checkpoint holds the learning rates of its time; earlier rollbacks' reductions
+        # must survive the restore, so the new rates come from the current ones.
+        current = {name: [g["lr"] for g in opt.param_groups] for name, opt in optimizers.items()}
+        ckpt = latest_checkpoint(self.run.path, warn=self.log)
+        self._restore(ckpt, optimizers, noise)
+        for name, opt in optimizers.items():
+            for group, lr in zip(opt.param_groups, current[name]):
+                group["lr"] = lr * cfg.rollback_lr_factor
+        self.rollbacks += 1
+        self.run.truncate_metrics(self.iteration)
+        self.log(f"{where}; rolled back to iteration {self.iteration} with learning rates x{cfg.rollback_lr_factor:g} "
+                 f"(rollback {self.rollbacks} of {cfg.max_rollbacks})")
+        raise _Rollback
 
     def _fit_closed_form(self, images: torch.Tensor, noise: torch.Generator) -> GenerativeModel:
         """Models without players (fitted in closed form, e.g. by EM) take one "iteration"."""
