@@ -102,3 +102,10 @@ def test_a_pickle_payload_as_weights_is_never_executed(good_run, tmp_path):
     with pytest.raises(CheckpointError):
         deepgen.load(run)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("shape", [[-1], [0, 28, 28], [1, 28], [1, 100000, 100000], []])
+def test_bad_image_shapes_are_config_errors(shape):
+    # Found by the fuzz test above in CI: image_shape [-1] reached torch.zeros.
+    with pytest.raises(ConfigError, match="image_shape"):
+        build_model("gmm", {"image_shape": shape})

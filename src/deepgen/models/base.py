@@ -9,6 +9,7 @@ knows nothing else about the family.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -29,6 +30,15 @@ class ModelConfig(Config):
     image_shape: tuple[int, ...] | None = Field(
         None, description="(C, H, W) of the images, or (D,) of points; set from the dataset")
     preprocess: str = Field("unit", description="how uint8 pixels become inputs: unit, symmetric, binarize")
+
+    @field_validator("image_shape")
+    @classmethod
+    def _sane_shape(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if v is None:
+            return v
+        if len(v) not in (1, 3) or min(v) < 1 or max(v) > 16384 or math.prod(v) > 2**24:
+            raise ValueError("must be (C, H, W) or (D,) of positive sizes, at most 2^24 values in all")
+        return v
 
     @field_validator("preprocess")
     @classmethod
