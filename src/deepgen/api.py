@@ -49,7 +49,7 @@ def train(config: RunConfig, out: str | os.PathLike | None = None, *, progress: 
     Raises:
         ConfigError, DataError, CheckpointError (``out`` exists), TrainingDiverged, Interrupted.
     """
-    dataset = dataset or load_dataset(config.data.name, config.data.data_dir)
+    dataset = dataset or config.data.load(log)
     model = build_model(config.family, config.model, dataset.image_shape, seed=config.train.seed)
     config = config.model_copy(update={"model": model.config.model_dump(mode="json")})
     trainer = Trainer(model, dataset, config.train, None, progress=progress, log=log)  # validates first
@@ -78,7 +78,7 @@ def resume(run_path: str | os.PathLike, *, progress: bool = True, log=None,
         config = config.model_copy(update={"train": validate(TrainConfig, merged, "train.")})
         atomic_write_text(run.config_path, config.to_json())
     ckpt = latest_checkpoint(run.path, warn=log)
-    dataset = dataset or load_dataset(config.data.name, config.data.data_dir)
+    dataset = dataset or config.data.load(log)
     model = build_model(config.family, config.model, seed=config.train.seed)
     log(f"resuming {run.path} from {ckpt.path.name} (iteration {ckpt.iteration})")
     Trainer(model, dataset, config.train, run, progress=progress, log=log).fit(resume=ckpt)

@@ -71,6 +71,11 @@ def cli():
 @click.argument("family", required=False)
 @click.option("--data", default="mnist", show_default=True, help="dataset name (deepgen data list)")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="directory searched first for the data")
+@click.option("--image-size", type=int, default=None, help="imagefolder: square side in pixels [default: 64]")
+@click.option("--image-channels", type=click.Choice(["1", "3"]), default=None,
+              help="imagefolder: 1 grey, 3 RGB [default: 3]")
+@click.option("--on-bad-file", type=click.Choice(["stop", "skip"]), default=None,
+              help="imagefolder: stop at an unreadable image, or skip it [default: stop]")
 @click.option("--epochs", type=int, default=None, help="passes over the training split [default: 10]")
 @click.option("--images", type=int, default=None, help="training length in images seen, instead of --epochs")
 @click.option("--batch-size", type=int, default=None, help="images per batch [default: 128]")
@@ -85,7 +90,7 @@ def cli():
 @click.option("--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_add_model_options
-def train(family, data, data_dir, out, resume_run, quiet, **options):
+def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, resume_run, quiet, **options):
     """Train FAMILY (vae, gan, ...) on a dataset, or continue a run with --resume RUN."""
     from . import api
     from .config import DataConfig, RunConfig, TrainConfig, validate
@@ -109,7 +114,10 @@ def train(family, data, data_dir, out, resume_run, quiet, **options):
             owners = ", ".join(fields[key]["families"])
             raise ConfigError(f"--{key.replace('_', '-')} does not apply to {family} (it applies to {owners})")
     config = RunConfig(
-        family=family, model=model_opts, data=validate(DataConfig, {"name": data, "data_dir": data_dir}, "data."),
+        family=family, model=model_opts,
+        data=validate(DataConfig, {k: v for k, v in {"name": data, "data_dir": data_dir, "image_size": image_size,
+                                                     "image_channels": int(image_channels) if image_channels else None,
+                                                     "on_bad_file": on_bad_file}.items() if v is not None}, "data."),
         train=validate(TrainConfig, train_opts, "train."),
     )
     out = Path(out or f"runs/{family}-{data}-s{config.train.seed}")

@@ -44,6 +44,16 @@ class DataConfig(Config):
 
     name: str = Field("mnist", description="dataset name (see `deepgen data list`)")
     data_dir: str | None = Field(None, description="directory searched first for the data")
+    image_size: int = Field(64, ge=4, le=1024, description="imagefolder: side of the square images, pixels")
+    image_channels: Literal[1, 3] = Field(3, description="imagefolder: 1 (grey) or 3 (RGB)")
+    on_bad_file: Literal["stop", "skip"] = Field("stop", description="imagefolder: an unreadable file")
+
+    def load(self, log=None):
+        """The dataset this config names, loaded with its options."""
+        from .data import load_dataset
+
+        return load_dataset(self.name, self.data_dir, image_size=self.image_size, channels=self.image_channels,
+                            on_bad_file=self.on_bad_file, log=log)
 
 
 class TrainConfig(Config):

@@ -14,7 +14,6 @@ import torch
 
 from .api import load, make_generator
 from .config import RunConfig
-from .data.datasets import load_dataset
 from .errors import DeepgenError
 from .fileio import atomic_write_text
 from .models.base import GenerativeModel
@@ -49,7 +48,7 @@ def reconstruction_grid(model: GenerativeModel, config: RunConfig, split: str = 
     """
     if not model.has_encoder:
         model.reconstruct(torch.zeros(0))  # raises the model's own error
-    data = load_dataset(config.data.name, config.data.data_dir)[split]
+    data = config.data.load()[split]
     x = data.images[:n].to(model.device)
     recon = model.reconstruct(model.preprocess(x, make_generator(seed, model.device)))
     original = x.float() / 255.0
@@ -139,7 +138,7 @@ def run_section(path: Path) -> str:
     if model is not None:
         points = len(model.image_shape) == 1
         samples = model.sample(2500 if points else 64, generator=make_generator(0))
-        reference = load_dataset(config.data.name, config.data.data_dir)["test"].images if points else None
+        reference = config.data.load()["test"].images if points else None
         figs.append(_figure(samples_png(samples, 8, reference), f"{len(samples)} samples (seed 0)"))
         if model.has_encoder:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .datasets import DATASETS, DatasetSpec, IdxFile, fake_dataset, idx_dataset
 from .fetch import WebSource, WheelSource
+from .imagefolder import imagefolder_dataset
 from .toy import toy_dataset
 
 
@@ -66,3 +67,8 @@ for _name, _text in (("ring8", "8 Gaussians on the unit circle, std 0.01 (2-D po
                      ("grid25", "25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (2-D points)"),
                      ("swissroll", "the 2-D swiss roll (points)")):
     DATASETS.register(_name, DatasetSpec(name=_name, description=_text + "; 20k/2k/2.5k", load=toy_dataset))
+DATASETS.register("imagefolder", DatasetSpec(
+    name="imagefolder",
+    description="your own PNG/JPEG folder (--data-dir PATH; --image-size, --channels, --on-bad-file)",
+    load=imagefolder_dataset,
+))

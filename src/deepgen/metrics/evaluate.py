@@ -18,7 +18,6 @@ import torch
 
 from .. import __version__
 from ..api import load, make_generator
-from ..data.datasets import load_dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
 from ..registry import Registry
@@ -46,7 +45,7 @@ class Context:
         self.run, self.n, self.k, self.seed = run, n, k, seed
         self.config = RunDir.open(run).config()
         self.model = load(run, device=device)
-        self.data = load_dataset(self.config.data.name, self.config.data.data_dir)
+        self.data = self.config.data.load()
         self.test = self.data["test"].images[:n]
 
     @cached_property
