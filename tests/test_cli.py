@@ -62,7 +62,7 @@ def test_reconstruct_on_a_gan_is_a_clear_error(trained):
 
 def test_unknown_dataset(tmp_path):
     proc = run_cli("train", "vae", "--data", "nosuch", "--out", str(tmp_path / "x"))
-    assert_one_line_error(proc, "unknown dataset 'nosuch'; known: fake, fashion-mnist, grid25, imagefolder, mnist, ring8")
+    assert_one_line_error(proc, "unknown dataset 'nosuch'; known: arrays, fake, fashion-mnist, grid25, imagefolder, mnist, ring8")
     assert proc.returncode == 2
     assert not (tmp_path / "x").exists()
 

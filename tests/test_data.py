@@ -22,7 +22,7 @@ def _write_dataset(directory, arrays):
 
 
 def test_unknown_dataset_names_the_known_ones():
-    with pytest.raises(ConfigError, match="unknown dataset 'nosuch'; known: fake, fashion-mnist, grid25, imagefolder, mnist"):
+    with pytest.raises(ConfigError, match="unknown dataset 'nosuch'; known: arrays, fake, fashion-mnist, grid25, imagefolder, mnist"):
         deepgen.load_dataset("nosuch")
 
 

@@ -70,7 +70,8 @@ def cli():
 @cli.command()
 @click.argument("family", required=False)
 @click.option("--data", default="mnist", show_default=True, help="dataset name (deepgen data list)")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="directory searched first for the data")
+@click.option("--data-dir", type=click.Path(), default=None,
+              help="directory searched first for the data (the folder for imagefolder, the file for arrays)")
 @click.option("--image-size", type=int, default=None, help="imagefolder: square side in pixels [default: 64]")
 @click.option("--image-channels", type=click.Choice(["1", "3"]), default=None,
               help="imagefolder: 1 grey, 3 RGB [default: 3]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .arrays import arrays_dataset
 from .datasets import DATASETS, DatasetSpec, IdxFile, fake_dataset, idx_dataset
 from .fetch import WebSource, WheelSource
 from .imagefolder import imagefolder_dataset
@@ -71,4 +72,9 @@ DATASETS.register("imagefolder", DatasetSpec(
     name="imagefolder",
     description="your own PNG/JPEG folder (--data-dir PATH; --image-size, --channels, --on-bad-file)",
     load=imagefolder_dataset,
+))
+DATASETS.register("arrays", DatasetSpec(
+    name="arrays",
+    description="your own NumPy images: --data-dir FILE.npz (images, labels) or FILE.npy",
+    load=arrays_dataset,
 ))

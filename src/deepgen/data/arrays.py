@@ -1,0 +1,80 @@
+"""Datasets from NumPy files and in-memory tensors.
+
+``arrays``: ``--data-dir`` names a ``.npy`` file (the images) or an ``.npz`` with
+``images`` and optionally ``labels``; read with ``allow_pickle=False``. Images may be
+(N, H, W) grey, (N, C, H, W), or (N, H, W, C) with C in {1, 3}; uint8 in [0, 255], or
+float in [0, 1] (converted to uint8). 5% / 5% (at least one each) are held out as
+validation and test, by a fixed permutation.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .datasets import Dataset, Split
+
+
+def _as_nchw_uint8(images: np.ndarray, source: str) -> np.ndarray:
+    if images.ndim == 3:
+        images = images[:, None]
+    elif images.ndim == 4 and images.shape[1] not in (1, 3) and images.shape[3] in (1, 3):
+        images = images.transpose(0, 3, 1, 2)
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise DataError(f"{source}: images must be (N, H, W), (N, C, H, W) or (N, H, W, C) with C 1 or 3, "
+                        f"not {images.shape}")
+    if images.dtype == np.uint8:
+        return np.ascontiguousarray(images)
+    if np.issubdtype(images.dtype, np.floating):
+        if not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+            raise DataError(f"{source}: float images must be finite and in [0, 1]")
+        return np.round(images * 255).astype(np.uint8)
+    raise DataError(f"{source}: images must be uint8 or float in [0, 1], not {images.dtype}")
+
+
+def from_tensors(images, labels=None, name: str = "tensors", held_out: float = 0.05) -> Dataset:
+    """A Dataset from in-memory images (tensor or array; shapes and ranges as above) and
+    optional integer labels (N,)."""
+    arr = images.detach().cpu().numpy() if torch.is_tensor(images) else np.asarray(images)
+    x = torch.from_numpy(_as_nchw_uint8(arr, name))
+    y = None
+    if labels is not None:
+        y = torch.as_tensor(np.asarray(labels.cpu() if torch.is_tensor(labels) else labels)).long()
+        if y.shape != (len(x),):
+            raise DataError(f"{name}: labels must be ({len(x)},), not {tuple(y.shape)}")
+    n, held = len(x), max(1, int(len(x) * held_out))
+    if n < 2 * held + 1:
+        raise DataError(f"{name}: {n} images; at least 3 are needed (train, valid, test)")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    parts = {"valid": perm[:held], "test": perm[held:2 * held], "train": perm[2 * held:]}
+    splits = {k: Split(x[i], None if y is None else y[i]) for k, i in parts.items()}
+    classes = int(y.max()) + 1 if y is not None and len(y) else None
+    return Dataset(name, splits, num_classes=classes, source=f"{n} in-memory images")
+
+
+def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
+    """Load ``--data-dir FILE.npz|FILE.npy`` (see the module docstring)."""
+    if data_dir is None:
+        raise DataError("arrays needs a file: pass --data-dir PATH.npz or PATH.npy")
+    path = Path(data_dir).expanduser()
+    try:
+        with open(path, "rb") as fh:  # our handle, so a broken file is closed too
+            loaded = np.load(fh, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):  # .npy: the images themselves
+                images, labels = loaded, None
+            else:  # .npz
+                if "images" not in loaded.files:
+                    raise DataError(f"{path} holds {loaded.files}; it needs an array named 'images'")
+                images = loaded["images"]
+                labels = loaded["labels"] if "labels" in loaded.files else None
+    except FileNotFoundError:
+        raise DataError(f"no array file at {path}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path} is not a readable .npy/.npz file (pickled objects are refused): {err}") from None
+    data = from_tensors(images, labels, name="arrays")
+    data.source = f"{path} ({sum(len(s) for s in data.splits.values())} images)"
+    return data

@@ -1,0 +1,59 @@
+"""NumPy files and in-memory tensors as datasets."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+import deepgen
+from deepgen.data import from_tensors
+from deepgen.errors import DataError
+
+
+def test_layouts_and_ranges_are_normalised():
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (40, 8, 8), dtype=np.uint8)
+    nhwc = rng.random((40, 8, 8, 3)).astype(np.float32)
+    assert from_tensors(grey).image_shape == (1, 8, 8)
+    data = from_tensors(torch.from_numpy(nhwc), labels=np.arange(40) % 4)
+    assert data.image_shape == (3, 8, 8) and data.num_classes == 4
+    assert [len(data[s]) for s in ("train", "valid", "test")] == [36, 2, 2]
+    assert data["train"].images.dtype == torch.uint8
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros((10, 8, 8, 5), np.uint8), "C 1 or 3"),
+    (np.full((10, 8, 8), 2.0), r"in \[0, 1\]"),
+    (np.zeros((10, 8, 8), np.int32), "uint8 or float"),
+    (np.zeros((2, 8, 8), np.uint8), "at least 3"),
+])
+def test_bad_arrays(bad, match):
+    with pytest.raises(DataError, match=match):
+        from_tensors(bad)
+
+
+def test_npz_and_npy_files_through_the_cli(tmp_path):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "d.npz", images=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),
+             labels=rng.integers(0, 10, 64))
+    np.save(tmp_path / "d.npy", rng.random((64, 1, 28, 28)).astype(np.float32))
+    assert deepgen.load_dataset("arrays", tmp_path / "d.npy").image_shape == (1, 28, 28)
+    proc = run_cli("train", "vae", "--net", "mlp", "--data", "arrays", "--data-dir", str(tmp_path / "d.npz"),
+                   "--images", "64", "--batch-size", "16", "--out", str(tmp_path / "run"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_bad_files_are_data_errors_and_pickles_are_refused(tmp_path):
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 broken")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "nokey.npz", x=np.zeros(3))
+    with open(tmp_path / "evil.npy", "wb") as fh:
+        pickle.dump(np.zeros(3), fh)
+    for name, match in (("junk.npz", "not a readable"), ("obj.npy", "refused"), ("nokey.npz", "named 'images'"),
+                        ("evil.npy", "refused"), ("missing.npz", "no array file")):
+        with pytest.raises(DataError, match=match):
+            deepgen.load_dataset("arrays", tmp_path / name)
+    with pytest.raises(DataError, match="--data-dir"):
+        deepgen.load_dataset("arrays")
