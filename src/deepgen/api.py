@@ -25,6 +25,15 @@ def _dataset(data: str | Dataset, data_dir=None) -> Dataset:
     return data if isinstance(data, Dataset) else load_dataset(data, data_dir)
 
 
+def _fit(model: GenerativeModel, dataset: Dataset, config: RunConfig, out, progress: bool, log) -> GenerativeModel:
+    """Train ``model``; the run folder is made only once the Trainer has validated everything."""
+    trainer = Trainer(model, dataset, config.train, None, progress=progress, log=log)
+    if out is not None:
+        trainer.run = RunDir.create(out, config)
+    trainer.fit()
+    return model
+
+
 def fit_model(model: GenerativeModel, data: str | Dataset = "mnist", *, out=None, data_dir=None,
               progress: bool = True, log=None, **train_options) -> GenerativeModel:
     """Train an already built ``model``; with ``out``, into a new run folder."""
@@ -32,14 +41,10 @@ def fit_model(model: GenerativeModel, data: str | Dataset = "mnist", *, out=None
     if tuple(model.image_shape) != dataset.image_shape:
         raise ConfigError(f"the model takes images of shape {model.image_shape}, "
                           f"the dataset has {dataset.image_shape}")
-    train_cfg = validate(TrainConfig, train_options, "train.")
-    trainer = Trainer(model, dataset, train_cfg, None, progress=progress, log=log)  # validates first
-    if out is not None:
-        cfg = RunConfig(family=model.family, model=model.config.model_dump(mode="json"),
-                        data=DataConfig(name=dataset.name, data_dir=data_dir), train=train_cfg)
-        trainer.run = RunDir.create(out, cfg)
-    trainer.fit()
-    return model
+    config = RunConfig(family=model.family, model=model.config.model_dump(mode="json"),
+                       data=DataConfig(name=dataset.name, data_dir=data_dir),
+                       train=validate(TrainConfig, train_options, "train."))
+    return _fit(model, dataset, config, out, progress, log)
 
 
 def train(config: RunConfig, out: str | os.PathLike | None = None, *, progress: bool = True,
@@ -52,11 +57,7 @@ def train(config: RunConfig, out: str | os.PathLike | None = None, *, progress: 
     dataset = dataset or config.data.load(log)
     model = build_model(config.family, config.model, dataset.image_shape, seed=config.train.seed)
     config = config.model_copy(update={"model": model.config.model_dump(mode="json")})
-    trainer = Trainer(model, dataset, config.train, None, progress=progress, log=log)  # validates first
-    if out is not None:  # the run folder is made only once everything above is valid
-        trainer.run = RunDir.create(out, config)
-    trainer.fit()
-    return model
+    return _fit(model, dataset, config, out, progress, log)
 
 
 def resume(run_path: str | os.PathLike, *, progress: bool = True, log=None,

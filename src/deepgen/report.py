@@ -16,7 +16,7 @@ from .api import load, make_generator
 from .config import RunConfig
 from .errors import DeepgenError
 from .fileio import atomic_write_text
-from .models.base import GenerativeModel
+from .models.base import MODELS, GenerativeModel
 from .rundir import RunDir
 from .viz import curves_png, grid_image, png_bytes, samples_png
 
@@ -132,11 +132,9 @@ def run_section(path: Path) -> str:
     except DeepgenError as err:
         parts.append(f'<p class="note">Model not loaded: {html.escape(str(err))}</p>')
         model = None
-    from .models import MODELS
-
     figs = _curves(MODELS[config.family], run.metrics())
     if model is not None:
-        points = len(model.image_shape) == 1
+        points = not model.is_image
         samples = model.sample(2500 if points else 64, generator=make_generator(0))
         reference = config.data.load()["test"].images if points else None
         figs.append(_figure(samples_png(samples, 8, reference), f"{len(samples)} samples (seed 0)"))

@@ -32,6 +32,7 @@ from .data.datasets import Dataset
 from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged
 from .models.base import Batch, GenerativeModel
 from .rundir import RunDir
+from .stats import mean_stderr
 from .viz import save_samples
 
 EVAL_BATCH = 1000
@@ -55,12 +56,12 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def evaluate_split(model: GenerativeModel, dataset: Dataset, split: str, seed: int,
-                   device: torch.device, limit: int | None = None) -> dict[str, dict[str, float]]:
+                   device: torch.device) -> dict[str, dict[str, float]]:
     """Mean and standard error of ``model.evaluate`` over a split, with its own fixed
     randomness (``seed``), so training randomness is untouched. Returns {} if the model
     reports nothing."""
     data = dataset[split]
-    n = len(data) if limit is None else min(limit, len(data))
+    n = len(data)
     gen = torch.Generator(device=device).manual_seed(seed)
     was_training = model.training
     model.eval()
@@ -72,12 +73,7 @@ def evaluate_split(model: GenerativeModel, dataset: Dataset, split: str, seed: i
             for key, v in model.evaluate(Batch(model.preprocess(x, gen), y), gen).items():
                 values[key].append(v.detach().double().cpu())
     model.train(was_training)
-    out = {}
-    for key, parts in values.items():
-        v = torch.cat(parts)
-        stderr = float(v.std() / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-        out[key] = {"mean": float(v.mean()), "stderr": stderr, "n": len(v)}
-    return out
+    return {key: mean_stderr(torch.cat(parts)) for key, parts in values.items()}
 
 
 class _StopFlag:
@@ -186,6 +182,8 @@ class Trainer:
         return self.iteration * self.data_steps * self.config.batch_size
 
     def checkpoint(self, optimizers, noise):
+        """Write a checkpoint of the current state into the run folder; returns its path
+        (None when training without a run folder)."""
         if self.run is None:
             return None
         state, tensors = self._state(optimizers, noise)

@@ -36,7 +36,7 @@ class Split:
 
 @dataclass
 class Dataset:
-    """A dataset held in memory. ``image_shape`` is (C, H, W)."""
+    """A dataset held in memory. ``image_shape`` is (C, H, W) for images, (D,) for points."""
 
     name: str
     splits: dict[str, Split]

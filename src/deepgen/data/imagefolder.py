@@ -26,6 +26,7 @@ SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
 def list_images(root: Path) -> list[Path]:
+    """Every .png/.jpg/.jpeg file under ``root`` (any depth, any case), sorted."""
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
 
 

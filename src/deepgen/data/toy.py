@@ -30,11 +30,13 @@ class ToyMixture:
 
 
 def ring8(radius: float = 1.0, std: float = 0.01) -> ToyMixture:
+    """8 equal Gaussians with centres evenly on a circle of ``radius``, each of ``std``."""
     angles = torch.arange(8) * (2 * math.pi / 8)
     return ToyMixture(radius * torch.stack([angles.cos(), angles.sin()], 1), std)
 
 
 def grid25(std: float = 0.05) -> ToyMixture:
+    """25 equal Gaussians centred at {-4, -2, 0, 2, 4}^2, each of ``std``."""
     axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
     return ToyMixture(torch.cartesian_prod(axis, axis), std)
 

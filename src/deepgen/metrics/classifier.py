@@ -48,6 +48,7 @@ class Classifier(nn.Module):
 
 
 def weights_path(name: str) -> Path:
+    """Where the package ships the classifier weights of dataset ``name``."""
     return Path(str(resources.files("deepgen.metrics") / "weights" / f"{name}-classifier.safetensors"))
 
 
@@ -64,6 +65,7 @@ def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Ten
 
 
 def accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor, batch: int = 1000) -> float:
+    """Share of uint8 ``images`` (N, C, H, W) classified as ``labels`` (N,), in [0, 1]."""
     model.eval()
     with torch.no_grad():
         correct = sum(int((model(images[i:i + batch].float() / 255).argmax(1) == labels[i:i + batch]).sum())
@@ -101,6 +103,7 @@ def train_classifier(data: Dataset, epochs: int = 12, seed: int = 0, log=print) 
 
 
 def save_classifier(model: Classifier, name: str, test_accuracy: float, path: Path | None = None) -> Path:
+    """Write the weights as safetensors (metadata: dataset, test accuracy) atomically."""
     meta = {"dataset": name, "test_accuracy": f"{test_accuracy:.4f}", "features": str(FEATURES)}
     blob = st_save({k: v.contiguous() for k, v in model.state_dict().items()}, metadata=meta)
     return atomic_write_bytes(path or weights_path(name), blob)

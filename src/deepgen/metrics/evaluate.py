@@ -32,6 +32,8 @@ BOOTSTRAP = 10
 
 
 def register_metric(name: str):
+    """Decorator: register ``fn(ctx: Context) -> dict`` as the metric ``name`` of ``deepgen eval``."""
+
     def wrap(fn):
         METRICS.register(name, fn)
         return fn
@@ -77,15 +79,6 @@ def _bootstrap(fn, a: torch.Tensor, b: torch.Tensor, seed: int) -> float:
 
 @register_metric("nll")
 def _nll(ctx: Context) -> dict:
-    if hasattr(ctx.model, "log_density"):  # an exact likelihood (e.g. the GMM): no bound needed
-        with torch.no_grad():
-            lp = torch.cat([ctx.model.log_density(ctx.model.preprocess(ctx.test[i:i + 500]))
-                            for i in range(0, len(ctx.test), 500)])
-        n, dims = len(lp), ctx.test[0].numel()
-        stat = lambda v: {"mean": float(v.mean()), "stderr": float(v.std() / math.sqrt(n)), "n": n}  # noqa: E731
-        return {"nll": {**stat(-lp), "unit": "nats"},
-                "bits_per_dim": {**stat(-lp / (dims * math.log(2))), "unit": "bits/dim"},
-                "protocol": "exact log-density of the test images (continuous pixels in [0, 1])"}
     return evaluate_nll(ctx.model, ctx.test, k=ctx.k, seed=ctx.seed)
 
 

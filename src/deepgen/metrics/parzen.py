@@ -15,6 +15,7 @@ import math
 import torch
 
 from ..errors import ConfigError
+from ..stats import mean_stderr
 
 SIGMAS = tuple(float(s) for s in torch.logspace(-1, 0, 10, dtype=torch.float64))
 
@@ -56,6 +57,5 @@ def parzen_protocol(samples: torch.Tensor, valid: torch.Tensor, test: torch.Tens
     ``valid``, reported on ``test`` as mean +- std / sqrt(N) nats."""
     sigma, scores = select_sigma(samples, valid, sigmas)
     ll = parzen_log_likelihood(samples, test, sigma)
-    return {"mean": float(ll.mean()), "stderr": float(ll.std() / math.sqrt(len(ll))), "n": len(ll),
-            "sigma": sigma, "validation_scores": {f"{k:.4g}": v for k, v in scores.items()},
+    return {**mean_stderr(ll), "sigma": sigma, "validation_scores": {f"{k:.4g}": v for k, v in scores.items()},
             "n_samples": len(samples), "n_valid": len(valid), "unit": "nats"}

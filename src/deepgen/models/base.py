@@ -108,6 +108,11 @@ class GenerativeModel(nn.Module):
         return self.config.image_shape  # type: ignore[return-value]
 
     @property
+    def is_image(self) -> bool:
+        """True for image models (C, H, W), False for point models (D,)."""
+        return len(self.image_shape) == 3
+
+    @property
     def device(self) -> torch.device:
         """Where the model's tensors live (parameters, or buffers for models without any)."""
         for tensor in itertools.chain(self.parameters(), self.buffers()):
@@ -122,10 +127,12 @@ class GenerativeModel(nn.Module):
         return PREPROCESS[self.config.preprocess](x, generator)
 
     def players(self) -> list[Player]:
+        """The optimised parties, stepped in order each iteration; [] for a family fitted in
+        closed form, which provides ``fit_closed_form(x, seed)`` instead."""
         raise NotImplementedError
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, C, H, W) as floats in [0, 1]."""
+        """n images (n, C, H, W) as floats in [0, 1], or n points (n, D)."""
         raise NotImplementedError
 
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -133,6 +140,8 @@ class GenerativeModel(nn.Module):
         return {}
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs (B, C, H, W) -> reconstructions in [0, 1]. Raises ConfigError for families
+        without an encoder (the default)."""
         raise ConfigError(f"a {self.family} has no encoder, so it cannot reconstruct images")
 
     def fit(self, data="mnist", *, out=None, data_dir=None, progress: bool = True, **train_options):

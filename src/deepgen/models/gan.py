@@ -25,6 +25,9 @@ GENERATOR_LOSSES = {
 
 
 class GANConfig(ModelConfig):
+    """DCGAN size, generator loss, discriminator steps per generator step (k) and Adam
+    settings (Radford et al. 2015: 2e-4, beta1 0.5)."""
+
     latent_dim: int = Field(100, ge=1, le=4096, description="size of the noise z ~ N(0, I)")
     channels: int = Field(64, ge=1, le=1024, description="base channel count of G and D")
     loss: Literal["nonsaturating", "minimax"] = Field("nonsaturating", description="generator loss")
@@ -64,6 +67,7 @@ class GAN(GenerativeModel):
         return self.config.latent_dim
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ N(0, I), shape (n, latent_dim), on the model's device."""
         return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
 
     def _d_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:

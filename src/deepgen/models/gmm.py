@@ -25,6 +25,9 @@ from .base import Batch, GenerativeModel, ModelConfig, register_model
 
 
 class GMMConfig(ModelConfig):
+    """Mixture size, covariance form, variance floor and EM iterations (scikit-learn's
+    ``GaussianMixture``)."""
+
     components: int = Field(10, ge=1, le=1000, description="mixture components K")
     covariance: Literal["diag", "spherical"] = Field("diag", description="covariance of each component")
     reg_covar: float | None = Field(None, gt=0, description="variance floor; default 0.01 for images "
@@ -50,10 +53,6 @@ class GMM(GenerativeModel):
         self.register_buffer("means", torch.zeros(k, d))
         self.register_buffer("variances", torch.ones(k, d))
         self.register_buffer("converged", torch.tensor(False))
-
-    @property
-    def is_image(self) -> bool:
-        return len(self.image_shape) == 3
 
     def players(self):
         return []  # no gradient steps: the Trainer calls fit_closed_form instead

@@ -22,6 +22,9 @@ DEFAULTS = {"mlp": {"latent_dim": 20, "hidden_dim": 400}, "conv": {"latent_dim":
 
 
 class VAEConfig(ModelConfig):
+    """Networks, latent size, likelihood and Adam learning rate of a VAE; ``latent_dim`` and
+    ``hidden_dim`` default by network (conv: 32, 256; mlp: 20, 400)."""
+
     net: Literal["conv", "mlp"] = Field("conv", description="encoder/decoder networks")
     latent_dim: int | None = Field(None, ge=1, le=4096, description="size of z; default 32 (conv), 20 (mlp)")
     hidden_dim: int | None = Field(None, ge=1, le=65536, description="hidden units; default 256 (conv), 400 (mlp)")
