@@ -7,6 +7,7 @@ import sys
 
 import torch
 
+from . import distributed
 from .checkpoint import latest_checkpoint
 from .config import DataConfig, RunConfig, TrainConfig, validate
 from .data.datasets import Dataset, load_dataset
@@ -26,10 +27,11 @@ def _dataset(data: str | Dataset, data_dir=None) -> Dataset:
 
 
 def _fit(model: GenerativeModel, dataset: Dataset, config: RunConfig, out, progress: bool, log) -> GenerativeModel:
-    """Train ``model``; the run folder is made only once the Trainer has validated everything."""
+    """Train ``model``; the run folder is made only once the Trainer has validated everything
+    (by rank 0 under torchrun; the other ranks read from it, e.g. to roll back)."""
     trainer = Trainer(model, dataset, config.train, None, progress=progress, log=log)
     if out is not None:
-        trainer.run = RunDir.create(out, config)
+        trainer.run = distributed.main_first(lambda: RunDir.create(out, config)) or RunDir(out)
     trainer.fit()
     return model
 
@@ -77,7 +79,10 @@ def resume(run_path: str | os.PathLike, *, progress: bool = True, log=None,
         elif "images" in train_updates:
             merged["epochs"] = None
         config = config.model_copy(update={"train": validate(TrainConfig, merged, "train.")})
-        atomic_write_text(run.config_path, config.to_json())
+        if distributed.is_main():
+            atomic_write_text(run.config_path, config.to_json())
+    if not distributed.is_main():
+        log = lambda msg: None  # noqa: E731  rank 0 speaks for all
     ckpt = latest_checkpoint(run.path, warn=log)
     dataset = dataset or config.data.load(log)
     model = build_model(config.family, config.model, seed=config.train.seed)
@@ -101,6 +106,21 @@ def load(run_path: str | os.PathLike, device: str = "cpu", warn=None) -> Generat
     except RuntimeError as err:
         raise CheckpointError(f"{ckpt.path} does not fit the model in config.json: {err}") from None
     return model.to(resolve_device(device)).eval()
+
+
+def sample(model: GenerativeModel, n: int, seed: int = 0, batch_size: int = 1000) -> torch.Tensor:
+    """``n`` samples of ``model`` on the CPU: images (n, C, H, W) in [0, 1] or points (n, D).
+
+    Drawn in batches of ``batch_size``, each from its own generator
+    (:func:`deepgen.distributed.batch_generator`), split over ranks under torchrun, so the
+    result does not depend on the number of processes; for ``n <= batch_size`` it equals
+    ``model.sample(n, generator=make_generator(seed))``.
+    """
+    if n < 1:
+        raise ConfigError(f"the number of samples must be at least 1, not {n}")
+    return distributed.map_batches(
+        lambda index, start, stop: model.sample(stop - start, generator=distributed.batch_generator(
+            seed, index, model.device)), n, batch_size)
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

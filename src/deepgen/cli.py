@@ -104,7 +104,7 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, 
             given = [family] if family else [f"--{k.replace('_', '-')}" for k in model_opts]
             raise ConfigError(f"--resume continues a run as it was configured; drop {', '.join(given)}")
         api.resume(resume_run, progress=not quiet, **train_opts)
-        click.echo(f"run folder: {resume_run}")
+        _echo(f"run folder: {resume_run}")
         return
     if not family:
         raise click.UsageError(f"name a model family ({', '.join(MODELS)}) or give --resume RUN")
@@ -123,7 +123,7 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, 
     )
     out = Path(out or f"runs/{family}-{data}-s{config.train.seed}")
     api.train(config, out, progress=not quiet)
-    click.echo(f"run folder: {out}")
+    _echo(f"run folder: {out}")
 
 
 # --- sample / reconstruct ------------------------------------------------------------
@@ -136,13 +136,13 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, 
 @click.option("--device", default="cpu", show_default=True)
 def sample(run, n, output, seed, nrow, device):
     """Draw N samples from the model in RUN and save them as a PNG grid."""
-    from . import api
+    from . import api, distributed
     from .viz import save_samples
 
     model = api.load(run, device=device, warn=_warn)
-    images = model.sample(n, generator=api.make_generator(seed, model.device))
-    path = save_samples(images, output or Path(run) / "samples.png", nrow=nrow)
-    click.echo(str(path))
+    images = api.sample(model, n, seed)
+    if distributed.is_main():
+        click.echo(str(save_samples(images, output or Path(run) / "samples.png", nrow=nrow)))
 
 
 @cli.command()
@@ -225,7 +225,7 @@ def lab(name, list_labs, out, fast, seed):
 @click.argument("run", type=click.Path())
 @click.option("--metrics", default="fid,kid,is,pr,parzen", show_default=True,
               help="comma-separated: nll, parzen, fid, kid, is, pr (nll needs an encoder)")
-@click.option("--n", "n", type=click.IntRange(2), default=10000, show_default=True,
+@click.option("-n", "--n", "n", type=click.IntRange(2), default=10000, show_default=True,
               help="test images and generated samples")
 @click.option("--k", "k", type=click.IntRange(1), default=5000, show_default=True,
               help="importance samples per image for nll")
@@ -236,8 +236,8 @@ def eval_command(run, metrics, n, k, seed, device):
     from .metrics.evaluate import evaluate_run
 
     evaluate_run(run, [m.strip() for m in metrics.split(",") if m.strip()], n=n, k=k, seed=seed,
-                 device=device, log=click.echo)
-    click.echo(str(Path(run) / "eval.json"))
+                 device=device, log=_echo)
+    _echo(str(Path(run) / "eval.json"))
 
 
 # --- feature classifiers ------------------------------------------------------------------
@@ -304,24 +304,58 @@ def _warn(msg: str) -> None:
     click.echo(f"deepgen: warning: {msg}", err=True)
 
 
+# Commands that may run as several processes under torchrun (the others would race on files).
+DISTRIBUTED_COMMANDS = ("train", "eval", "sample")
+
+
+def _join_process_group(argv: list[str] | None) -> None:
+    from . import distributed
+
+    if not distributed.launched():
+        return
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command not in DISTRIBUTED_COMMANDS:
+        raise ConfigError(f"`deepgen {command}` runs in one process; under torchrun only "
+                          f"{', '.join(DISTRIBUTED_COMMANDS)} can run")
+    distributed.init_from_env()
+
+
+def _echo(msg: str) -> None:
+    """Print a result line (once, from rank 0, under torchrun)."""
+    from . import distributed
+
+    if distributed.is_main():
+        click.echo(msg)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr and a non-zero exit for every expected error."""
+    from . import distributed
+
+    def error(msg: str) -> None:
+        where = f"[rank {distributed.rank()}] " if distributed.world_size() > 1 else ""
+        click.echo(f"deepgen: {where}{msg}", err=True)
+
     try:
+        _join_process_group(argv)
         rv = cli.main(args=argv, prog_name="deepgen", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except click.UsageError as err:
         hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx else ""
-        click.echo(f"deepgen: error: {err.format_message()}{hint}", err=True)
+        error(f"error: {err.format_message()}{hint}")
         return 2
     except click.ClickException as err:
-        click.echo(f"deepgen: error: {err.format_message()}", err=True)
+        error(f"error: {err.format_message()}")
         return err.exit_code
     except DeepgenError as err:
-        click.echo(f"deepgen: error: {err}", err=True)
+        error(f"error: {err}")
         return err.exit_code
     except (KeyboardInterrupt, click.Abort):
-        click.echo("deepgen: interrupted", err=True)
+        error("interrupted")
         return 130
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":

@@ -18,15 +18,17 @@ def _sum_except_batch(x: torch.Tensor) -> torch.Tensor:
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
     """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2013, sec. 2.4).
 
     Args:
         mu, logvar: (B, D) mean and log-variance of q(z|x).
         generator: source of eps; must live on ``mu``'s device.
+        eps: (B, D) the standard normal draw to use instead (e.g. ``Batch.randn``).
     Returns: (B, D) a sample differentiable in mu and logvar.
     """
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    if eps is None:
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps
 
 

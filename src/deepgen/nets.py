@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from .distributed import SyncBatchNorm1d, SyncBatchNorm2d
 from .errors import ConfigError
 
 
@@ -90,7 +91,8 @@ class DCGANGenerator(nn.Module):
     """z (B, latent_dim) -> images (B, C, H, W) in [-1, 1] (Radford et al. 2015).
 
     Linear projection to (2*channels, H/4, W/4), two stride-2 transposed convolutions;
-    batch norm and ReLU everywhere except the Tanh output layer.
+    batch norm and ReLU everywhere except the Tanh output layer. Batch norm is pooled over
+    ranks under torchrun (:mod:`deepgen.distributed`).
     """
 
     def __init__(self, image_shape, latent_dim: int = 100, channels: int = 64):
@@ -98,10 +100,10 @@ class DCGANGenerator(nn.Module):
         c, h4, w4 = _check_conv_shape(image_shape)
         self.net = nn.Sequential(
             nn.Linear(latent_dim, 2 * channels * h4 * w4, bias=False),
-            nn.BatchNorm1d(2 * channels * h4 * w4), nn.ReLU(),
+            SyncBatchNorm1d(2 * channels * h4 * w4), nn.ReLU(),
             nn.Unflatten(1, (2 * channels, h4, w4)),
             nn.ConvTranspose2d(2 * channels, channels, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(channels), nn.ReLU(),
+            SyncBatchNorm2d(channels), nn.ReLU(),
             nn.ConvTranspose2d(channels, c, 4, 2, 1), nn.Tanh(),
         )
 
@@ -121,7 +123,7 @@ class DCGANDiscriminator(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(c, channels, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Conv2d(channels, 2 * channels, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(2 * channels), nn.LeakyReLU(0.2),
+            SyncBatchNorm2d(2 * channels), nn.LeakyReLU(0.2),
             nn.Flatten(), nn.Linear(2 * channels * h4 * w4, 1),
         )
 

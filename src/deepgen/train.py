@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import (
     Checkpoint,
     flatten_optimizer,
@@ -45,7 +46,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         ConfigError: an unknown device name, or CUDA asked for where there is none.
     """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return distributed.local_device() if torch.cuda.is_available() else torch.device("cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -59,21 +60,22 @@ def evaluate_split(model: GenerativeModel, dataset: Dataset, split: str, seed: i
                    device: torch.device) -> dict[str, dict[str, float]]:
     """Mean and standard error of ``model.evaluate`` over a split, with its own fixed
     randomness (``seed``), so training randomness is untouched. Returns {} if the model
-    reports nothing."""
+    reports nothing. Batches of 1,000 images are split over ranks under torchrun, each with
+    its own generator, so the numbers do not depend on the number of processes."""
     data = dataset[split]
-    n = len(data)
-    gen = torch.Generator(device=device).manual_seed(seed)
+
+    def one_batch(index: int, start: int, stop: int) -> dict[str, torch.Tensor]:
+        gen = distributed.batch_generator(seed, index, device)
+        x = data.images[start:stop].to(device)
+        y = None if data.labels is None else data.labels[start:stop].to(device)
+        return {k: v.double() for k, v in model.evaluate(Batch(model.preprocess(x, gen), y), gen).items()}
+
     was_training = model.training
     model.eval()
-    values: dict[str, list[torch.Tensor]] = defaultdict(list)
     with torch.no_grad():
-        for start in range(0, n, EVAL_BATCH):
-            x = data.images[start:min(n, start + EVAL_BATCH)].to(device)
-            y = None if data.labels is None else data.labels[start:start + len(x)].to(device)
-            for key, v in model.evaluate(Batch(model.preprocess(x, gen), y), gen).items():
-                values[key].append(v.detach().double().cpu())
+        values = distributed.map_batches(one_batch, len(data), EVAL_BATCH)
     model.train(was_training)
-    return {key: mean_stderr(torch.cat(parts)) for key, parts in values.items()}
+    return {key: mean_stderr(v) for key, v in values.items()}
 
 
 class _StopFlag:
@@ -114,18 +116,25 @@ class Trainer:
         config: length, batch size, seed, device, logging.
         run: run folder for metrics.jsonl, checkpoints, samples and results.json; None
             trains in memory only.
-        progress: show a progress bar (only on a terminal).
-        log: callable taking one line of text (default: stderr).
+        progress: show a progress bar (only on a terminal, only on rank 0).
+        log: callable taking one line of text (default: stderr; only rank 0 logs).
         evaluate: evaluate the validation split at epoch ends and the test split at the
             end (False: train only, e.g. for timing).
+
+    Under torchrun (:mod:`deepgen.distributed`) every rank runs a Trainer: ``batch_size``
+    is the global batch, each rank trains on its rows, gradients are averaged by
+    DistributedDataParallel, and only rank 0 writes to ``run``.
     """
 
     def __init__(self, model: GenerativeModel, dataset: Dataset, config: TrainConfig,
                  run: RunDir | None = None, progress: bool = True, log=None, evaluate: bool = True):
         self.model, self.dataset, self.config, self.run = model, dataset, config, run
         self.progress, self.evaluate = progress, evaluate
-        self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+        self.is_main = distributed.is_main()
+        log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+        self.log = log if self.is_main else (lambda msg: None)
         self.device = resolve_device(config.device)
+        distributed.shard_rows(config.batch_size)  # the global batch must split evenly
         self.players = model.players()
         self.closed_form = not self.players  # e.g. a GMM fitted by EM: one "iteration"
         if self.closed_form and not hasattr(model, "fit_closed_form"):
@@ -184,7 +193,7 @@ class Trainer:
     def checkpoint(self, optimizers, noise):
         """Write a checkpoint of the current state into the run folder; returns its path
         (None when training without a run folder)."""
-        if self.run is None:
+        if self.run is None or not self.is_main:
             return None
         state, tensors = self._state(optimizers, noise)
         return save_checkpoint(self.run.path, self.model.state_dict(), tensors, state,
@@ -205,18 +214,20 @@ class Trainer:
         train = self.dataset["train"]
         images = train.images.to(self.device)
         labels = None if train.labels is None else train.labels.to(self.device)
+        model.requires_grad_(True)
         optimizers = {p.name: p.make_optimizer(p.module.parameters()) for p in self.players}
         noise = torch.Generator(device=self.device).manual_seed(cfg.seed)
         if resume is not None:
             self._restore(resume, optimizers, noise)
-            if self.run is not None:
+            if self.run is not None and self.is_main:
                 self.run.truncate_metrics(self.iteration)
         if self.closed_form:
             return self._fit_closed_form(images, noise)
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
         counts: dict[str, int] = defaultdict(int)
         bar = tqdm(total=self.total_iterations, initial=self.iteration, unit="it", file=sys.stderr,
-                   disable=None if self.progress else True, dynamic_ncols=True, leave=False)
+                   disable=None if self.progress and self.is_main else True, dynamic_ncols=True, leave=False)
+        self._wrap_players()
         if cfg.on_divergence == "rollback" and self.run is not None and self.iteration == 0:
             self.checkpoint(optimizers, noise)  # something to roll back to from the first step
         batches = self._batches(len(images))
@@ -226,6 +237,7 @@ class Trainer:
                 try:
                     batches = self._iteration(batches, images, labels, optimizers, noise, sums, counts, stop, bar)
                 except _Rollback:
+                    self._wrap_players()  # DDP's reducer state is stale after an unfinished step
                     batches = self._batches(len(images))
                     sums.clear()
                     counts.clear()
@@ -237,11 +249,27 @@ class Trainer:
         self._finish()
         return model
 
+    def _wrap_players(self) -> None:
+        """Each player's loss, through DistributedDataParallel when there are several ranks."""
+        self.model.requires_grad_(True)  # DDP registers the parameters that require gradients
+        self.losses = {p.name: distributed.data_parallel(p.module, p.loss) for p in self.players}
+
+    def _batch(self, idx: torch.Tensor, images: torch.Tensor, labels, noise: torch.Generator) -> Batch:
+        """The global batch ``idx``, preprocessed (every rank draws the same binarisation),
+        and this rank's rows of it."""
+        x = self.model.preprocess(images.index_select(0, idx), noise)
+        y = None if labels is None else labels.index_select(0, idx)
+        world = distributed.world_size()
+        if world == 1:
+            return Batch(x, y)
+        rows = distributed.shard_rows(len(idx))
+        return Batch(x[rows], None if y is None else y[rows], shard=(distributed.rank(), world))
+
     def _iteration(self, batches, images, labels, optimizers, noise, sums, counts, stop, bar):
         """One iteration: every player's steps, then logging and epoch-end work; returns
         the batch iterator to use next."""
-        cfg, model = self.config, self.model
-        if stop.requested:
+        cfg = self.config
+        if distributed.any_rank(stop.requested, self.device):
             path = self.checkpoint(optimizers, noise)
             bar.close()
             where = f"; checkpoint {path}" if path else ""
@@ -254,13 +282,12 @@ class Trainer:
                     other.module.requires_grad_(other is player)
             for _ in range(player.steps):
                 if player.uses_data or batch is None:
-                    idx = next(batches)
-                    batch = Batch(model.preprocess(images.index_select(0, idx), noise),
-                                  None if labels is None else labels.index_select(0, idx))
-                out = player.loss(batch, noise)
+                    batch = self._batch(next(batches), images, labels, noise)
+                out = self.losses[player.name](batch, noise)
                 loss = out["loss"].mean()
-                if not torch.isfinite(loss):
-                    self._diverged(f"the {player.name} loss is {loss.item()}", optimizers, noise, bar)
+                global_loss = distributed.all_mean(loss.detach())  # so every rank decides alike
+                if not torch.isfinite(global_loss):
+                    self._diverged(f"the {player.name} loss is {global_loss.item()}", optimizers, noise, bar)
                 optimizers[player.name].zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm is not None:
@@ -281,7 +308,8 @@ class Trainer:
             tick, tick_iter = self._tick
             self.elapsed += now - tick
             speed = (self.iteration - tick_iter) * self.data_steps * cfg.batch_size / max(now - tick, 1e-9)
-            record = {k: float(v) / counts[k] for k, v in sums.items()}
+            means = distributed.all_mean(torch.stack([v / counts[k] for k, v in sums.items()]))
+            record = dict(zip(sums, means.tolist()))
             sums.clear()
             counts.clear()
             self._log_train(record, speed, bar)
@@ -320,7 +348,8 @@ class Trainer:
             for group, lr in zip(opt.param_groups, current[name]):
                 group["lr"] = lr * cfg.rollback_lr_factor
         self.rollbacks += 1
-        self.run.truncate_metrics(self.iteration)
+        if self.is_main:
+            self.run.truncate_metrics(self.iteration)
         self.log(f"{where}; rolled back to iteration {self.iteration} with learning rates x{cfg.rollback_lr_factor:g} "
                  f"(rollback {self.rollbacks} of {cfg.max_rollbacks})")
         raise _Rollback
@@ -342,7 +371,7 @@ class Trainer:
         record.update(iteration=self.iteration, epoch=self.iteration / self.iters_per_epoch,
                       images=self.images_seen, images_per_second=speed, split="train",
                       time=round(self.elapsed, 3))
-        if self.run is not None:
+        if self.run is not None and self.is_main:
             self.run.append_metrics(record)
         shown = {k.split("/", 1)[1] if k.count("/") else k: f"{v:.3g}" for k, v in record.items()
                  if "/" in k and not k.endswith("/loss")}
@@ -357,11 +386,11 @@ class Trainer:
             if stats:
                 record = {k: v["mean"] for k, v in stats.items()}
                 record.update(iteration=self.iteration, epoch=epoch, images=self.images_seen, split="valid")
-                if self.run is not None:
+                if self.run is not None and self.is_main:
                     self.run.append_metrics(record)
                 line += "  valid " + "  ".join(f"{k} {v:.4g}" for k, v in record.items()
                                                if k in stats)
-        if self.run is not None:
+        if self.run is not None and self.is_main:
             self.model.eval()
             gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
             points = self.dataset.is_points
@@ -386,4 +415,5 @@ class Trainer:
         if key in stats:
             results["summary"] = {"metric": key, "unit": unit, **stats[key]}
             self.log(f"test {key}: {stats[key]['mean']:.2f} ± {stats[key]['stderr']:.2f} {unit}")
-        self.run.write_results(results)
+        if self.is_main:
+            self.run.write_results(results)

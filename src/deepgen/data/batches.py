@@ -1,6 +1,7 @@
 """Per-batch conversion of uint8 images and the order batches are drawn in.
 
-Datasets stay in memory as uint8; each batch is indexed out of the tensor and converted,
+Datasets stay in memory as uint8; each batch is indexed out of the tensor and converted
+to torch's default float dtype (float32 unless changed with ``torch.set_default_dtype``),
 so there are no per-item Python transforms.
 """
 
@@ -18,12 +19,12 @@ PREPROCESS: Registry[Preprocess] = Registry("preprocessing")
 
 def unit(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 [0, 255] -> float [0, 1]."""
-    return x.float().div_(255.0)
+    return x.to(torch.get_default_dtype()).div_(255.0)
 
 
 def symmetric(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1] (the range of a tanh generator)."""
-    return x.float().div_(127.5).sub_(1.0)
+    return x.to(torch.get_default_dtype()).div_(127.5).sub_(1.0)
 
 
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -32,7 +33,7 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     The protocol of the VAE likelihood literature (e.g. Burda et al. 2015, sec. 5.1).
     ``generator`` must live on ``x``'s device.
     """
-    return torch.bernoulli(x.float().div_(255.0), generator=generator)
+    return torch.bernoulli(x.to(torch.get_default_dtype()).div_(255.0), generator=generator)
 
 
 PREPROCESS.register("unit", unit)

@@ -18,6 +18,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from .. import distributed
 from ..data.datasets import Dataset
 from ..errors import CheckpointError
 from ..fileio import atomic_write_bytes, sha256_bytes
@@ -133,14 +134,13 @@ def load_classifier(name: str, path: Path | None = None) -> tuple[Classifier, st
 
 def classifier_outputs(model: Classifier, images: torch.Tensor, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (N, 128), class probabilities (N, classes)) of images (N, C, H, W), either
-    uint8 in [0, 255] or float in [0, 1]."""
-    feats, probs = [], []
+    uint8 in [0, 255] or float in [0, 1]. Batches are split over ranks under torchrun."""
+
+    def one_batch(index: int, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = images[start:stop]
+        f = model.features(x.float() / 255 if x.dtype == torch.uint8 else x.float())
+        return f, torch.softmax(model.head(f), dim=1)
+
     with torch.no_grad():
-        for i in range(0, len(images), batch):
-            x = images[i:i + batch]
-            x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-            f = model.features(x)
-            feats.append(f)
-            probs.append(torch.softmax(model.head(f), dim=1))
-    return torch.cat(feats), torch.cat(probs)
+        return distributed.map_batches(one_batch, len(images), batch)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..api import load, make_generator
+from .. import distributed
+from ..api import load, make_generator, sample
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
 from ..registry import Registry
@@ -52,10 +53,8 @@ class Context:
 
     @cached_property
     def samples(self) -> torch.Tensor:
-        """n generated images (n, C, H, W) in [0, 1], from ``seed``."""
-        gen = make_generator(self.seed, self.model.device)
-        return torch.cat([self.model.sample(min(1000, self.n - i), generator=gen).cpu()
-                          for i in range(0, self.n, 1000)])
+        """n generated images (n, C, H, W) in [0, 1], from ``seed`` (split over ranks)."""
+        return sample(self.model, self.n, self.seed)
 
     @cached_property
     def classifier(self):
@@ -168,7 +167,8 @@ def evaluate_run(run: str | Path, metrics: list[str], n: int = 10_000, k: int = 
     if "classifier" in ctx.__dict__:
         results["classifier"] = {"dataset": ctx.config.data.name, "sha256": ctx.classifier[1]}
     results.update(run=str(run), dataset=ctx.config.data.name, deepgen_version=__version__)
-    atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+    if distributed.is_main():
+        atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
 
 

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .. import losses
+from .. import distributed, losses
 from ..errors import ConfigError
 from ..stats import mean_stderr
 
@@ -55,27 +55,28 @@ def evaluate_nll(model, images: torch.Tensor, k: int = 5000, batch_size: int = B
 
     A model with an exact ``log_density`` (e.g. the GMM) is evaluated exactly; a model
     with an encoder by the IWAE_k bound, with the k-sample ELBO beside it. Images are
-    preprocessed as the model was trained (dynamic binarisation is drawn once, with
-    ``seed``). Returns nats per image and bits per dimension, each with its standard error
-    over images.
+    preprocessed as the model was trained (dynamic binarisation is drawn once). Batches are
+    split over ranks under torchrun; each batch draws from its own generator
+    (:func:`deepgen.distributed.batch_generator` of ``seed``), so the result does not
+    depend on the number of processes. Returns nats per image and bits per dimension, each
+    with its standard error over images.
 
     Raises: ConfigError if the model has neither an exact likelihood nor an encoder.
     """
     model.eval()
     device = model.device
-    gen = torch.Generator(device=device).manual_seed(seed)
     exact = hasattr(model, "log_density")
-    log_px, elbo = [], []
+
+    def one_batch(index: int, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = distributed.batch_generator(seed, index, device)
+        x = model.preprocess(images[start:stop].to(device), gen)
+        if exact:
+            lp = model.log_density(x).double()
+            return lp, lp
+        return iwae_log_likelihood(model, x, k, chunk, gen)
+
     with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            x = model.preprocess(images[start:start + batch_size].to(device), gen)
-            if exact:
-                log_px.append(model.log_density(x).cpu())
-                continue
-            lp, el = iwae_log_likelihood(model, x, k, chunk, gen)
-            log_px.append(lp.cpu())
-            elbo.append(el.cpu())
-    log_px = torch.cat(log_px)
+        log_px, elbo = distributed.map_batches(one_batch, len(images), batch_size)
     dims = images[0].numel()
     out = {
         "nll": {**mean_stderr(-log_px), "unit": "nats"},
@@ -85,8 +86,8 @@ def evaluate_nll(model, images: torch.Tensor, k: int = 5000, batch_size: int = B
         out["protocol"] = "exact log-density of the test images (continuous pixels in [0, 1])"
         return out
     out.update(
-        neg_elbo={**mean_stderr(-torch.cat(elbo)), "unit": "nats"}, k=k, seed=seed,
+        neg_elbo={**mean_stderr(-elbo), "unit": "nats"}, k=k, seed=seed,
         protocol=f"IWAE bound with k = {k} (Burda et al. 2015); inputs preprocessed as in training "
-                 f"({model.config.preprocess}), drawn once with seed {seed}",
+                 f"({model.config.preprocess}), drawn once per batch of {batch_size} from seed {seed}",
     )
     return out

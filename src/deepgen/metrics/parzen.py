@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from .. import distributed
 from ..errors import ConfigError
 from ..stats import mean_stderr
 
@@ -27,6 +28,7 @@ def parzen_log_likelihood(samples: torch.Tensor, x: torch.Tensor, sigma: float,
     Args:
         samples: (N, ...) kernel centres; x: (M, ...) same trailing shape, same units.
         sigma: kernel standard deviation (> 0), in those units.
+        chunk: rows of ``x`` per distance matrix; chunks are split over ranks under torchrun.
     Returns: (M,) nats, float64.
     """
     if sigma <= 0:
@@ -38,11 +40,13 @@ def parzen_log_likelihood(samples: torch.Tensor, x: torch.Tensor, sigma: float,
     d = s.shape[1]
     s_sq = (s * s).sum(1)
     const = math.log(len(s)) + 0.5 * d * math.log(2 * math.pi * sigma**2)
-    out = []
-    for part in torch.split(q, chunk):
+
+    def one_chunk(index: int, start: int, stop: int) -> torch.Tensor:
+        part = q[start:stop]
         sq = (part * part).sum(1, keepdim=True) - 2 * part @ s.T + s_sq  # squared distances
-        out.append(torch.logsumexp(-sq.clamp_min(0) / (2 * sigma**2), dim=1) - const)
-    return torch.cat(out)
+        return torch.logsumexp(-sq.clamp_min(0) / (2 * sigma**2), dim=1) - const
+
+    return distributed.map_batches(one_chunk, len(q), chunk)
 
 
 def select_sigma(samples: torch.Tensor, valid: torch.Tensor, sigmas=SIGMAS) -> tuple[float, dict[float, float]]:

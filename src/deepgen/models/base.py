@@ -49,13 +49,32 @@ class ModelConfig(Config):
 
 @dataclass
 class Batch:
-    """A training batch: ``x`` (B, C, H, W) preprocessed float; ``y`` (B,) labels or None."""
+    """A training batch: ``x`` (B, C, H, W) preprocessed float; ``y`` (B,) labels or None.
+
+    ``shard`` = (rank, world size): under torchrun a rank holds rows
+    ``rank*B : (rank+1)*B`` of a global batch of ``world*B`` (see :mod:`deepgen.distributed`).
+    """
 
     x: torch.Tensor
     y: torch.Tensor | None = None
+    shard: tuple[int, int] = (0, 1)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+    def randn(self, *dims: int, generator: torch.Generator | None = None,
+              dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Standard normal noise (B, *dims) for this batch, on its device.
+
+        Models draw per-example training noise (z of a GAN, eps of a VAE) here, not with
+        ``torch.randn``: the global batch's noise is drawn and this shard's rows are kept,
+        so N processes draw what one process draws for the combined batch.
+        """
+        rank, world = self.shard
+        b = len(self)
+        eps = torch.randn((b * world, *dims), generator=generator, device=self.x.device,
+                          dtype=dtype or self.x.dtype)
+        return eps if world == 1 else eps[rank * b:(rank + 1) * b]
 
 
 LossFn = Callable[[Batch, torch.Generator], dict[str, torch.Tensor]]

@@ -72,7 +72,7 @@ class GAN(GenerativeModel):
 
     def _d_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            fake = self.generator(self.noise(len(batch), generator))
+            fake = self.generator(batch.randn(self.latent_dim, generator=generator))
         real_logits, fake_logits = self.discriminator(batch.x), self.discriminator(fake)
         return {
             "loss": losses.discriminator_loss(real_logits, fake_logits),
@@ -81,7 +81,7 @@ class GAN(GenerativeModel):
         }
 
     def _g_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        fake_logits = self.discriminator(self.generator(self.noise(len(batch), generator)))
+        fake_logits = self.discriminator(self.generator(batch.randn(self.latent_dim, generator=generator)))
         return {"loss": GENERATOR_LOSSES[self.config.loss](fake_logits),
                 "d_fake": torch.sigmoid(fake_logits.detach())}
 

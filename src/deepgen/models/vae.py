@@ -93,16 +93,18 @@ class VAE(GenerativeModel):
         """E[x|z] in [0, 1] from the decoder output."""
         return torch.sigmoid(out) if self.log_scale is None else out.clamp(0.0, 1.0)
 
-    def elbo_terms(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """{"elbo", "recon", "kl"}, each (B,) nats, from one reparameterised sample of z."""
+    def elbo_terms(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                   eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{"elbo", "recon", "kl"}, each (B,) nats, from one reparameterised sample of z
+        (``eps`` (B, latent_dim): the standard normal draw to use, else drawn here)."""
         mu, logvar = self.encode(x)
-        z = losses.reparameterize(mu, logvar, generator)
+        z = losses.reparameterize(mu, logvar, generator, eps)
         log_px = self.log_px_given_z(x, self.decode(z))
         kl = losses.kl_normal_std_normal(mu, logvar)
         return {"elbo": losses.elbo(log_px, kl), "recon": -log_px, "kl": kl}
 
     def _loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        terms = self.elbo_terms(batch.x, generator)
+        terms = self.elbo_terms(batch.x, generator, batch.randn(self.config.latent_dim, generator=generator))
         return {"loss": -terms["elbo"], **terms}
 
     def players(self) -> list[Player]:
