@@ -95,8 +95,8 @@ def test_the_cli_on_torchrun_trains_samples_and_measures_like_one_process(tmp_pa
     run = str(tmp_path / "one")  # the same model sampled and measured by 1 and 2 processes
     for procs, png in ((2, "two.png"), (0, "one.png")):
         _run("-m", "deepgen", "sample", run, "-n", "1500", "--seed", "4", "-o", str(tmp_path / png), procs=procs)
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     a, b = (np.asarray(Image.open(tmp_path / p), dtype=np.int16) for p in ("one.png", "two.png"))
     assert np.abs(a - b).max() <= 1  # uint8 rounding of float32 noise at most

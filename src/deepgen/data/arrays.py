@@ -9,7 +9,6 @@ validation and test, by a fixed permutation.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +72,13 @@ def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
                 labels = loaded["labels"] if "labels" in loaded.files else None
     except FileNotFoundError:
         raise DataError(f"no array file at {path}") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path} is not a readable .npy/.npz file (pickled objects are refused): {err}") from None
-    data = from_tensors(images, labels, name="arrays")
+    except DataError:
+        raise
+    except Exception as err:  # noqa: BLE001  damaged headers and archives raise OSError, ValueError,
+        # EOFError, BadZipFile, SyntaxError, tokenize.TokenError, ...: all mean "unreadable".
+        raise DataError(f"{path} is not a readable .npy/.npz file (pickled objects are refused): "
+                        f"{type(err).__name__}: {err}") from None
+    data = from_tensors(images, labels, name=str(path))  # errors name the file
+    data.name = "arrays"
     data.source = f"{path} ({sum(len(s) for s in data.splits.values())} images)"
     return data

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import DataError
 from ..fileio import atomic_write_bytes
@@ -69,10 +69,11 @@ def load_arrays(root: Path, size: int, channels: int, on_bad_file: str = "stop",
         try:
             images.append(_load_one(path, size, channels))
             kept.append(path)
-        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
+        except Exception as err:  # noqa: BLE001  PIL's decoders raise many types on damaged
+            # bytes (OSError, SyntaxError, EOFError, struct.error, ...): all mean "unreadable".
             if on_bad_file == "stop":
-                raise DataError(f"cannot read image {path}: {err}; fix or remove it, or pass "
-                                "--on-bad-file skip") from None
+                raise DataError(f"cannot read image {path}: {type(err).__name__}: {err}; fix or remove it, "
+                                "or pass --on-bad-file skip") from None
             if log:
                 log(f"skipping unreadable image {path}: {err}")
     if not images:

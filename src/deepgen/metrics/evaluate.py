@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
-from .. import distributed
+from .. import __version__, distributed
 from ..api import load, make_generator, sample
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
