@@ -15,6 +15,12 @@ SHAPE = (1, 28, 28)
 VARIANTS = [(f, {}) for f in FAMILIES] + [
     ("vae", {"net": "mlp", "likelihood": "gaussian", "preprocess": "unit"}),
     ("gan", {"loss": "minimax", "d_steps": 2, "channels": 16}),
+    ("gan", {"loss": "lsgan", "net": "mlp", "hidden_dim": 32}),
+    ("wgan", {"net": "mlp", "hidden_dim": 32, "n_critic": 2}),
+    ("wgan-gp", {"channels": 8}),
+    ("vae", {"net": "mlp", "beta": 4.0, "kl_warmup": 10}),
+    ("iwae", {"net": "mlp", "k": 3}),
+    ("ae", {"net": "mlp", "latent_dim": 2}),
     ("gmm", {"covariance": "spherical", "components": 2}),
 ]
 

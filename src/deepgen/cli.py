@@ -18,7 +18,8 @@ from . import __version__
 from .errors import ConfigError, DeepgenError
 
 # Options of `deepgen train` that belong to TrainConfig (the rest are model fields).
-TRAIN_OPTIONS = ("epochs", "images", "batch_size", "seed", "device", "log_every", "on_divergence", "max_grad_norm")
+TRAIN_OPTIONS = ("epochs", "images", "batch_size", "seed", "device", "log_every", "on_divergence", "max_grad_norm",
+                 "compile", "channels_last")
 
 
 def _click_type(annotation) -> tuple[Any, list[str]]:
@@ -87,6 +88,9 @@ def cli():
               help="on a NaN/inf loss or exploding gradient: stop, or roll back to the last checkpoint with "
                    "halved learning rates (3 times at most) [default: stop]")
 @click.option("--max-grad-norm", type=float, default=None, help="a gradient norm above this counts as divergence")
+@click.option("--compile", "compile", is_flag=True, default=None,
+              help="torch.compile each network (see benchmarks/throughput.py for where it helps)")
+@click.option("--channels-last", is_flag=True, default=None, help="channels-last memory format for conv networks")
 @click.option("--out", type=click.Path(), default=None, help="run folder [default: runs/FAMILY-DATA-sSEED]")
 @click.option("--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder")
 @click.option("--quiet", is_flag=True, help="no progress bar")

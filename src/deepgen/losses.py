@@ -102,6 +102,31 @@ def generator_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).flatten()
 
 
+def lsgan_discriminator_loss(real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
+    """Least-squares discriminator loss per example, (B,): 1/2 (D(x) - 1)^2 + 1/2 D(G(z))^2,
+    on raw (unsquashed) outputs, with targets a = 0 (fake), b = 1 (real) (Mao et al. 2017,
+    eq. 2). Unitless."""
+    return 0.5 * ((real_out.flatten() - 1.0).pow(2) + fake_out.flatten().pow(2))
+
+
+def lsgan_generator_loss(fake_out: torch.Tensor) -> torch.Tensor:
+    """Least-squares generator loss per example, (B,): 1/2 (D(G(z)) - 1)^2 (Mao et al.
+    2017, eq. 2, c = 1). Unitless."""
+    return 0.5 * (fake_out.flatten() - 1.0).pow(2)
+
+
+def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """WGAN critic loss per example, (B,): f(G(z)) - f(x). Its negative mean estimates the
+    Wasserstein-1 distance when f is 1-Lipschitz (Arjovsky et al. 2017, eq. 3 and
+    Algorithm 1). Units of the data's metric."""
+    return fake_scores.flatten() - real_scores.flatten()
+
+
+def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """WGAN generator loss per example, (B,): -f(G(z)) (Arjovsky et al. 2017, Algorithm 1)."""
+    return -fake_scores.flatten()
+
+
 # --- importance weighting and critics ---
 
 def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:
@@ -118,18 +143,21 @@ def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
     """(||grad_x f(x_hat)||_2 - 1)^2 per example at x_hat = eps * real + (1 - eps) * fake,
     with one eps ~ U(0, 1) per example, not per pixel (Gulrajani et al. 2017, Algorithm 1).
 
     Args:
         critic: callable (B, ...) -> (B,) or (B, 1).
         real, fake: (B, ...) same shape.
+        eps: (B,) the uniform draws to use instead of drawing them (e.g. ``Batch.rand``).
     Returns: (B,) penalty (unitless; multiply by lambda, 10 in the paper), differentiable
     in the critic's parameters.
     """
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    eps = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+    if eps is None:
+        eps = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+    eps = eps.reshape(shape)
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1.0).pow(2)

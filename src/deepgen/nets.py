@@ -114,18 +114,51 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """images (B, C, H, W) in [-1, 1] -> logits (B,) (Radford et al. 2015).
 
-    Two stride-2 convolutions with LeakyReLU(0.2); batch norm except at the input layer.
+    Two stride-2 convolutions with LeakyReLU(0.2); batch norm except at the input layer,
+    unless ``batch_norm`` is False (a WGAN-GP critic: the penalty is per example, which
+    batch norm would break; Gulrajani et al. 2017, sec. 4).
     """
 
-    def __init__(self, image_shape, channels: int = 64):
+    def __init__(self, image_shape, channels: int = 64, batch_norm: bool = True):
         super().__init__()
         c, h4, w4 = _check_conv_shape(image_shape)
         self.net = nn.Sequential(
             nn.Conv2d(c, channels, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(channels, 2 * channels, 4, 2, 1, bias=False),
-            SyncBatchNorm2d(2 * channels), nn.LeakyReLU(0.2),
+            nn.Conv2d(channels, 2 * channels, 4, 2, 1, bias=not batch_norm),
+            SyncBatchNorm2d(2 * channels) if batch_norm else nn.Identity(), nn.LeakyReLU(0.2),
             nn.Flatten(), nn.Linear(2 * channels * h4 * w4, 1),
         )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+class MLPGenerator(nn.Module):
+    """z (B, latent_dim) -> (B, *shape): ``layers`` hidden ReLU layers of ``hidden_dim``;
+    a linear output for points, tanh (range [-1, 1]) for images (len(shape) == 3). The
+    2-D mixture experiments' generator (VEEGAN, PacGAN: 4 layers of 400 units)."""
+
+    def __init__(self, shape, latent_dim: int, hidden_dim: int = 400, layers: int = 3):
+        super().__init__()
+        dims = [latent_dim] + [hidden_dim] * layers
+        blocks = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
+        out = [nn.Tanh()] if len(shape) == 3 else []
+        self.net = nn.Sequential(*blocks, nn.Linear(dims[-1], math.prod(shape)), *out,
+                                 nn.Unflatten(1, tuple(shape)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    """x (B, *shape) -> scores (B,) (logits or critic values): ``layers`` hidden
+    LeakyReLU(0.2) layers of ``hidden_dim``, no normalisation."""
+
+    def __init__(self, shape, hidden_dim: int = 400, layers: int = 3):
+        super().__init__()
+        dims = [math.prod(shape)] + [hidden_dim] * layers
+        blocks = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.LeakyReLU(0.2))]
+        self.net = nn.Sequential(nn.Flatten(), *blocks, nn.Linear(dims[-1], 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)

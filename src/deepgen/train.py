@@ -211,6 +211,11 @@ class Trainer:
         """
         cfg, model = self.config, self.model
         model.to(self.device).train()
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if cfg.compile:
+            for network in model.children():  # in place: the losses call these modules
+                network.compile()
         train = self.dataset["train"]
         images = train.images.to(self.device)
         labels = None if train.labels is None else train.labels.to(self.device)
@@ -258,12 +263,15 @@ class Trainer:
         """The global batch ``idx``, preprocessed (every rank draws the same binarisation),
         and this rank's rows of it."""
         x = self.model.preprocess(images.index_select(0, idx), noise)
+        if self.config.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         y = None if labels is None else labels.index_select(0, idx)
         world = distributed.world_size()
         if world == 1:
-            return Batch(x, y)
+            return Batch(x, y, iteration=self.iteration)
         rows = distributed.shard_rows(len(idx))
-        return Batch(x[rows], None if y is None else y[rows], shard=(distributed.rank(), world))
+        return Batch(x[rows], None if y is None else y[rows], shard=(distributed.rank(), world),
+                     iteration=self.iteration)
 
     def _iteration(self, batches, images, labels, optimizers, noise, sums, counts, stop, bar):
         """One iteration: every player's steps, then logging and epoch-end work; returns
@@ -297,6 +305,8 @@ class Trainer:
                         self._diverged(f"the {player.name} gradient norm is {norm:.3g} "
                                        f"(max_grad_norm {cfg.max_grad_norm:g})", optimizers, noise, bar)
                 optimizers[player.name].step()
+                if player.after_step is not None:
+                    player.after_step()
                 for key, value in out.items():
                     sums[f"{player.name}/{key}"] += value.detach().float().mean()
                     counts[f"{player.name}/{key}"] += 1

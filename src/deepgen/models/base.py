@@ -53,11 +53,14 @@ class Batch:
 
     ``shard`` = (rank, world size): under torchrun a rank holds rows
     ``rank*B : (rank+1)*B`` of a global batch of ``world*B`` (see :mod:`deepgen.distributed`).
+    ``iteration``: the Trainer's iteration count when the batch was drawn (for schedules
+    such as KL warm-up); 0 outside training.
     """
 
     x: torch.Tensor
     y: torch.Tensor | None = None
     shard: tuple[int, int] = (0, 1)
+    iteration: int = 0
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -70,10 +73,17 @@ class Batch:
         ``torch.randn``: the global batch's noise is drawn and this shard's rows are kept,
         so N processes draw what one process draws for the combined batch.
         """
+        return self._draw(torch.randn, dims, generator, dtype)
+
+    def rand(self, *dims: int, generator: torch.Generator | None = None,
+             dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Uniform [0, 1) noise (B, *dims) for this batch, sharded like :meth:`randn`."""
+        return self._draw(torch.rand, dims, generator, dtype)
+
+    def _draw(self, fn, dims, generator, dtype) -> torch.Tensor:
         rank, world = self.shard
         b = len(self)
-        eps = torch.randn((b * world, *dims), generator=generator, device=self.x.device,
-                          dtype=dtype or self.x.dtype)
+        eps = fn((b * world, *dims), generator=generator, device=self.x.device, dtype=dtype or self.x.dtype)
         return eps if world == 1 else eps[rank * b:(rank + 1) * b]
 
 
@@ -93,6 +103,7 @@ class Player:
         steps: steps this player takes per iteration (Goodfellow et al.'s k for D).
         uses_data: whether each step draws a new data batch (False: reuse the last one,
             e.g. the generator, which only samples noise).
+        after_step: called after each optimiser step (e.g. WGAN's weight clipping).
     """
 
     name: str
@@ -101,6 +112,7 @@ class Player:
     make_optimizer: Callable[[Any], torch.optim.Optimizer]
     steps: int = 1
     uses_data: bool = True
+    after_step: Callable[[], None] | None = None
 
 
 class GenerativeModel(nn.Module):

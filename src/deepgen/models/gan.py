@@ -1,10 +1,12 @@
-"""Generative adversarial network (Goodfellow et al. 2014) with DCGAN networks
-(Radford et al. 2015).
+"""Generative adversarial networks: the GAN of Goodfellow et al. 2014 (minimax and
+non-saturating losses) and LSGAN (Mao et al. 2017) as loss options of family ``gan``; the
+WGAN (Arjovsky et al. 2017) and WGAN-GP (Gulrajani et al. 2017) as families of their own,
+since their optimisers, step counts and critics differ.
 
-Algorithm 1: each iteration takes ``d_steps`` (k) discriminator steps, each on a new data
-minibatch and a fresh noise minibatch, then one generator step on fresh noise. The
-generator loss is the non-saturating -log D(G(z)) by default, or the minimax
-log(1 - D(G(z))).
+Algorithm 1 of each paper: each iteration takes ``d_steps`` / ``n_critic`` discriminator
+(critic) steps, each on a new data minibatch and fresh noise, then one generator step on
+fresh noise. Networks: DCGAN (Radford et al. 2015) for images, MLPs for points (2-D
+mixtures); ``net`` = auto picks by the data.
 """
 
 from __future__ import annotations
@@ -15,24 +17,35 @@ import torch
 from pydantic import Field
 
 from .. import losses
-from ..nets import DCGANDiscriminator, DCGANGenerator, dcgan_init_
+from ..nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init_
+from ..registry import Registry
 from .base import Batch, GenerativeModel, ModelConfig, Player, register_model
 
-GENERATOR_LOSSES = {
-    "nonsaturating": losses.generator_loss_nonsaturating,
-    "minimax": losses.generator_loss_minimax,
-}
+# name -> (discriminator loss(real_out, fake_out), generator loss(fake_out)), each (B,).
+GAN_LOSSES: Registry[tuple] = Registry("GAN loss")
+GAN_LOSSES.register("nonsaturating", (losses.discriminator_loss, losses.generator_loss_nonsaturating))
+GAN_LOSSES.register("minimax", (losses.discriminator_loss, losses.generator_loss_minimax))
+GAN_LOSSES.register("lsgan", (losses.lsgan_discriminator_loss, losses.lsgan_generator_loss))
 
 
-class GANConfig(ModelConfig):
-    """DCGAN size, generator loss, discriminator steps per generator step (k) and Adam
-    settings (Radford et al. 2015: 2e-4, beta1 0.5)."""
+class AdversarialConfig(ModelConfig):
+    """What every adversarial family has: the noise and the networks."""
 
     latent_dim: int = Field(100, ge=1, le=4096, description="size of the noise z ~ N(0, I)")
-    channels: int = Field(64, ge=1, le=1024, description="base channel count of G and D")
-    loss: Literal["nonsaturating", "minimax"] = Field("nonsaturating", description="generator loss")
-    d_steps: int = Field(1, ge=1, le=100, description="discriminator steps per generator step (k)")
+    net: Literal["auto", "dcgan", "mlp"] = Field(
+        "auto", description="G and D networks: dcgan (images), mlp (points or images); auto picks by the data")
+    channels: int = Field(64, ge=1, le=1024, description="dcgan: base channel count of G and D")
+    hidden_dim: int = Field(400, ge=1, le=8192, description="mlp: units per hidden layer")
     preprocess: str = Field("symmetric", description="symmetric ([-1, 1], for the tanh output)")
+
+
+class GANConfig(AdversarialConfig):
+    """Loss, discriminator steps per generator step (k) and Adam settings (Radford et al.
+    2015: 2e-4, beta1 0.5)."""
+
+    loss: Literal["nonsaturating", "minimax", "lsgan"] = Field(
+        "nonsaturating", description="nonsaturating or minimax (Goodfellow et al. 2014), lsgan (Mao et al. 2017)")
+    d_steps: int = Field(1, ge=1, le=100, description="discriminator steps per generator step (k)")
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of G and D")
     beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
@@ -56,11 +69,18 @@ class GAN(GenerativeModel):
                                         ("generator/loss", "generator")]),
     ]
 
-    def __init__(self, config: GANConfig):
+    critic_batch_norm = True  # WGAN-GP's critic has none
+
+    def __init__(self, config: AdversarialConfig):
         super().__init__(config)
-        self.generator = DCGANGenerator(config.image_shape, config.latent_dim, config.channels)
-        self.discriminator = DCGANDiscriminator(config.image_shape, config.channels)
-        dcgan_init_(self)
+        shape = config.image_shape
+        if config.net == "mlp" or (config.net == "auto" and len(shape) == 1):
+            self.generator = MLPGenerator(shape, config.latent_dim, config.hidden_dim)
+            self.discriminator = MLPDiscriminator(shape, config.hidden_dim)
+        else:
+            self.generator = DCGANGenerator(shape, config.latent_dim, config.channels)
+            self.discriminator = DCGANDiscriminator(shape, config.channels, self.critic_batch_norm)
+            dcgan_init_(self)
 
     @property
     def latent_dim(self) -> int:
@@ -75,14 +95,14 @@ class GAN(GenerativeModel):
             fake = self.generator(batch.randn(self.latent_dim, generator=generator))
         real_logits, fake_logits = self.discriminator(batch.x), self.discriminator(fake)
         return {
-            "loss": losses.discriminator_loss(real_logits, fake_logits),
+            "loss": GAN_LOSSES[self.config.loss][0](real_logits, fake_logits),
             "d_real": torch.sigmoid(real_logits.detach()),
             "d_fake": torch.sigmoid(fake_logits.detach()),
         }
 
     def _g_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         fake_logits = self.discriminator(self.generator(batch.randn(self.latent_dim, generator=generator)))
-        return {"loss": GENERATOR_LOSSES[self.config.loss](fake_logits),
+        return {"loss": GAN_LOSSES[self.config.loss][1](fake_logits),
                 "d_fake": torch.sigmoid(fake_logits.detach())}
 
     def players(self) -> list[Player]:
@@ -106,5 +126,114 @@ class GAN(GenerativeModel):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1] from G(z), z ~ N(0, I) (batch norm in eval mode
-        when the model is in eval mode)."""
-        return (self.generator(self.noise(n, generator)) + 1.0) / 2.0
+        when the model is in eval mode), or n points (n, D) as G outputs them."""
+        x = self.generator(self.noise(n, generator))
+        return (x + 1.0) / 2.0 if self.is_image else x
+
+
+class WGANConfig(AdversarialConfig):
+    """Arjovsky et al. 2017, Algorithm 1: RMSProp 5e-5, clipping c = 0.01, n_critic 5
+    (their batch size, 64, is ``--batch-size 64``)."""
+
+    n_critic: int = Field(5, ge=1, le=100, description="critic steps per generator step")
+    clip: float = Field(0.01, gt=0, description="critic weights are clipped to [-clip, clip] after each step")
+    lr: float = Field(5e-5, gt=0, description="RMSProp learning rate of G and the critic")
+
+
+@register_model
+class WGAN(GAN):
+    """Wasserstein GAN with weight clipping. The critic f has no sigmoid; -critic loss
+    (``wasserstein``) estimates W1(p_data, p_g) up to the Lipschitz constant the clipping
+    allows."""
+
+    family = "wgan"
+    Config = WGANConfig
+    units = {"wasserstein": "critic units", "critic_real": "critic units", "critic_fake": "critic units"}
+    evaluate_protocol = "critic estimate f(x) - f(G(z)) on the split's images and as many samples"
+    report_curves = [
+        ("Wasserstein estimate", "critic units", [("critic/wasserstein", "E f(x) - E f(G(z)) (training)"),
+                                                  ("valid:wasserstein", "validation split")]),
+        ("Critic outputs", "critic units", [("critic/critic_real", "f(x)"), ("critic/critic_fake", "f(G(z))")]),
+    ]
+
+    def _critic_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            fake = self.generator(batch.randn(self.latent_dim, generator=generator))
+        return self._critic_terms(batch.x, fake)
+
+    def _critic_terms(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        real_scores, fake_scores = self.discriminator(real), self.discriminator(fake)
+        loss = losses.critic_loss(real_scores, fake_scores)
+        return {"loss": loss, "wasserstein": -loss.detach(), "critic_real": real_scores.detach(),
+                "critic_fake": fake_scores.detach()}
+
+    def _g_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        fake_scores = self.discriminator(self.generator(batch.randn(self.latent_dim, generator=generator)))
+        return {"loss": losses.wgan_generator_loss(fake_scores)}
+
+    def clip_critic(self) -> None:
+        """Clip every critic weight into [-clip, clip] (Algorithm 1, line 7)."""
+        with torch.no_grad():
+            for p in self.discriminator.parameters():
+                p.clamp_(-self.config.clip, self.config.clip)
+
+    def players(self) -> list[Player]:
+        c = self.config
+
+        def rmsprop(params):
+            return torch.optim.RMSprop(params, lr=c.lr)
+
+        return [
+            Player("critic", self.discriminator, self._critic_loss, rmsprop, steps=c.n_critic,
+                   after_step=self.clip_critic),
+            Player("generator", self.generator, self._g_loss, rmsprop, uses_data=False),
+        ]
+
+    @torch.no_grad()
+    def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        real = self.discriminator(batch.x)
+        fake = self.discriminator(self.generator(self.noise(len(batch), generator)))
+        return {"wasserstein": real - fake, "critic_real": real, "critic_fake": fake}
+
+
+class WGANGPConfig(AdversarialConfig):
+    """Gulrajani et al. 2017, Algorithm 1: lambda 10, n_critic 5, Adam 1e-4 with betas
+    (0, 0.9); the critic has no batch norm."""
+
+    n_critic: int = Field(5, ge=1, le=100, description="critic steps per generator step")
+    gp_weight: float = Field(10.0, ge=0, description="lambda, the gradient penalty's weight")
+    lr: float = Field(1e-4, gt=0, description="Adam learning rate of G and the critic")
+    beta1: float = Field(0.0, ge=0, lt=1, description="Adam beta1")
+    beta2: float = Field(0.9, ge=0, lt=1, description="Adam beta2")
+
+
+@register_model
+class WGANGP(WGAN):
+    """WGAN with a gradient penalty instead of clipping: the critic loss per example is
+    f(G(z)) - f(x) + lambda (||grad f(x_hat)|| - 1)^2, x_hat drawn on the line between a real
+    and a generated example with one uniform weight per example."""
+
+    family = "wgan-gp"
+    Config = WGANGPConfig
+    critic_batch_norm = False
+    units = WGAN.units | {"gradient_penalty": "unitless"}
+
+    def _critic_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            fake = self.generator(batch.randn(self.latent_dim, generator=generator))
+        out = self._critic_terms(batch.x, fake)
+        penalty = losses.gradient_penalty(self.discriminator, batch.x, fake, eps=batch.rand(generator=generator))
+        out["loss"] = out["loss"] + self.config.gp_weight * penalty
+        out["gradient_penalty"] = penalty.detach()
+        return out
+
+    def players(self) -> list[Player]:
+        c = self.config
+
+        def adam(params):
+            return torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
+
+        return [
+            Player("critic", self.discriminator, self._critic_loss, adam, steps=c.n_critic),
+            Player("generator", self.generator, self._g_loss, adam, uses_data=False),
+        ]

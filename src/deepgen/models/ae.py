@@ -1,0 +1,102 @@
+"""Deterministic autoencoder: x -> z = f(x) -> x_hat = g(z), trained on squared error.
+
+The lectures' starting point before the VAE. An autoencoder has no prior over z, so it
+cannot sample by itself; ``sample`` decodes z ~ N(m, diag s^2) where m and s^2 are running
+moments of the training codes (kept like batch norm's statistics). That is a crude
+density, and its pictures show why the VAE puts a prior into the objective.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from .base import Batch, GenerativeModel, ModelConfig, Player, register_model
+from .vae import DEFAULTS, NETS
+
+
+class AEConfig(ModelConfig):
+    """Networks, code size and Adam learning rate; ``latent_dim`` and ``hidden_dim`` default
+    by network (conv: 32, 256; mlp: 20, 400)."""
+
+    net: Literal["conv", "mlp"] = Field("conv", description="encoder/decoder networks")
+    latent_dim: int | None = Field(None, ge=1, le=4096, description="size of z; default 32 (conv), 20 (mlp)")
+    hidden_dim: int | None = Field(None, ge=1, le=65536, description="hidden units; default 256 (conv), 400 (mlp)")
+    preprocess: str = Field("unit", description="unit ([0, 1]) or symmetric")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    code_momentum: float = Field(0.01, gt=0, le=1, description="momentum of the running code moments")
+
+    @model_validator(mode="after")
+    def _net_defaults(self) -> AEConfig:
+        for key, value in DEFAULTS[self.net].items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        return self
+
+
+@register_model
+class AE(GenerativeModel):
+    """Autoencoder on images (B, C, H, W) in [0, 1]; decoder outputs pass through a
+    sigmoid. ``recon`` = sum over pixels of (x - x_hat)^2 per image (squared pixel units)."""
+
+    family = "ae"
+    Config = AEConfig
+    has_encoder = True
+    summary = ("recon", "squared error per image")
+    units = {"recon": "squared pixel units per image", "mse": "squared pixel units per pixel"}
+    evaluate_protocol = "sum over pixels of (x - decode(encode(x)))^2, pixels in [0, 1]"
+    report_curves = [
+        ("Reconstruction error", "squared error per image", [("ae/recon", "training batches"),
+                                                             ("valid:recon", "validation split")]),
+    ]
+
+    def __init__(self, config: AEConfig):
+        super().__init__(config)
+        enc, dec = NETS[config.net]
+        self.encoder = enc(config.image_shape, config.latent_dim, config.hidden_dim)
+        self.decoder = dec(config.image_shape, config.latent_dim, config.hidden_dim)
+        self.register_buffer("code_mean", torch.zeros(config.latent_dim))
+        self.register_buffer("code_var", torch.ones(config.latent_dim))
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, H, W) -> codes (B, latent_dim)."""
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """codes (B, latent_dim) -> images (B, C, H, W) in [0, 1]."""
+        return torch.sigmoid(self.decoder(z))
+
+    def _loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        z = self.encode(batch.x)
+        recon = (self.decode(z) - batch.x).pow(2).flatten(1).sum(1)
+        with torch.no_grad():  # running moments of the codes, for sampling
+            m = self.config.code_momentum
+            self.code_mean.mul_(1 - m).add_(z.mean(0), alpha=m)
+            self.code_var.mul_(1 - m).add_(z.var(0, unbiased=False), alpha=m)
+        return {"loss": recon, "recon": recon.detach()}
+
+    def players(self) -> list[Player]:
+        lr = self.config.lr
+        return [Player("ae", self, self._loss, lambda p: torch.optim.Adam(p, lr=lr))]
+
+    @torch.no_grad()
+    def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        recon = (self.decode(self.encode(batch.x)) - batch.x).pow(2).flatten(1).sum(1)
+        return {"recon": recon, "mse": recon / batch.x[0].numel()}
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, H, W) model inputs -> decode(encode(x)) in [0, 1]."""
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images (n, C, H, W) in [0, 1]: decode(z) for z ~ N(code_mean, diag code_var)."""
+        eps = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+        return self.decode(self.code_mean + self.code_var.sqrt() * eps)
