@@ -43,26 +43,30 @@ def _rss_mb() -> float:
         return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def _index_batches(n: int, n_images: int, batch_size: int, gen):
+    """Index tensors of ``n_images // batch_size`` batches, a fresh permutation per epoch."""
+    steps, done = n_images // batch_size, 0
+    while done < steps:
+        perm = torch.randperm(n, generator=gen)
+        for b in range(min(n // batch_size, steps - done)):
+            yield perm[b * batch_size:(b + 1) * batch_size]
+            done += 1
+
+
 def _plain_vae(model, images, n_images, batch_size, gen) -> None:
     from deepgen import losses
 
     opt = torch.optim.Adam(model.parameters(), lr=model.config.lr)
-    steps, done = n_images // batch_size, 0
-    while done < steps:
-        perm = torch.randperm(len(images), generator=gen)
-        for b in range(len(images) // batch_size):
-            if done == steps:
-                return
-            x = torch.bernoulli(images[perm[b * batch_size:(b + 1) * batch_size]].float() / 255, generator=gen)
-            mu, logvar = model.encoder(x).chunk(2, dim=1)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen)
-            recon = torch.nn.functional.binary_cross_entropy_with_logits(
-                model.decoder(z), x, reduction="none").flatten(1).sum(1)
-            loss = (recon + losses.kl_normal_std_normal(mu, logvar)).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            done += 1
+    for idx in _index_batches(len(images), n_images, batch_size, gen):
+        x = torch.bernoulli(images[idx].float() / 255, generator=gen)
+        mu, logvar = model.encoder(x).chunk(2, dim=1)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen)
+        recon = torch.nn.functional.binary_cross_entropy_with_logits(
+            model.decoder(z), x, reduction="none").flatten(1).sum(1)
+        loss = (recon + losses.kl_normal_std_normal(mu, logvar)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
 
 def _plain_gan(model, images, n_images, batch_size, gen) -> None:
@@ -71,26 +75,20 @@ def _plain_gan(model, images, n_images, batch_size, gen) -> None:
     g, d = model.generator, model.discriminator
     opt_g = torch.optim.Adam(g.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
-    steps, done = n_images // batch_size, 0
-    while done < steps:
-        perm = torch.randperm(len(images), generator=gen)
-        for b in range(len(images) // batch_size):
-            if done == steps:
-                return
-            x = images[perm[b * batch_size:(b + 1) * batch_size]].float() / 127.5 - 1
-            with torch.no_grad():
-                fake = g(torch.randn(batch_size, c.latent_dim, generator=gen))
-            real_logits, fake_logits = d(x), d(fake)
-            loss_d = bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            fake_logits = d(g(torch.randn(batch_size, c.latent_dim, generator=gen)))
-            loss_g = bce(fake_logits, torch.ones_like(fake_logits))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            done += 1
+    for idx in _index_batches(len(images), n_images, batch_size, gen):
+        x = images[idx].float() / 127.5 - 1
+        with torch.no_grad():
+            fake = g(torch.randn(batch_size, c.latent_dim, generator=gen))
+        real_logits, fake_logits = d(x), d(fake)
+        loss_d = bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        fake_logits = d(g(torch.randn(batch_size, c.latent_dim, generator=gen)))
+        loss_g = bce(fake_logits, torch.ones_like(fake_logits))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
 
 
 def measure(name: str, variant: str, seed: int) -> tuple[float, float]:

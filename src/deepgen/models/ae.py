@@ -13,8 +13,8 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from .base import Batch, GenerativeModel, ModelConfig, Player, register_model
-from .vae import DEFAULTS, NETS
+from .base import Batch, GenerativeModel, ModelConfig, Player, adam, register_model
+from .vae import NETS, apply_net_defaults
 
 
 class AEConfig(ModelConfig):
@@ -30,10 +30,7 @@ class AEConfig(ModelConfig):
 
     @model_validator(mode="after")
     def _net_defaults(self) -> AEConfig:
-        for key, value in DEFAULTS[self.net].items():
-            if getattr(self, key) is None:
-                object.__setattr__(self, key, value)
-        return self
+        return apply_net_defaults(self)
 
 
 @register_model
@@ -83,7 +80,7 @@ class AE(GenerativeModel):
 
     def players(self) -> list[Player]:
         lr = self.config.lr
-        return [Player("ae", self, self._loss, lambda p: torch.optim.Adam(p, lr=lr))]
+        return [Player("ae", self, self._loss, lambda p: adam(p, lr))]
 
     @torch.no_grad()
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -19,7 +19,7 @@ from pydantic import Field
 from .. import losses
 from ..nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init_
 from ..registry import Registry
-from .base import Batch, GenerativeModel, ModelConfig, Player, register_model
+from .base import Batch, GenerativeModel, ModelConfig, Player, adam, register_model
 
 # name -> (discriminator loss(real_out, fake_out), generator loss(fake_out)), each (B,).
 GAN_LOSSES: Registry[tuple] = Registry("GAN loss")
@@ -107,13 +107,14 @@ class GAN(GenerativeModel):
 
     def players(self) -> list[Player]:
         c = self.config
+        return self._players("discriminator", self._d_loss, c.d_steps,
+                             lambda params: adam(params, c.lr, (c.beta1, c.beta2)))
 
-        def adam(params):
-            return torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
-
+    def _players(self, name: str, d_loss, steps: int, optimizer, after_step=None) -> list[Player]:
+        """D (or critic) ``steps`` times on data, then G once on noise, same optimiser kind."""
         return [
-            Player("discriminator", self.discriminator, self._d_loss, adam, steps=c.d_steps),
-            Player("generator", self.generator, self._g_loss, adam, uses_data=False),
+            Player(name, self.discriminator, d_loss, optimizer, steps=steps, after_step=after_step),
+            Player("generator", self.generator, self._g_loss, optimizer, uses_data=False),
         ]
 
     @torch.no_grad()
@@ -179,15 +180,8 @@ class WGAN(GAN):
 
     def players(self) -> list[Player]:
         c = self.config
-
-        def rmsprop(params):
-            return torch.optim.RMSprop(params, lr=c.lr)
-
-        return [
-            Player("critic", self.discriminator, self._critic_loss, rmsprop, steps=c.n_critic,
-                   after_step=self.clip_critic),
-            Player("generator", self.generator, self._g_loss, rmsprop, uses_data=False),
-        ]
+        return self._players("critic", self._critic_loss, c.n_critic,
+                             lambda params: torch.optim.RMSprop(params, lr=c.lr), after_step=self.clip_critic)
 
     @torch.no_grad()
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -229,11 +223,5 @@ class WGANGP(WGAN):
 
     def players(self) -> list[Player]:
         c = self.config
-
-        def adam(params):
-            return torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
-
-        return [
-            Player("critic", self.discriminator, self._critic_loss, adam, steps=c.n_critic),
-            Player("generator", self.generator, self._g_loss, adam, uses_data=False),
-        ]
+        return self._players("critic", self._critic_loss, c.n_critic,
+                             lambda params: adam(params, c.lr, (c.beta1, c.beta2)))

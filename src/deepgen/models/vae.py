@@ -19,10 +19,18 @@ from torch import nn
 
 from .. import losses
 from ..nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
-from .base import Batch, GenerativeModel, ModelConfig, Player, register_model
+from .base import Batch, GenerativeModel, ModelConfig, Player, adam, register_model
 
 NETS = {"mlp": (MLPEncoder, MLPDecoder), "conv": (ConvEncoder, ConvDecoder)}
 DEFAULTS = {"mlp": {"latent_dim": 20, "hidden_dim": 400}, "conv": {"latent_dim": 32, "hidden_dim": 256}}
+
+
+def apply_net_defaults(config):
+    """Fill ``latent_dim`` and ``hidden_dim`` left None with the defaults of ``config.net``."""
+    for key, value in DEFAULTS[config.net].items():
+        if getattr(config, key) is None:
+            object.__setattr__(config, key, value)
+    return config
 
 
 class VAEConfig(ModelConfig):
@@ -40,10 +48,7 @@ class VAEConfig(ModelConfig):
 
     @model_validator(mode="after")
     def _net_defaults(self) -> VAEConfig:
-        for key, value in DEFAULTS[self.net].items():
-            if getattr(self, key) is None:
-                object.__setattr__(self, key, value)
-        return self
+        return apply_net_defaults(self)
 
 
 @register_model
@@ -123,7 +128,7 @@ class VAE(GenerativeModel):
 
     def players(self) -> list[Player]:
         lr = self.config.lr
-        return [Player("vae", self, self._loss, lambda p: torch.optim.Adam(p, lr=lr))]
+        return [Player("vae", self, self._loss, lambda p: adam(p, lr))]
 
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         terms = self.elbo_terms(batch.x, generator)
