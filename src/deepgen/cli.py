@@ -170,6 +170,28 @@ def reconstruct(run, n, output, split, device):
     click.echo(str(path))
 
 
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.argument("tool")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG path [default: RUN/TOOL.png]")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the latent codes")
+@click.option("--mode", type=click.Choice(["linear", "spherical"]), default=None,
+              help="interpolate: linear or spherical [default: linear]")
+@click.option("--device", default="cpu", show_default=True)
+def latent(run, tool, output, seed, mode, device):
+    """Picture the latent space of RUN: TOOL is interpolate, traverse or manifold (latent_dim 2)."""
+    from . import api
+    from .latent import LATENT_TOOLS
+    from .viz import save_grid
+
+    fn = LATENT_TOOLS[tool]
+    if mode and tool != "interpolate":
+        raise ConfigError(f"--mode applies to interpolate, not {tool}")
+    model = api.load(run, device=device, warn=_warn)
+    images, nrow = fn(model, seed=seed, **({"mode": mode} if mode else {}))
+    click.echo(str(save_grid(images, output or Path(run) / f"{tool}.png", nrow=nrow)))
+
+
 # --- report / demo ------------------------------------------------------------------
 @cli.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())

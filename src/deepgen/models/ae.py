@@ -95,5 +95,14 @@ class AE(GenerativeModel):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1]: decode(z) for z ~ N(code_mean, diag code_var)."""
+        return self.generate(self.latent_prior(n, generator))
+
+    def latent_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ N(code_mean, diag code_var), (n, latent_dim): the training codes' moments."""
         eps = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
-        return self.decode(self.code_mean + self.code_var.sqrt() * eps)
+        return self.code_mean + self.code_var.sqrt() * eps
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """codes (n, latent_dim) -> images (n, C, H, W) in [0, 1]."""
+        return self.decode(z)

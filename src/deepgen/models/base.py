@@ -170,6 +170,16 @@ class GenerativeModel(nn.Module):
         """Per-example (B,) quantities reported on validation and test splits."""
         return {}
 
+    def latent_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n latent codes (n, latent_dim) from the distribution ``sample`` decodes. Raises
+        ConfigError for families without a latent space (the default)."""
+        raise ConfigError(f"a {self.family} has no latent space")
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (n, latent_dim) -> images (n, C, H, W) in [0, 1] (or points). Raises
+        ConfigError for families without a decoder or generator (the default)."""
+        raise ConfigError(f"a {self.family} has no decoder or generator")
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Inputs (B, C, H, W) -> reconstructions in [0, 1]. Raises ConfigError for families
         without an encoder (the default)."""

@@ -128,7 +128,16 @@ class GAN(GenerativeModel):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1] from G(z), z ~ N(0, I) (batch norm in eval mode
         when the model is in eval mode), or n points (n, D) as G outputs them."""
-        x = self.generator(self.noise(n, generator))
+        return self.generate(self.noise(n, generator))
+
+    def latent_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ N(0, I), (n, latent_dim)."""
+        return self.noise(n, generator)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """z (n, latent_dim) -> G(z) as images in [0, 1] (n, C, H, W), or points (n, D)."""
+        x = self.generator(z)
         return (x + 1.0) / 2.0 if self.is_image else x
 
 

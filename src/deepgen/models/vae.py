@@ -161,7 +161,15 @@ class VAE(GenerativeModel):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1]: E[x|z] for z ~ N(0, I)."""
-        z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+        return self.generate(self.latent_prior(n, generator))
+
+    def latent_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p(z) = N(0, I), (n, latent_dim)."""
+        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """z (n, latent_dim) -> E[x|z] (n, C, H, W) in [0, 1]."""
         return self.mean_image(self.decode(z))
 
     @torch.no_grad()

@@ -1,0 +1,96 @@
+"""Latent-space pictures for every model with a decoder or generator: interpolation
+(linear or spherical), traversal of one coordinate at a time, and the 2-D manifold grid.
+
+Each tool is a function returning (images (N, C, H, W) in [0, 1], images per row) and is
+registered by name for ``deepgen latent RUN TOOL``. Codes come from ``model.latent_prior``
+(the prior of a VAE or GAN; the training codes' moments for an autoencoder).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import ConfigError
+from .registry import Registry
+
+LATENT_TOOLS: Registry = Registry("latent tool")
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(1 - t) a + t b for codes a, b (n, D) and fractions t (T,) -> (n, T, D)."""
+    t = t.view(1, -1, 1)
+    return (1 - t) * a[:, None] + t * b[:, None]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation (Shoemake 1985; used for GAN latents by White 2016):
+    sin((1-t) w)/sin w a + sin(t w)/sin w b, w the angle between a and b; (n, T, D). Falls
+    back to :func:`lerp` for (nearly) parallel codes."""
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1).clamp(-1.0, 1.0)
+    omega = torch.acos(cos).view(-1, 1, 1)
+    t = t.view(1, -1, 1)
+    sin = torch.sin(omega)
+    out = (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / sin.clamp_min(1e-6)
+    return torch.where(sin > 1e-6, out, lerp(a, b, t.flatten()))
+
+
+def _check(model) -> None:
+    if not model.is_image:
+        raise ConfigError("latent pictures need an image model; this one generates points")
+
+
+def interpolate(model, rows: int = 8, steps: int = 10, mode: str = "linear", seed: int = 0):
+    """``rows`` pairs of codes from the prior, each joined by ``steps`` codes (ends included).
+
+    Returns (images (rows * steps, C, H, W), steps).
+    Raises: ConfigError for an unknown mode or a model without a latent space.
+    """
+    _check(model)
+    if mode not in ("linear", "spherical"):
+        raise ConfigError(f"interpolation mode must be linear or spherical, not {mode!r}")
+    gen = torch.Generator(device=model.device).manual_seed(seed)
+    a, b = model.latent_prior(rows, gen), model.latent_prior(rows, gen)
+    t = torch.linspace(0, 1, steps, device=a.device)
+    z = (lerp if mode == "linear" else slerp)(a, b, t)
+    return model.generate(z.reshape(rows * steps, -1)), steps
+
+
+def traverse(model, rows: int = 10, steps: int = 9, span: float = 3.0, seed: int = 0):
+    """The lectures' latent perturbation: one code from the prior; row i varies coordinate
+    i over ``steps`` values in [-span, span] (prior standard deviations for N(0, I)) and
+    holds the rest. Returns (images (min(rows, D) * steps, C, H, W), steps)."""
+    _check(model)
+    gen = torch.Generator(device=model.device).manual_seed(seed)
+    base = model.latent_prior(1, gen)[0]
+    dims = min(rows, base.numel())
+    values = torch.linspace(-span, span, steps, device=base.device)
+    z = base.repeat(dims, steps, 1)  # (dims, steps, D)
+    for i in range(dims):
+        z[i, :, i] = values
+    return model.generate(z.reshape(dims * steps, -1)), steps
+
+
+def manifold(model, n: int = 20, seed: int = 0):
+    """Kingma & Welling's figure 4: for a 2-D latent space, codes on an n x n grid of the
+    inverse Gaussian CDF of evenly spaced probabilities in (0, 1), decoded (for an
+    autoencoder, scaled by its codes' running moments).
+
+    Returns (images (n * n, C, H, W), n).
+    Raises: ConfigError unless latent_dim == 2.
+    """
+    _check(model)
+    if getattr(model, "latent_dim", None) != 2:
+        raise ConfigError(f"the manifold grid needs latent_dim 2, not {getattr(model, 'latent_dim', None)}; "
+                          "train with --latent-dim 2")
+    p = torch.linspace(0.5 / n, 1 - 0.5 / n, n, device=model.device)
+    q = torch.special.ndtri(p)
+    zy, zx = torch.meshgrid(q.flip(0), q, indexing="ij")
+    z = torch.stack([zx.flatten(), zy.flatten()], dim=1)
+    if hasattr(model, "code_mean"):  # an autoencoder: the grid in units of its codes' spread
+        z = model.code_mean + model.code_var.sqrt() * z
+    return model.generate(z), n
+
+
+LATENT_TOOLS.register("interpolate", interpolate)
+LATENT_TOOLS.register("traverse", traverse)
+LATENT_TOOLS.register("manifold", manifold)
