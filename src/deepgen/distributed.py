@@ -115,8 +115,9 @@ def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
 def main_first(fn: Callable[[], object]) -> object:
     """Run ``fn`` on rank 0 only and tell every rank how it went.
 
-    Returns fn's result on rank 0 and None elsewhere. If fn raised a DeepgenError on rank
-    0, every other rank raises one with the same message, so no rank waits forever.
+    Returns fn's result on rank 0 and None elsewhere. If fn raised on rank 0, rank 0
+    re-raises it and every other rank raises a DeepgenError with its message, so no rank
+    waits forever.
     """
     if world_size() == 1:
         return fn()
@@ -124,7 +125,7 @@ def main_first(fn: Callable[[], object]) -> object:
     if is_main():
         try:
             result = fn()
-        except DeepgenError as err:
+        except Exception as err:  # noqa: BLE001  re-raised below, after telling the others
             error = err
     box = [None if error is None else (type(error).__name__, str(error))]
     dist.broadcast_object_list(box, src=0)
