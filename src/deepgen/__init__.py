@@ -11,8 +11,8 @@ The public surface: build or load a model, fit it, sample from it::
 
 __version__ = "0.1.0"
 
-from . import data, losses  # noqa: E402
-from .api import fit_model, load, make_generator, resume, train  # noqa: E402
+from . import data, latent, losses  # noqa: E402
+from .api import fit_model, load, make_generator, resume, sample, train  # noqa: E402
 from .config import DataConfig, RunConfig, TrainConfig  # noqa: E402
 from .data import DATASETS, Dataset, fetch_dataset, load_dataset  # noqa: E402
 from .errors import (  # noqa: E402
@@ -29,6 +29,6 @@ from .train import Trainer  # noqa: E402
 __all__ = [
     "DATASETS", "MODELS", "CheckpointError", "ConfigError", "DataConfig", "DataError",
     "Dataset", "DeepgenError", "GenerativeModel", "Interrupted", "RunConfig", "TrainConfig",
-    "Trainer", "TrainingDiverged", "build_model", "data", "fetch_dataset", "fit_model", "load",
-    "load_dataset", "losses", "make_generator", "register_model", "resume", "train",
+    "Trainer", "TrainingDiverged", "build_model", "data", "fetch_dataset", "fit_model", "latent", "load",
+    "load_dataset", "losses", "make_generator", "register_model", "resume", "sample", "train",
 ]
