@@ -119,3 +119,18 @@ def test_a_batch_that_does_not_split_evenly_is_a_clean_error(tmp_path):
     ours = done.stderr.split("distributed/elastic")[0]  # torchrun's own report follows
     assert "Traceback" not in ours and "[rank 0] error" in ours
     assert not (tmp_path / "r").exists()
+
+
+def test_a_failure_on_rank_0_stops_every_rank(tmp_path):
+    """Rank 0 alone creates the run folder; when it cannot (the folder exists), the other
+    rank hears of it and stops too, instead of waiting forever."""
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    done = subprocess.run([*launch, "-m", "deepgen", "train", "vae", "--data", "fake", "--images", "256",
+                           "--out", str(out)], env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    ours = done.stderr.split("distributed/elastic")[0]
+    assert "[rank 0] error: run folder" in ours and "[rank 1] error: rank 0 failed" in ours
+    assert (out / "keep.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["keep.txt"]

@@ -209,3 +209,21 @@ def test_rollbacks_run_out_and_gradient_norms_are_guarded(tiny, tmp_path):
     with pytest.raises(TrainingDiverged, match=r"gradient norm is .* \(max_grad_norm 1e-06\) at iteration 0"):
         build_model("vae", {"net": "mlp"}, SHAPE).fit(tiny, out=tmp_path / "b", epochs=1, progress=False,
                                                       max_grad_norm=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # torch.compile internals
+def test_channels_last_and_compile_train_the_same_model(tiny):
+    """--channels-last and --compile change how the networks run, not what they learn: a
+    few steps end close to the default run, with conv weights held channels-last."""
+    def fit(**options):
+        model = build_model("vae", {"hidden_dim": 16, "latent_dim": 2}, tiny.image_shape)
+        model.fit(tiny, images=64 * 3, batch_size=64, progress=False, log=lambda m: None, **options)
+        return model
+
+    reference = fit()
+    for options in ({"channels_last": True}, {"compile": True}):
+        model = fit(**options)
+        for key, value in reference.state_dict().items():
+            assert torch.allclose(model.state_dict()[key], value, atol=1e-4), (options, key)
+    conv = fit(channels_last=True).encoder.net[2].weight  # (64, 32, 4, 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()

@@ -135,8 +135,8 @@ class DCGANDiscriminator(nn.Module):
 
 class MLPGenerator(nn.Module):
     """z (B, latent_dim) -> (B, *shape): ``layers`` hidden ReLU layers of ``hidden_dim``;
-    a linear output for points, tanh (range [-1, 1]) for images (len(shape) == 3). The
-    2-D mixture experiments' generator (VEEGAN, PacGAN: 4 layers of 400 units)."""
+    a linear output for points, tanh (range [-1, 1]) for images (len(shape) == 3). Used
+    for the 2-D mixtures (ring8, grid25)."""
 
     def __init__(self, shape, latent_dim: int, hidden_dim: int = 400, layers: int = 3):
         super().__init__()

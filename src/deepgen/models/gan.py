@@ -86,9 +86,6 @@ class GAN(GenerativeModel):
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
-    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ N(0, I), shape (n, latent_dim), on the model's device."""
-        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
 
     def _d_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -120,7 +117,7 @@ class GAN(GenerativeModel):
     @torch.no_grad()
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         real_logits = self.discriminator(batch.x)
-        fake_logits = self.discriminator(self.generator(self.noise(len(batch), generator)))
+        fake_logits = self.discriminator(self.generator(self.latent_prior(len(batch), generator)))
         return {"d_real": torch.sigmoid(real_logits), "d_fake": torch.sigmoid(fake_logits),
                 "value": losses.gan_value(real_logits, fake_logits)}
 
@@ -128,11 +125,11 @@ class GAN(GenerativeModel):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1] from G(z), z ~ N(0, I) (batch norm in eval mode
         when the model is in eval mode), or n points (n, D) as G outputs them."""
-        return self.generate(self.noise(n, generator))
+        return self.generate(self.latent_prior(n, generator))
 
     def latent_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ N(0, I), (n, latent_dim)."""
-        return self.noise(n, generator)
+        """z ~ N(0, I), shape (n, latent_dim), on the model's device."""
+        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
@@ -195,7 +192,7 @@ class WGAN(GAN):
     @torch.no_grad()
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         real = self.discriminator(batch.x)
-        fake = self.discriminator(self.generator(self.noise(len(batch), generator)))
+        fake = self.discriminator(self.generator(self.latent_prior(len(batch), generator)))
         return {"wasserstein": real - fake, "critic_real": real, "critic_fake": fake}
 
 
