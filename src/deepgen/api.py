@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 
@@ -108,8 +109,10 @@ def load(run_path: str | os.PathLike, device: str = "cpu", warn=None) -> Generat
     return model.to(resolve_device(device)).eval()
 
 
-def sample(model: GenerativeModel, n: int, seed: int = 0, batch_size: int = 1000) -> torch.Tensor:
-    """``n`` samples of ``model`` on the CPU: images (n, C, H, W) in [0, 1] or points (n, D).
+def sample(model: GenerativeModel, n: int, seed: int = 0, batch_size: int = 1000,
+           label: int | None = None) -> torch.Tensor:
+    """``n`` samples of ``model`` on the CPU: images (n, C, H, W) in [0, 1] or points (n, D);
+    with ``label``, all of that class (class-conditional families: cgan, cvae).
 
     Drawn in batches of ``batch_size``, each from its own generator
     (:func:`deepgen.distributed.batch_generator`), split over ranks under torchrun, so the
@@ -118,9 +121,17 @@ def sample(model: GenerativeModel, n: int, seed: int = 0, batch_size: int = 1000
     """
     if n < 1:
         raise ConfigError(f"the number of samples must be at least 1, not {n}")
-    return distributed.map_batches(
-        lambda index, start, stop: model.sample(stop - start, generator=distributed.batch_generator(
-            seed, index, model.device)), n, batch_size)
+    extra = {}
+    if label is not None:
+        if "labels" not in inspect.signature(model.sample).parameters:
+            raise ConfigError(f"a {model.family} is not class-conditional; drop the label")
+        extra = {"labels": lambda m: torch.full((m,), label, dtype=torch.long)}
+
+    def one_batch(index: int, start: int, stop: int) -> torch.Tensor:
+        kwargs = {k: f(stop - start) for k, f in extra.items()}
+        return model.sample(stop - start, generator=distributed.batch_generator(seed, index, model.device), **kwargs)
+
+    return distributed.map_batches(one_batch, n, batch_size)
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

@@ -19,7 +19,7 @@ from .errors import ConfigError, DeepgenError
 
 # Options of `deepgen train` that belong to TrainConfig (the rest are model fields).
 TRAIN_OPTIONS = ("epochs", "images", "batch_size", "seed", "device", "log_every", "on_divergence", "max_grad_norm",
-                 "compile", "channels_last")
+                 "compile", "channels_last", "lr_decay")
 
 
 def _click_type(annotation) -> tuple[Any, list[str]]:
@@ -88,6 +88,8 @@ def cli():
               help="on a NaN/inf loss or exploding gradient: stop, or roll back to the last checkpoint with "
                    "halved learning rates (3 times at most) [default: stop]")
 @click.option("--max-grad-norm", type=float, default=None, help="a gradient norm above this counts as divergence")
+@click.option("--lr-decay", type=click.Choice(["constant", "linear"]), default=None,
+              help="learning rates constant, or decayed linearly to 0 over the run [default: constant]")
 @click.option("--compile", "compile", is_flag=True, default=None,
               help="torch.compile each network (see benchmarks/throughput.py for where it helps)")
 @click.option("--channels-last", is_flag=True, default=None, help="channels-last memory format for conv networks")
@@ -137,14 +139,18 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, 
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG path [default: RUN/samples.png]")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the latent draws")
 @click.option("--nrow", type=click.IntRange(1, 1000), default=None, help="images per row")
+@click.option("--label", type=int, default=None,
+              help="class-conditional models (cgan, cvae): only this class [default: cycle through the classes]")
 @click.option("--device", default="cpu", show_default=True)
-def sample(run, n, output, seed, nrow, device):
+def sample(run, n, output, seed, nrow, label, device):
     """Draw N samples from the model in RUN and save them as a PNG grid."""
     from . import api, distributed
     from .viz import save_samples
 
     model = api.load(run, device=device, warn=_warn)
-    images = api.sample(model, n, seed)
+    images = api.sample(model, n, seed, label=label)
+    if nrow is None and label is None and model.grid_nrow != 8:
+        nrow = model.grid_nrow  # one class per column
     if distributed.is_main():
         click.echo(str(save_samples(images, output or Path(run) / "samples.png", nrow=nrow)))
 

@@ -72,6 +72,8 @@ class TrainConfig(Config):
     rollback_lr_factor: float = Field(0.5, gt=0, lt=1, description="learning-rate factor per rollback")
     max_rollbacks: int = Field(3, ge=0, description="rollbacks before giving up")
     max_grad_norm: float | None = Field(None, gt=0, description="a gradient norm above this counts as divergence")
+    lr_decay: Literal["constant", "linear"] = Field(
+        "constant", description="learning rates: constant, or linear decay to 0 over the run")
     compile: bool = Field(False, description="compile each network with torch.compile (slow first steps)")
     channels_last: bool = Field(False, description="hold conv weights and image batches channels-last")
 

@@ -41,6 +41,18 @@ def kl_normal_std_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor
     return 0.5 * torch.sum(torch.exp(logvar) + mu.pow(2) - 1.0 - logvar, dim=1)
 
 
+def kl_normal_normal(mu_q: torch.Tensor, logvar_q: torch.Tensor,
+                     mu_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_q, diag exp(logvar_q)) || N(mu_p, diag exp(logvar_p))) in nats: (B, D) -> (B,).
+
+    Closed form: 0.5 * sum(logvar_p - logvar_q + (exp(logvar_q) + (mu_q - mu_p)^2) / exp(logvar_p) - 1);
+    with mu_p = 0, logvar_p = 0 it is :func:`kl_normal_std_normal`. The KL term of a CVAE
+    with a conditional prior p(z|x) (Sohn et al. 2015, eq. 4).
+    """
+    return 0.5 * torch.sum(logvar_p - logvar_q + (torch.exp(logvar_q) + (mu_q - mu_p).pow(2))
+                           * torch.exp(-logvar_p) - 1.0, dim=1)
+
+
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, diag exp(logvar)) summed over the last dimension: (B, D) -> (B,) nats."""
     return -0.5 * torch.sum(LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar), dim=-1)
@@ -161,3 +173,20 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1.0).pow(2)
+
+
+def r1_penalty(discriminator, real: torch.Tensor) -> torch.Tensor:
+    """||grad_x D(x)||_2^2 per example at real data x (Mescheder et al. 2018, eq. 9, without
+    the gamma / 2 in front).
+
+    Args:
+        discriminator: callable (B, ...) -> (B / m,) logits, m = 1 unless the discriminator
+            judges packs of m consecutive examples (PacGAN).
+        real: (B, ...) real examples.
+    Returns: (B / m,) squared gradient norms per logit with respect to its inputs (logit
+    units per input unit, squared), differentiable in the discriminator's parameters.
+    """
+    x = real.detach().requires_grad_(True)
+    logits = discriminator(x)
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return grad.reshape(len(logits), -1).pow(2).sum(1)

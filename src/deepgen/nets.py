@@ -24,6 +24,20 @@ def _check_conv_shape(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
     return c, h // 4, w // 4
 
 
+class MLP(nn.Module):
+    """(B, in_dim) -> (B, out_dim): ``layers`` hidden ReLU layers of ``hidden_dim``, a linear
+    output (e.g. the 784-500-500 networks of Sohn et al. 2015's MNIST experiments)."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 500, layers: int = 2):
+        super().__init__()
+        dims = [in_dim] + [hidden_dim] * layers
+        blocks = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
+        self.net = nn.Sequential(*blocks, nn.Linear(dims[-1], out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 class MLPEncoder(nn.Module):
     """x (B, C, H, W) -> (B, out_dim) through one hidden ReLU layer (e.g. 784-400-2*20)."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import html
+import inspect
 import json
 import math
 from pathlib import Path
@@ -50,7 +51,11 @@ def reconstruction_grid(model: GenerativeModel, config: RunConfig, split: str = 
         model.reconstruct(torch.zeros(0))  # raises the model's own error
     data = config.data.load()[split]
     x = data.images[:n].to(model.device)
-    recon = model.reconstruct(model.preprocess(x, make_generator(seed, model.device)))
+    x_in = model.preprocess(x, make_generator(seed, model.device))
+    if "labels" in inspect.signature(model.reconstruct).parameters and data.labels is not None:
+        recon = model.reconstruct(x_in, labels=data.labels[:n])  # a label-conditional model
+    else:
+        recon = model.reconstruct(x_in)
     original = x.float() / 255.0
     rows = []
     for start in range(0, len(x), nrow):
@@ -135,9 +140,10 @@ def run_section(path: Path) -> str:
     figs = _curves(MODELS[config.family], run.metrics())
     if model is not None:
         points = not model.is_image
-        samples = model.sample(2500 if points else 64, generator=make_generator(0))
-        reference = config.data.load()["test"].images if points else None
-        figs.append(_figure(samples_png(samples, 8, reference), f"{len(samples)} samples (seed 0)"))
+        test_images = config.data.load()["test"].images
+        samples = model.preview(test_images, 2500 if points else 64, make_generator(0))
+        reference = test_images if points else None
+        figs.append(_figure(samples_png(samples, model.grid_nrow, reference), f"{len(samples)} samples (seed 0)"))
         if model.has_encoder:
             try:
                 grid, nrow = reconstruction_grid(model, config)

@@ -221,6 +221,9 @@ class Trainer:
         labels = None if train.labels is None else train.labels.to(self.device)
         model.requires_grad_(True)
         optimizers = {p.name: p.make_optimizer(p.module.parameters()) for p in self.players}
+        for opt in optimizers.values():
+            for group in opt.param_groups:  # saved with the optimiser, so resuming keeps it
+                group.setdefault("base_lr", group["lr"])
         noise = torch.Generator(device=self.device).manual_seed(cfg.seed)
         if resume is not None:
             self._restore(resume, optimizers, noise)
@@ -283,6 +286,11 @@ class Trainer:
             where = f"; checkpoint {path}" if path else ""
             raise Interrupted(f"interrupted at iteration {self.iteration}{where}; continue with "
                               f"`deepgen train --resume {self.run.path if self.run else 'RUN'}`")
+        if cfg.lr_decay == "linear":
+            scale = 1.0 - self.iteration / self.total_iterations
+            for opt in optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = group["base_lr"] * scale
         batch = None
         for player in self.players:
             if len(self.players) > 1:
@@ -351,12 +359,13 @@ class Trainer:
             raise TrainingDiverged(f"{where}, after {self.rollbacks} rollbacks; the last checkpoint is kept")
         # The checkpoint holds the learning rates of its time; earlier rollbacks' reductions
         # must survive the restore, so the new rates come from the current ones.
-        current = {name: [g["lr"] for g in opt.param_groups] for name, opt in optimizers.items()}
+        current = {name: [(g["lr"], g["base_lr"]) for g in opt.param_groups] for name, opt in optimizers.items()}
         ckpt = latest_checkpoint(self.run.path, warn=self.log)
         self._restore(ckpt, optimizers, noise)
         for name, opt in optimizers.items():
-            for group, lr in zip(opt.param_groups, current[name]):
+            for group, (lr, base_lr) in zip(opt.param_groups, current[name]):
                 group["lr"] = lr * cfg.rollback_lr_factor
+                group["base_lr"] = base_lr * cfg.rollback_lr_factor
         self.rollbacks += 1
         if self.is_main:
             self.run.truncate_metrics(self.iteration)
@@ -404,10 +413,12 @@ class Trainer:
             self.model.eval()
             gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
             points = self.dataset.is_points
-            samples = self.model.sample(2500 if points else 64, generator=gen)
+            held_out = self.dataset["valid" if "valid" in self.dataset.splits else "train"].images
+            samples = self.model.preview(held_out, 2500 if points else 64, gen)
             self.model.train()
-            reference = self.dataset["valid"].images if points else None
-            save_samples(samples, self.run.samples_dir / f"iteration-{self.iteration:09d}.png", 8, reference)
+            reference = held_out if points else None
+            save_samples(samples, self.run.samples_dir / f"iteration-{self.iteration:09d}.png",
+                         self.model.grid_nrow, reference)
         self.log(line)
 
     def _finish(self) -> None:

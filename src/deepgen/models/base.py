@@ -127,6 +127,7 @@ class GenerativeModel(nn.Module):
     # Report curves: (title, y-axis label, [(metrics key, legend label)]); a key prefixed
     # "valid:" is read from the validation records, others from the training records.
     report_curves: ClassVar[list[tuple[str, str, list[tuple[str, str]]]]] = []
+    grid_nrow: int = 8  # images per row of sample grids (a class-conditional model: one class per column)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -165,6 +166,11 @@ class GenerativeModel(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (n, C, H, W) as floats in [0, 1], or n points (n, D)."""
         raise NotImplementedError
+
+    def preview(self, images: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """What the run folder's sample grids show: ``n`` samples (the default), or, for a
+        model that needs inputs, e.g. completions of held-out ``images`` (uint8, N >= n)."""
+        return self.sample(n, generator)
 
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Per-example (B,) quantities reported on validation and test splits."""

@@ -17,6 +17,7 @@ import torch
 from pydantic import Field
 
 from .. import losses
+from ..errors import ConfigError
 from ..nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init_
 from ..registry import Registry
 from .base import Batch, GenerativeModel, ModelConfig, Player, adam, register_model
@@ -49,6 +50,10 @@ class GANConfig(AdversarialConfig):
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of G and D")
     beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
+    pack: int = Field(1, ge=1, le=64, description="PacGAN packing (Lin et al. 2018): D judges this "
+                      "many samples at once, all real or all fake; the batch size must divide by it")
+    r1_weight: float = Field(0.0, ge=0, description="gamma of the R1 penalty gamma/2 ||grad D(x)||^2 on "
+                             "real data (Mescheder et al. 2018, eq. 9); 0 = off")
 
 
 @register_model
@@ -60,7 +65,8 @@ class GAN(GenerativeModel):
 
     family = "gan"
     Config = GANConfig
-    units = {"d_real": "probability", "d_fake": "probability", "value": "nats"}
+    units = {"d_real": "probability", "d_fake": "probability", "value": "nats",
+             "r1": "squared logit per input unit"}
     evaluate_protocol = "D(x) on the split's images, D(G(z)) on as many samples, V(D, G) per pair"
     report_curves = [
         ("Discriminator outputs", "mean probability", [("discriminator/d_real", "D(x)"),
@@ -74,33 +80,71 @@ class GAN(GenerativeModel):
     def __init__(self, config: AdversarialConfig):
         super().__init__(config)
         shape = config.image_shape
+        pack, k = getattr(config, "pack", 1), self.condition_dim
+        # D sees the label as k extra channels (cGAN), and PacGAN's packs side by side.
+        d_shape = (pack * (shape[0] + k), *shape[1:])
+        z_dim = config.latent_dim + k  # G sees z and the one-hot label
         if config.net == "mlp" or (config.net == "auto" and len(shape) == 1):
-            self.generator = MLPGenerator(shape, config.latent_dim, config.hidden_dim)
-            self.discriminator = MLPDiscriminator(shape, config.hidden_dim)
+            self.generator = MLPGenerator(shape, z_dim, config.hidden_dim)
+            self.discriminator = MLPDiscriminator(d_shape, config.hidden_dim)
         else:
-            self.generator = DCGANGenerator(shape, config.latent_dim, config.channels)
-            self.discriminator = DCGANDiscriminator(shape, config.channels, self.critic_batch_norm)
+            self.generator = DCGANGenerator(shape, z_dim, config.channels)
+            self.discriminator = DCGANDiscriminator(d_shape, config.channels, self.critic_batch_norm)
             dcgan_init_(self)
+
+    condition_dim = 0  # one-hot label size of a conditional GAN
 
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
+    def G(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, latent_dim) (and labels y (B,) for a cGAN) -> G's output (B, *shape)."""
+        return self.generator(z)
+
+    def D(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, *shape) (and labels y) -> logits (B / pack,) of packs of ``pack`` rows."""
+        return self.discriminator(self.packed(x))
+
+
+    def packed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, ...) -> (B / pack, pack * C, ...): each row of the result is ``pack``
+        consecutive samples side by side, as PacGAN's discriminator sees them (Lin et al.
+        2018, sec. 3). Raises ConfigError when B does not divide by ``pack``."""
+        pack = getattr(self.config, "pack", 1)
+        if pack == 1:
+            return x
+        if len(x) % pack:
+            raise ConfigError(f"a batch of {len(x)} does not divide into packs of {pack}; choose a "
+                              f"batch size (per process) that is a multiple of --pack")
+        return x.reshape(len(x) // pack, pack * x.shape[1], *x.shape[2:])
 
     def _d_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            fake = self.generator(batch.randn(self.latent_dim, generator=generator))
-        real_logits, fake_logits = self.discriminator(batch.x), self.discriminator(fake)
-        return {
+            fake = self.G(batch.randn(self.latent_dim, generator=generator), batch.y)
+        real_logits, fake_logits = self.D(batch.x, batch.y), self.D(fake, batch.y)
+        out = {
             "loss": GAN_LOSSES[self.config.loss][0](real_logits, fake_logits),
             "d_real": torch.sigmoid(real_logits.detach()),
             "d_fake": torch.sigmoid(fake_logits.detach()),
         }
+        if self.config.r1_weight > 0:
+            r1 = losses.r1_penalty(lambda x: self.D(x, batch.y), batch.x)
+            out["loss"] = out["loss"] + 0.5 * self.config.r1_weight * r1
+            out["r1"] = r1.detach()
+        return self.per_example(out)
+
+    def per_example(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-pack values (B / pack,) -> (B,), each example carrying its pack's value, so
+        losses stay per example and their mean is unchanged."""
+        pack = getattr(self.config, "pack", 1)
+        return out if pack == 1 else {k: v.repeat_interleave(pack) for k, v in out.items()}
 
     def _g_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        fake_logits = self.discriminator(self.generator(batch.randn(self.latent_dim, generator=generator)))
-        return {"loss": GAN_LOSSES[self.config.loss][1](fake_logits),
-                "d_fake": torch.sigmoid(fake_logits.detach())}
+        fake = self.G(batch.randn(self.latent_dim, generator=generator), batch.y)
+        fake_logits = self.D(fake, batch.y)
+        return self.per_example({"loss": GAN_LOSSES[self.config.loss][1](fake_logits),
+                                 "d_fake": torch.sigmoid(fake_logits.detach())})
 
     def players(self) -> list[Player]:
         c = self.config
@@ -116,10 +160,12 @@ class GAN(GenerativeModel):
 
     @torch.no_grad()
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        real_logits = self.discriminator(batch.x)
-        fake_logits = self.discriminator(self.generator(self.latent_prior(len(batch), generator)))
-        return {"d_real": torch.sigmoid(real_logits), "d_fake": torch.sigmoid(fake_logits),
-                "value": losses.gan_value(real_logits, fake_logits)}
+        n = len(batch) - len(batch) % getattr(self.config, "pack", 1)  # whole packs only
+        y = None if batch.y is None else batch.y[:n]
+        real_logits = self.D(batch.x[:n], y)
+        fake_logits = self.D(self.G(self.latent_prior(n, generator), y), y)
+        return self.per_example({"d_real": torch.sigmoid(real_logits), "d_fake": torch.sigmoid(fake_logits),
+                                 "value": losses.gan_value(real_logits, fake_logits)})
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -134,8 +180,73 @@ class GAN(GenerativeModel):
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """z (n, latent_dim) -> G(z) as images in [0, 1] (n, C, H, W), or points (n, D)."""
-        x = self.generator(z)
+        return self._output(self.generator(z))
+
+    def _output(self, x: torch.Tensor) -> torch.Tensor:
         return (x + 1.0) / 2.0 if self.is_image else x
+
+
+class CGANConfig(GANConfig):
+    """A GAN's settings plus the number of classes it is conditioned on."""
+
+    num_classes: int = Field(10, ge=2, le=1000, description="number of classes (labels 0 .. num_classes-1)")
+
+
+@register_model
+class CGAN(GAN):
+    """Conditional GAN (Mirza & Osindero 2014, eq. 2): G(z, y) and D(x, y), with y the
+    class one-hot. G reads [z, y]; D reads x with y as ``num_classes`` constant extra
+    channels (for points, extra coordinates). In the discriminator step the fakes take the
+    real batch's labels, so fake labels follow the data's class frequencies. Samples cycle
+    through the classes; ``grid_nrow`` = num_classes puts one class per column."""
+
+    family = "cgan"
+    Config = CGANConfig
+
+    @property
+    def condition_dim(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def grid_nrow(self) -> int:
+        return self.config.num_classes
+
+    def _one_hot(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
+        if y is None:
+            raise ConfigError("a cgan needs a labelled dataset (e.g. mnist, fashion-mnist, or an imagefolder "
+                              "with one folder per class)")
+        k = self.config.num_classes
+        if len(y) != n or (n and (int(y.min()) < 0 or int(y.max()) >= k)):
+            raise ConfigError(f"labels must be {n} integers in [0, {k}); got {y.tolist()[:10]}...")
+        return torch.nn.functional.one_hot(y.long(), k).to(next(self.generator.parameters()).dtype)
+
+    def G(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(torch.cat([z, self._one_hot(y, len(z))], 1))
+
+    def D(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        onehot = self._one_hot(y, len(x))
+        maps = onehot.view(*onehot.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
+        return self.discriminator(self.packed(torch.cat([x, maps], 1)))
+
+    def default_labels(self, n: int) -> torch.Tensor:
+        """0, 1, ..., num_classes - 1, 0, 1, ... (n,)."""
+        return torch.arange(n, device=self.device) % self.config.num_classes
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               labels: torch.Tensor | None = None) -> torch.Tensor:
+        """n samples of classes ``labels`` (n,), by default cycling 0, 1, ..."""
+        return self.generate(self.latent_prior(n, generator), labels)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z (n, latent_dim) and labels (n,) (default :meth:`default_labels`) -> G(z, y)."""
+        labels = self.default_labels(len(z)) if labels is None else labels.to(self.device)
+        return self._output(self.G(z, labels))
+
+    def preview(self, images: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """8 samples of every class, one class per column of a ``grid_nrow`` grid."""
+        return self.sample(8 * self.config.num_classes, generator)
 
 
 class WGANConfig(AdversarialConfig):
