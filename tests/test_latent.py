@@ -1,4 +1,5 @@
-"""Latent-space tools: interpolation (linear, spherical), traversal, the 2-D manifold grid."""
+"""Latent-space tools: interpolation (linear, spherical), traversal, the 2-D manifold grid,
+arithmetic, completion by optimising z, nearest training neighbours."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from PIL import Image
 
 from deepgen.errors import ConfigError
 from deepgen.latent import interpolate, lerp, manifold, slerp, traverse
+from deepgen.latent_data import arithmetic, complete_by_optimisation, concept_codes, nearest_neighbours, region_mask
 from deepgen.models import build_model
 
 from conftest import run_cli
@@ -67,11 +69,68 @@ def test_the_manifold_grid_needs_two_latent_dimensions():
 def test_each_tool_runs_from_the_cli_on_a_trained_mnist_model(mnist, tmp_path):
     model = build_model("vae", {"net": "mlp", "latent_dim": 2}, mnist.image_shape)
     model.fit(mnist, out=tmp_path / "run", epochs=1, progress=False, log=lambda m: None)
-    for tool, extra in (("interpolate", ["--mode", "spherical"]), ("traverse", []), ("manifold", [])):
+    for tool, extra in (("interpolate", ["--mode", "spherical"]), ("traverse", []), ("manifold", []),
+                        ("arithmetic", ["--concepts", "7,1,4"]), ("complete", ["--mask", "left"]),
+                        ("neighbours", [])):
         out = tmp_path / f"{tool}.png"
         done = run_cli("latent", str(tmp_path / "run"), tool, "-o", str(out), *extra)
         assert done.returncode == 0, done.stderr
         with Image.open(out) as img:
             assert img.size[0] > 28
     done = run_cli("latent", str(tmp_path / "run"), "traverse", "--mode", "linear")
-    assert done.returncode == 2 and "--mode applies to interpolate" in done.stderr
+    assert done.returncode == 2 and "--mode does not apply to traverse" in done.stderr
+    done = run_cli("latent", str(tmp_path / "run"), "arithmetic", "--concepts", "7,x")
+    assert done.returncode == 2 and "comma-separated integers" in done.stderr
+
+
+def test_nearest_neighbours_match_brute_force_across_chunks():
+    g = torch.Generator().manual_seed(0)
+    pool, queries = torch.randn(257, 5, generator=g), torch.randn(4, 5, generator=g)
+    queries[1] = pool[200]  # an exact copy is its own nearest neighbour at distance 0
+    d, i = nearest_neighbours(queries, pool, k=3, chunk=50)
+    ref_d, ref_i = torch.cdist(queries.double(), pool.double()).topk(3, largest=False)
+    assert torch.equal(i, ref_i) and torch.allclose(d, ref_d)
+    assert i[1, 0] == 200 and d[1, 0] == 0
+
+
+def test_region_masks_hide_what_they_say():
+    shape = (1, 28, 28)
+    assert region_mask("center", shape)[0, 7:21, 7:21].sum() == 0 and region_mask("center", shape).sum() == 784 - 196
+    assert region_mask("left", shape)[0, :, :14].sum() == 0 and region_mask("left", shape)[0, :, 14:].all()
+    assert region_mask("bottom", shape)[0, 14:].sum() == 0 and region_mask("bottom", shape)[0, :14].all()
+    with pytest.raises(ConfigError, match="center, left"):
+        region_mask("diagonal", shape)
+
+
+def test_completion_keeps_the_known_pixels_and_fits_them_better_than_its_start(mnist):
+    """A decoder whose images *can* match: a trained-for-one-epoch VAE; completion must keep
+    the given pixels exactly and lower the contextual (known-pixel) error below that of the
+    prior draw it starts from, without touching the weights."""
+    model = build_model("vae", {"net": "mlp", "latent_dim": 8}, mnist.image_shape, seed=0)
+    model.fit(mnist, epochs=1, progress=False, log=lambda m: None)
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = mnist["test"].images[:16].float() / 255
+    known = region_mask("bottom", (1, 28, 28))
+    start = model.generate(model.latent_prior(16, torch.Generator().manual_seed(0))).detach()
+    filled = complete_by_optimisation(model, x, known, steps=150, seed=0)
+    assert torch.equal(filled * known, x * known)
+    decoded = model.generate(model.latent_prior(16, torch.Generator().manual_seed(0)))  # same start draw
+    assert torch.equal(decoded.detach(), start)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    hidden = 1 - known
+    truth_err = ((filled - x).abs() * hidden).flatten(1).sum(1).mean()
+    start_err = ((start - x).abs() * hidden).flatten(1).sum(1).mean()
+    assert truth_err < start_err, (truth_err, start_err)  # the hidden half moved towards the truth
+
+
+def test_arithmetic_of_an_encoder_model_averages_three_exemplar_codes(tiny):
+    model = build_model("ae", {"net": "mlp", "latent_dim": 3, "hidden_dim": 16}, (1, 28, 28)).eval()
+    labels = tiny["train"].labels
+    codes = concept_codes(model, tiny, int(labels[0]))
+    idx = (labels == labels[0]).nonzero().flatten()[:3]
+    assert torch.allclose(codes, model.encode(model.preprocess(tiny["train"].images[idx])))
+    images, nrow = arithmetic(model, tiny, (int(labels[0]), int(labels[1]), int(labels[2])))
+    assert images.shape == (16, 1, 28, 28) and nrow == 4
+    a, b, c = (concept_codes(model, tiny, int(labels[i]), seed=i).mean(0) for i in range(3))
+    assert torch.allclose(images[12], model.generate((a - b + c)[None])[0], atol=1e-6)

@@ -183,19 +183,42 @@ def reconstruct(run, n, output, split, device):
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the latent codes")
 @click.option("--mode", type=click.Choice(["linear", "spherical"]), default=None,
               help="interpolate: linear or spherical [default: linear]")
+@click.option("--concepts", default=None, help="arithmetic: classes A,B,C for A - B + C [default: 7,1,4]")
+@click.option("--mask", type=click.Choice(["center", "left", "right", "top", "bottom", "random"]), default=None,
+              help="complete: the hidden region [default: center]")
 @click.option("--device", default="cpu", show_default=True)
-def latent(run, tool, output, seed, mode, device):
-    """Picture the latent space of RUN: TOOL is interpolate, traverse or manifold (latent_dim 2)."""
+def latent(run, tool, output, seed, mode, concepts, mask, device):
+    """Picture the latent space of RUN. TOOL: interpolate, traverse, manifold (latent_dim 2),
+    arithmetic (A - B + C over class exemplars), complete (fill a hidden region by optimising
+    z; a quadrant CVAE fills its quadrants) or neighbours (samples beside their nearest
+    training images)."""
+    import inspect
+
     from . import api
     from .latent import LATENT_TOOLS
+    from .rundir import RunDir
     from .viz import save_grid
 
     fn = LATENT_TOOLS[tool]
-    if mode and tool != "interpolate":
-        raise ConfigError(f"--mode applies to interpolate, not {tool}")
+    options = {"mode": mode, "mask": mask,
+               "concepts": tuple(_int_list(concepts, "--concepts")) if concepts else None}
+    params = inspect.signature(fn).parameters
+    for key, value in options.items():
+        if value is not None and key not in params:
+            raise ConfigError(f"--{key} does not apply to {tool}")
     model = api.load(run, device=device, warn=_warn)
-    images, nrow = fn(model, seed=seed, **({"mode": mode} if mode else {}))
+    kwargs = {k: v for k, v in options.items() if v is not None}
+    if "dataset" in params:
+        kwargs["dataset"] = RunDir.open(run).config().data.load()
+    images, nrow = fn(model, seed=seed, **kwargs)
     click.echo(str(save_grid(images, output or Path(run) / f"{tool}.png", nrow=nrow)))
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated integers such as 7,1,4, not {text!r}") from None
 
 
 # --- report / demo ------------------------------------------------------------------

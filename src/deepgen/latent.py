@@ -1,9 +1,12 @@
 """Latent-space pictures for every model with a decoder or generator: interpolation
-(linear or spherical), traversal of one coordinate at a time, and the 2-D manifold grid.
+(linear or spherical), traversal of one coordinate at a time, the 2-D manifold grid, latent
+arithmetic (Radford et al. 2015), image completion by optimising z (Yeh et al. 2017) and
+the nearest training images of samples.
 
 Each tool is a function returning (images (N, C, H, W) in [0, 1], images per row) and is
-registered by name for ``deepgen latent RUN TOOL``. Codes come from ``model.latent_prior``
-(the prior of a VAE or GAN; the training codes' moments for an autoencoder).
+registered by name for ``deepgen latent RUN TOOL``; the tools that need data take the
+run's ``dataset``. Codes come from ``model.latent_prior`` (the prior of a VAE or GAN; the
+training codes' moments for an autoencoder).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def _check(model) -> None:
         raise ConfigError("latent pictures need an image model; this one generates points")
 
 
+@torch.no_grad()
 def interpolate(model, rows: int = 8, steps: int = 10, mode: str = "linear", seed: int = 0):
     """``rows`` pairs of codes from the prior, each joined by ``steps`` codes (ends included).
 
@@ -55,6 +59,7 @@ def interpolate(model, rows: int = 8, steps: int = 10, mode: str = "linear", see
     return model.generate(z.reshape(rows * steps, -1)), steps
 
 
+@torch.no_grad()
 def traverse(model, rows: int = 10, steps: int = 9, span: float = 3.0, seed: int = 0):
     """The lectures' latent perturbation: one code from the prior; row i varies coordinate
     i over ``steps`` values in [-span, span] (prior standard deviations for N(0, I)) and
@@ -70,6 +75,7 @@ def traverse(model, rows: int = 10, steps: int = 9, span: float = 3.0, seed: int
     return model.generate(z.reshape(dims * steps, -1)), steps
 
 
+@torch.no_grad()
 def manifold(model, n: int = 20, seed: int = 0):
     """Kingma & Welling's figure 4: for a 2-D latent space, codes on an n x n grid of the
     inverse Gaussian CDF of evenly spaced probabilities in (0, 1), decoded (for an
@@ -91,6 +97,11 @@ def manifold(model, n: int = 20, seed: int = 0):
     return model.generate(z), n
 
 
+from .latent_data import arithmetic, complete, neighbours  # noqa: E402  (they use the helpers above)
+
 LATENT_TOOLS.register("interpolate", interpolate)
 LATENT_TOOLS.register("traverse", traverse)
 LATENT_TOOLS.register("manifold", manifold)
+LATENT_TOOLS.register("arithmetic", arithmetic)
+LATENT_TOOLS.register("complete", complete)
+LATENT_TOOLS.register("neighbours", neighbours)

@@ -102,7 +102,6 @@ class AE(GenerativeModel):
         eps = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
         return self.code_mean + self.code_var.sqrt() * eps
 
-    @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """codes (n, latent_dim) -> images (n, C, H, W) in [0, 1]."""
         return self.decode(z)

@@ -182,7 +182,8 @@ class GenerativeModel(nn.Module):
         raise ConfigError(f"a {self.family} has no latent space")
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes (n, latent_dim) -> images (n, C, H, W) in [0, 1] (or points). Raises
+        """Latent codes (n, latent_dim) -> images (n, C, H, W) in [0, 1] (or points),
+        differentiable in z (image completion optimises z through it). Raises
         ConfigError for families without a decoder or generator (the default)."""
         raise ConfigError(f"a {self.family} has no decoder or generator")
 

@@ -226,7 +226,6 @@ class CVAE(GenerativeModel):
         self._need_label("draw z without given pixels")
         return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
 
-    @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Label: z (n, latent_dim) and labels (n,) (default :meth:`default_labels`) ->
         E[x|z, y] (n, C, H, W) in [0, 1]."""

@@ -177,7 +177,6 @@ class GAN(GenerativeModel):
         """z ~ N(0, I), shape (n, latent_dim), on the model's device."""
         return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
 
-    @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """z (n, latent_dim) -> G(z) as images in [0, 1] (n, C, H, W), or points (n, D)."""
         return self._output(self.generator(z))
@@ -238,7 +237,6 @@ class CGAN(GAN):
         """n samples of classes ``labels`` (n,), by default cycling 0, 1, ..."""
         return self.generate(self.latent_prior(n, generator), labels)
 
-    @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """z (n, latent_dim) and labels (n,) (default :meth:`default_labels`) -> G(z, y)."""
         labels = self.default_labels(len(z)) if labels is None else labels.to(self.device)

@@ -167,7 +167,6 @@ class VAE(GenerativeModel):
         """z ~ p(z) = N(0, I), (n, latent_dim)."""
         return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
 
-    @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """z (n, latent_dim) -> E[x|z] (n, C, H, W) in [0, 1]."""
         return self.mean_image(self.decode(z))

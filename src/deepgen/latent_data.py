@@ -1,0 +1,201 @@
+"""The latent tools that read data: latent arithmetic (Radford et al. 2015, sec. 6.3), image
+completion by optimising z (Yeh et al. 2017), and the nearest training images of samples
+(the memorisation check of Theis et al. 2016, sec. 3.3). Registered in :mod:`deepgen.latent`.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+
+from .data.datasets import Dataset
+from .errors import ConfigError
+
+MASKS = ("center", "left", "right", "top", "bottom", "random")
+
+
+def _check_image_model(model) -> None:
+    if not model.is_image:
+        raise ConfigError("latent pictures need an image model; this one generates points")
+
+
+def _unconditional(model, what: str) -> None:
+    if "labels" in inspect.signature(model.generate).parameters:
+        raise ConfigError(f"{what} needs an unconditional model, whose codes alone decide the image; "
+                          f"a {model.family}'s decoder also takes a condition")
+
+
+def _as_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [0, 1]; float data unchanged."""
+    return images.float() / 255.0 if not images.is_floating_point() else images
+
+
+# --- arithmetic -----------------------------------------------------------------------
+
+def concept_codes(model, dataset: Dataset, label: int, count: int = 3, seed: int = 0,
+                  pool: int = 2000) -> torch.Tensor:
+    """``count`` latent codes (count, latent_dim) of exemplars of class ``label``.
+
+    A model with an encoder: the codes (posterior means) of the first ``count`` training
+    images of that class. A GAN: of ``pool`` prior draws, the ``count`` that the shipped
+    classifier of the dataset is surest show that class (Radford et al. picked theirs by
+    eye). Raises ConfigError for an unlabelled dataset or a label it lacks, CheckpointError
+    when a GAN's dataset has no shipped classifier.
+    """
+    train = dataset["train"]
+    if train.labels is None:
+        raise ConfigError(f"latent arithmetic needs class labels; {dataset.name} has none")
+    if hasattr(model, "encode"):
+        idx = (train.labels == label).nonzero().flatten()[:count]
+        if len(idx) < count:
+            raise ConfigError(f"{dataset.name} has fewer than {count} training images of class {label}")
+        x = model.preprocess(train.images[idx].to(model.device), torch.Generator(device=model.device).manual_seed(seed))
+        codes = model.encode(x)
+        return codes[0] if isinstance(codes, tuple) else codes
+    from .metrics.classifier import load_classifier
+
+    classifier, _ = load_classifier(dataset.name)
+    if not 0 <= label < classifier.head[-1].out_features:
+        raise ConfigError(f"class {label} is not one of the classifier's {classifier.head[-1].out_features}")
+    z = model.latent_prior(pool, torch.Generator(device=model.device).manual_seed(seed))
+    probs = torch.softmax(classifier(model.generate(z).cpu()), dim=1)[:, label]
+    return z[probs.topk(count).indices.to(z.device)]
+
+
+@torch.no_grad()
+def arithmetic(model, dataset: Dataset, concepts: tuple[int, int, int] = (7, 1, 4), seed: int = 0,
+               noise: float = 0.25):
+    """DCGAN-style vector arithmetic: mean z of 3 exemplars of each concept (a class), then
+    z_a - z_b + z_c. Rows: the exemplars of a, b, c and their mean; the result and three
+    copies with N(0, noise^2) added (Radford et al. added uniform noise of +-0.25).
+
+    Returns (images (16, C, H, W), 4).
+    """
+    _check_image_model(model)
+    _unconditional(model, "latent arithmetic")
+    if len(concepts) != 3:
+        raise ConfigError(f"latent arithmetic takes three concepts a - b + c, not {len(concepts)}")
+    rows, means = [], []
+    for i, label in enumerate(concepts):
+        codes = concept_codes(model, dataset, int(label), seed=seed + i)
+        means.append(codes.mean(0))
+        rows.append(torch.cat([codes, means[-1][None]]))
+    result = means[0] - means[1] + means[2]
+    gen = torch.Generator(device=result.device).manual_seed(seed)
+    jitter = noise * torch.randn(3, result.numel(), generator=gen, device=result.device)
+    rows.append(torch.cat([result[None], result[None] + jitter]))
+    return model.generate(torch.cat(rows)), 4
+
+
+# --- completion -----------------------------------------------------------------------
+
+def region_mask(kind: str, shape: tuple[int, int, int], seed: int = 0) -> torch.Tensor:
+    """(C, H, W) float mask, 1 on the known pixels: ``center`` hides the central square of
+    half the side (Yeh et al.'s central mask), left/right/top/bottom hide that half,
+    ``random`` hides each pixel with probability 0.5 (one draw shared by all channels)."""
+    c, h, w = shape
+    halves = {"left": (slice(None), slice(0, w // 2)), "right": (slice(None), slice(w // 2, None)),
+              "top": (slice(0, h // 2), slice(None)), "bottom": (slice(h // 2, None), slice(None)),
+              "center": (slice(h // 4, h // 4 + h // 2), slice(w // 4, w // 4 + w // 2))}
+    known = torch.ones(h, w)
+    if kind in halves:
+        known[halves[kind]] = 0
+    elif kind == "random":
+        known = (torch.rand(h, w, generator=torch.Generator().manual_seed(seed)) >= 0.5).float()
+    else:
+        raise ConfigError(f"mask must be one of {', '.join(MASKS)}, not {kind!r}")
+    return known.expand(c, h, w).clone()
+
+
+def prior_loss(model, z: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Yeh et al.'s prior term per example (B,): for a GAN, log(1 - D(G(z))) (eq. 3), for a
+    WGAN -f(G(z)); for models with a Gaussian prior, -log p(z) up to a constant,
+    0.5 ||(z - m) / s||^2 (m, s: 0, 1; an autoencoder's code moments)."""
+    if hasattr(model, "discriminator"):
+        scores = model.D(images * 2 - 1)
+        out = -scores if getattr(model, "clip_critic", None) else -F.softplus(scores)
+        return out.repeat_interleave(len(images) // len(out))
+    mean = getattr(model, "code_mean", torch.zeros((), device=z.device))
+    std = getattr(model, "code_var", torch.ones((), device=z.device)).sqrt()
+    return 0.5 * ((z - mean) / std).pow(2).sum(1)
+
+
+def complete_by_optimisation(model, x: torch.Tensor, known: torch.Tensor, steps: int = 300, lr: float = 0.05,
+                             weight: float = 0.003, seed: int = 0) -> torch.Tensor:
+    """Yeh et al. 2017: z* = argmin ||M * (G(z) - x)||_1 + weight * prior(z) (eq. 4-5, their
+    lambda 0.003), by Adam from a prior draw, then the known pixels of x pasted over G(z*)
+    (they blend with Poisson editing; the overlay is the simpler version).
+
+    x: (B, C, H, W) in [0, 1]; known: (C, H, W) or (B, C, H, W) mask, 1 = known.
+    Returns (B, C, H, W) completions in [0, 1]. The model's weights are left unchanged.
+    """
+    was = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        z = model.latent_prior(len(x), torch.Generator(device=model.device).manual_seed(seed)).clone()
+        z.requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=lr)
+        for _ in range(steps):
+            images = model.generate(z)
+            loss = ((images - x).abs() * known).flatten(1).sum(1) + weight * prior_loss(model, z, images)
+            opt.zero_grad()
+            loss.sum().backward()
+            opt.step()
+        with torch.no_grad():
+            return known * x + (1 - known) * model.generate(z)
+    finally:
+        for p, r in zip(model.parameters(), was):
+            p.requires_grad_(r)
+
+
+def complete(model, dataset: Dataset, n: int = 8, mask: str = "center", steps: int = 300, seed: int = 0):
+    """Complete ``n`` test images with a ``mask`` region hidden. Rows: originals, what is
+    given (hidden pixels grey), completions. A quadrant-completion CVAE completes its own
+    quadrants, amortised: rows originals, given, baseline, then 3 CVAE samples.
+
+    Returns (images (rows * n, C, H, W), n).
+    """
+    _check_image_model(model)
+    x = _as_unit(dataset["test"].images[:n]).to(model.device)
+    if getattr(model.config, "condition", None) == "quadrants":
+        with torch.no_grad():
+            given = model.complete(x, baseline=True)[0]
+            known = model.known.view(x.shape[1:]).float()
+            shown = known * x + (1 - known) * 0.5
+            samples = model.complete(x, 3, torch.Generator(device=model.device).manual_seed(seed))
+        return torch.cat([x, shown, given, *samples]), n
+    _unconditional(model, "completion by optimising z")
+    known = region_mask(mask, tuple(x.shape[1:]), seed).to(model.device)
+    filled = complete_by_optimisation(model, x, known, steps=steps, seed=seed)
+    return torch.cat([x, known * x + (1 - known) * 0.5, filled]), n
+
+
+# --- nearest neighbours ---------------------------------------------------------------
+
+def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 5,
+                       chunk: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Euclidean k nearest rows of ``pool`` (N, D) to each of ``queries`` (n, D):
+    (distances (n, k), indices (n, k)), nearest first. Chunked over the pool."""
+    best_d = torch.full((len(queries), 0), float("inf"), dtype=torch.float64, device=queries.device)
+    best_i = torch.zeros((len(queries), 0), dtype=torch.long, device=queries.device)
+    for start in range(0, len(pool), chunk):
+        d = torch.cdist(queries.double(), pool[start:start + chunk].double())
+        d, i = d.topk(min(k, d.shape[1]), dim=1, largest=False)
+        best_d, order = torch.cat([best_d, d], 1).sort(dim=1)
+        best_i = torch.cat([best_i, i + start], 1).gather(1, order)
+        best_d, best_i = best_d[:, :k], best_i[:, :k]
+    return best_d, best_i
+
+
+@torch.no_grad()
+def neighbours(model, dataset: Dataset, n: int = 8, k: int = 5, seed: int = 0):
+    """Each of ``n`` samples beside its ``k`` nearest training images (pixel distance).
+    A model that memorised shows near copies. Returns (images (n * (k + 1), C, H, W), k + 1)."""
+    _check_image_model(model)
+    samples = model.sample(n, generator=torch.Generator(device=model.device).manual_seed(seed)).cpu()
+    train = _as_unit(dataset["train"].images)
+    _, idx = nearest_neighbours(samples.flatten(1), train.flatten(1), k)
+    rows = [torch.cat([s[None], train[i]]) for s, i in zip(samples, idx)]
+    return torch.cat(rows), k + 1
