@@ -54,6 +54,8 @@ def test_sample_reconstruct_report(trained, tmp_path):
     page = (tmp_path / "r.html").read_text()
     assert page.count("<section>") == 2 and "data:image/png;base64," in page
     assert "neg_elbo" in page and "Discriminator outputs" in page
+    assert page.count("Latent space") == 2 and page.count("<figcaption>neighbours: samples") == 2
+    assert page.count("<figcaption>arithmetic: arithmetic 7 - 1 + 4") == 1  # the VAE's, by its encoder; fake data has no GAN classifier
 
 
 def test_reconstruct_on_a_gan_is_a_clear_error(trained):

@@ -120,6 +120,36 @@ def _eval_table(path: Path) -> str:
             "<th>n</th><th>protocol</th></tr>" + "".join(rows) + "</table>" + note)
 
 
+# (tool, caption) of the latent pictures a report shows, when the model supports them.
+LATENT_FIGURES = (
+    ("interpolate", "interpolation between prior draws (rows), linear"),
+    ("traverse", "traversal: row i varies latent coordinate i over [-3, 3], the rest held"),
+    ("manifold", "the 2-D latent manifold through the inverse Gaussian CDF (Kingma & Welling)"),
+    ("arithmetic", "arithmetic 7 - 1 + 4: rows of 3 exemplars and their mean; last row the result, then with noise"),
+    ("complete", "completion: test images, what is given, completions"),
+    ("neighbours", "samples (first column) and their nearest training images"),
+)
+
+
+def _latent_figures(model: GenerativeModel, config: RunConfig) -> list[str]:
+    """The latent tools' pictures; a tool the model does not support is left out."""
+    from .latent import LATENT_TOOLS
+
+    figs, dataset = [], None
+    for tool, caption in LATENT_FIGURES:
+        fn = LATENT_TOOLS[tool]
+        try:
+            kwargs = {}
+            if "dataset" in inspect.signature(fn).parameters:
+                dataset = dataset or config.data.load()
+                kwargs["dataset"] = dataset
+            images, nrow = fn(model, **kwargs)
+        except DeepgenError:
+            continue
+        figs.append(_figure(png_bytes(grid_image(images.detach(), nrow)), f"{tool}: {caption}"))
+    return figs
+
+
 def run_section(path: Path) -> str:
     """The HTML section of one run folder."""
     run = RunDir.open(path)
@@ -152,6 +182,10 @@ def run_section(path: Path) -> str:
             except DeepgenError as err:
                 parts.append(f'<p class="note">No reconstructions: {html.escape(str(err))}</p>')
     parts.append(f'<div class="figs">{"".join(figs)}</div>')
+    if model is not None and model.is_image:
+        latent_figs = _latent_figures(model, config)
+        if latent_figs:
+            parts.append(f"<h3>Latent space (deepgen latent RUN TOOL)</h3><div class='figs'>{''.join(latent_figs)}</div>")
     history = sorted(run.samples_dir.glob("iteration-*.png"))
     if history:
         picks = history if len(history) <= 5 else [history[round(i * (len(history) - 1) / 4)] for i in range(5)]
