@@ -104,17 +104,30 @@ def save_checkpoint(run: Path, model_state: dict[str, torch.Tensor], tensors: di
         fsync_dir(tmp)
         final = root / f"{PREFIX}{int(state['iteration']):09d}"
         if final.exists():
-            shutil.rmtree(final)
+            _discard(final)
         tmp.rename(final)
         fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     for old in checkpoint_dirs(run)[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
     for stale in root.glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _discard(path: Path) -> None:
+    """Remove a checkpoint directory so that a kill at any moment leaves either the whole
+    checkpoint or none: first renamed out of sight (atomic), then deleted. Deleting in place
+    could leave a half-deleted ``ckpt-*`` that looks like a corrupt checkpoint."""
+    hidden = path.with_name(f".tmp-discard-{path.name}")
+    shutil.rmtree(hidden, ignore_errors=True)  # left by a kill during an earlier discard
+    try:
+        path.rename(hidden)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(hidden, ignore_errors=True)
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
