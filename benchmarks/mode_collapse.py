@@ -2,7 +2,7 @@
 as VEEGAN and PacGAN score them (deepgen.metrics.modes): modes captured, % high-quality
 samples (within 3 std of a centre) and reverse KL, over 2,500 samples.
 
-    python benchmarks/mode_collapse.py [--seeds 5] [--iterations 10000] [--jobs 2]
+    python benchmarks/mode_collapse.py [--seeds 5] [--iterations 8000] [--jobs 2]
         [--datasets ring8 grid25] [--variants minimax nonsaturating ...] [--results FILE]
 
 Every run goes through the library's Trainer (MLP networks with ``hidden_dim`` units, 2-D
@@ -85,7 +85,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=10_000, help="generator iterations per run")
+    parser.add_argument("--iterations", type=int, default=8_000, help="generator iterations per run")
     parser.add_argument("--hidden-dim", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=2)

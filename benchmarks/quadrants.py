@@ -2,7 +2,7 @@
 baseline network, given 1, 2 or 3 quadrants, as negative conditional log-likelihood of the
 missing pixels on the 10,000 test images (nats per image; lower is better).
 
-    python benchmarks/quadrants.py [--epochs 10] [--quadrants 1 2 3] [--k 100] [--out DIR]
+    python benchmarks/quadrants.py [--epochs 30] [--quadrants 1 2 3] [--k 100] [--out DIR]
 
 Each setting is one `deepgen train cvae --condition quadrants` run (the baseline trains
 alongside the CVAE, as the first player of each iteration); the runs are kept in --out.
@@ -47,7 +47,7 @@ def test_figures(model, images: torch.Tensor, k: int, seed: int = 0) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--quadrants", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--k", type=int, default=100, help="importance samples for the test NCLL")
     parser.add_argument("--batch-size", type=int, default=128)

@@ -42,17 +42,15 @@ def test_cvae_completion_scores_and_keeps_only_the_given_pixels():
     filled = model.complete(x, samples=3, generator=torch.Generator().manual_seed(1))
     assert filled.shape == (3, 6, 1, 28, 28)
     assert torch.equal(filled[:, :, 0, known], x[:, 0, known].expand(3, -1, -1))
-    # The missing pixels are what is scored: changing a given pixel of the target leaves
-    # the baseline's loss unchanged only if that pixel is not scored ... so check directly.
-    batch = Batch(x)
-    base = model._baseline_loss(batch, None)["loss"]
+    # A given pixel (bottom-left) is part of the condition, so it changes the baseline's guess
+    # and its score; a missing pixel is not part of the condition.
+    base = model._baseline_loss(Batch(x), None)["loss"]
     x2 = x.clone()
-    x2[:, 0, 20, 5] = 1 - x2[:, 0, 20, 5]  # a given pixel (bottom-left): c changes, target does not
+    x2[:, 0, 20, 5] = 1 - x2[:, 0, 20, 5]
     assert not torch.allclose(model._baseline_loss(Batch(x2), None)["loss"], base)
     x3 = x.clone()
-    x3[:, 0, 3, 20] = 1 - x3[:, 0, 3, 20]  # a missing pixel: only the score changes
-    c = model.condition_input(x)
-    assert torch.equal(model.condition_input(x3), c)
+    x3[:, 0, 3, 20] = 1 - x3[:, 0, 3, 20]
+    assert torch.equal(model.condition_input(x3), model.condition_input(x))
 
 
 def test_cvae_importance_sampled_ncll_is_at_most_the_negative_elbo():

@@ -12,11 +12,12 @@ from . import distributed
 from .checkpoint import latest_checkpoint
 from .config import DataConfig, RunConfig, TrainConfig, validate
 from .data.datasets import Dataset, load_dataset
+from .distributed import resolve_device
 from .errors import CheckpointError, ConfigError
 from .fileio import atomic_write_text
 from .models.base import GenerativeModel, build_model
 from .rundir import RunDir
-from .train import Trainer, resolve_device
+from .train import Trainer
 
 
 def _stderr(msg: str) -> None:

@@ -1,64 +1,23 @@
 """The command line: parse, build a config, call the library. Nothing else lives here.
 
 Model options (``--latent-dim``, ``--net``, ``--loss``, ...) are generated from the
-registered model configs, so a new family brings its own flags.
+registered model configs (:mod:`deepgen.cli_options`), so a new family brings its own flags.
 """
 
 from __future__ import annotations
 
 import sys
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal
 
 import click
 
 from . import __version__
+from .cli_options import add_model_options, model_options
 from .errors import ConfigError, DeepgenError
 
 # Options of `deepgen train` that belong to TrainConfig (the rest are model fields).
 TRAIN_OPTIONS = ("epochs", "images", "batch_size", "seed", "device", "log_every", "on_divergence", "max_grad_norm",
                  "compile", "channels_last", "lr_decay")
-
-
-def _click_type(annotation) -> tuple[Any, list[str]]:
-    """click type and Literal choices for a pydantic field annotation."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType) and len(args) == 1:
-        return _click_type(args[0])
-    if origin is Literal:
-        return str, [str(a) for a in typing.get_args(annotation)]
-    if annotation in (int, float, str):
-        return annotation, []
-    return None, []
-
-
-def model_options() -> dict[str, dict[str, Any]]:
-    """Every model-config field of every registered family: name -> type, choices, help, families."""
-    from .models import MODELS
-
-    fields: dict[str, dict[str, Any]] = {}
-    for family, cls in MODELS.items():
-        for name, info in cls.Config.model_fields.items():
-            ctype, choices = _click_type(info.annotation)
-            if ctype is None:
-                continue
-            entry = fields.setdefault(name, {"type": ctype, "choices": [], "help": {}, "families": []})
-            entry["choices"] += [c for c in choices if c not in entry["choices"]]
-            entry["families"].append(family)
-            entry["help"][family] = f"{info.description or name} (default {info.default})"
-    return fields
-
-
-def _add_model_options(command):
-    for name, entry in sorted(model_options().items(), reverse=True):
-        ctype = click.Choice(entry["choices"]) if entry["choices"] else entry["type"]
-        text = "; ".join(f"{fam}: {h}" for fam, h in entry["help"].items())
-        command = click.option(f"--{name.replace('_', '-')}", name, type=ctype, default=None,
-                               help=f"[model] {text}")(command)
-    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -96,7 +55,7 @@ def cli():
 @click.option("--out", type=click.Path(), default=None, help="run folder [default: runs/FAMILY-DATA-sSEED]")
 @click.option("--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-@_add_model_options
+@add_model_options
 def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, resume_run, quiet, **options):
     """Train FAMILY (vae, gan, ...) on a dataset, or continue a run with --resume RUN."""
     from . import api

@@ -80,6 +80,23 @@ def local_device() -> torch.device:
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if launched() else torch.device("cuda")
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device.
+
+    Raises:
+        ConfigError: an unknown device name, or CUDA asked for where there is none.
+    """
+    if name == "auto":
+        return local_device() if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but this machine has no CUDA device; use --device cpu")
+    return device
+
+
 def shard_rows(n: int) -> slice:
     """The rows of a global batch of ``n`` that this rank trains on (contiguous, equal).
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from .errors import ConfigError
+from .latent_data import arithmetic, check_image_model, complete, neighbours
 from .registry import Registry
 
 LATENT_TOOLS: Registry = Registry("latent tool")
@@ -37,11 +38,6 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.where(sin > 1e-6, out, lerp(a, b, t.flatten()))
 
 
-def _check(model) -> None:
-    if not model.is_image:
-        raise ConfigError("latent pictures need an image model; this one generates points")
-
-
 @torch.no_grad()
 def interpolate(model, rows: int = 8, steps: int = 10, mode: str = "linear", seed: int = 0):
     """``rows`` pairs of codes from the prior, each joined by ``steps`` codes (ends included).
@@ -49,7 +45,7 @@ def interpolate(model, rows: int = 8, steps: int = 10, mode: str = "linear", see
     Returns (images (rows * steps, C, H, W), steps).
     Raises: ConfigError for an unknown mode or a model without a latent space.
     """
-    _check(model)
+    check_image_model(model)
     if mode not in ("linear", "spherical"):
         raise ConfigError(f"interpolation mode must be linear or spherical, not {mode!r}")
     gen = torch.Generator(device=model.device).manual_seed(seed)
@@ -64,7 +60,7 @@ def traverse(model, rows: int = 10, steps: int = 9, span: float = 3.0, seed: int
     """The lectures' latent perturbation: one code from the prior; row i varies coordinate
     i over ``steps`` values in [-span, span] (prior standard deviations for N(0, I)) and
     holds the rest. Returns (images (min(rows, D) * steps, C, H, W), steps)."""
-    _check(model)
+    check_image_model(model)
     gen = torch.Generator(device=model.device).manual_seed(seed)
     base = model.latent_prior(1, gen)[0]
     dims = min(rows, base.numel())
@@ -84,7 +80,7 @@ def manifold(model, n: int = 20, seed: int = 0):
     Returns (images (n * n, C, H, W), n).
     Raises: ConfigError unless latent_dim == 2.
     """
-    _check(model)
+    check_image_model(model)
     if getattr(model, "latent_dim", None) != 2:
         raise ConfigError(f"the manifold grid needs latent_dim 2, not {getattr(model, 'latent_dim', None)}; "
                           "train with --latent-dim 2")
@@ -96,8 +92,6 @@ def manifold(model, n: int = 20, seed: int = 0):
         z = model.code_mean + model.code_var.sqrt() * z
     return model.generate(z), n
 
-
-from .latent_data import arithmetic, complete, neighbours  # noqa: E402  (they use the helpers above)
 
 LATENT_TOOLS.register("interpolate", interpolate)
 LATENT_TOOLS.register("traverse", traverse)

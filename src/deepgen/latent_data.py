@@ -10,13 +10,16 @@ import inspect
 import torch
 import torch.nn.functional as F
 
+from .data.batches import unit
 from .data.datasets import Dataset
 from .errors import ConfigError
+from .models.gan import GAN, WGAN
 
 MASKS = ("center", "left", "right", "top", "bottom", "random")
 
 
-def _check_image_model(model) -> None:
+def check_image_model(model) -> None:
+    """Raises ConfigError unless ``model`` makes images: latent pictures show images."""
     if not model.is_image:
         raise ConfigError("latent pictures need an image model; this one generates points")
 
@@ -25,11 +28,6 @@ def _unconditional(model, what: str) -> None:
     if "labels" in inspect.signature(model.generate).parameters:
         raise ConfigError(f"{what} needs an unconditional model, whose codes alone decide the image; "
                           f"a {model.family}'s decoder also takes a condition")
-
-
-def _as_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float in [0, 1]; float data unchanged."""
-    return images.float() / 255.0 if not images.is_floating_point() else images
 
 
 # --- arithmetic -----------------------------------------------------------------------
@@ -73,7 +71,7 @@ def arithmetic(model, dataset: Dataset, concepts: tuple[int, int, int] = (7, 1, 
 
     Returns (images (16, C, H, W), 4).
     """
-    _check_image_model(model)
+    check_image_model(model)
     _unconditional(model, "latent arithmetic")
     if len(concepts) != 3:
         raise ConfigError(f"latent arithmetic takes three concepts a - b + c, not {len(concepts)}")
@@ -113,10 +111,9 @@ def prior_loss(model, z: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """Yeh et al.'s prior term per example (B,): for a GAN, log(1 - D(G(z))) (eq. 3), for a
     WGAN -f(G(z)); for models with a Gaussian prior, -log p(z) up to a constant,
     0.5 ||(z - m) / s||^2 (m, s: 0, 1; an autoencoder's code moments)."""
-    if hasattr(model, "discriminator"):
+    if isinstance(model, GAN):
         scores = model.D(images * 2 - 1)
-        out = -scores if getattr(model, "clip_critic", None) else -F.softplus(scores)
-        return out.repeat_interleave(len(images) // len(out))
+        return model.per_example({"prior": -scores if isinstance(model, WGAN) else -F.softplus(scores)})["prior"]
     mean = getattr(model, "code_mean", torch.zeros((), device=z.device))
     std = getattr(model, "code_var", torch.ones((), device=z.device)).sqrt()
     return 0.5 * ((z - mean) / std).pow(2).sum(1)
@@ -157,8 +154,8 @@ def complete(model, dataset: Dataset, n: int = 8, mask: str = "center", steps: i
 
     Returns (images (rows * n, C, H, W), n).
     """
-    _check_image_model(model)
-    x = _as_unit(dataset["test"].images[:n]).to(model.device)
+    check_image_model(model)
+    x = unit(dataset["test"].images[:n]).to(model.device)
     if getattr(model.config, "condition", None) == "quadrants":
         with torch.no_grad():
             given = model.complete(x, baseline=True)[0]
@@ -193,9 +190,9 @@ def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 5,
 def neighbours(model, dataset: Dataset, n: int = 8, k: int = 5, seed: int = 0):
     """Each of ``n`` samples beside its ``k`` nearest training images (pixel distance).
     A model that memorised shows near copies. Returns (images (n * (k + 1), C, H, W), k + 1)."""
-    _check_image_model(model)
+    check_image_model(model)
     samples = model.sample(n, generator=torch.Generator(device=model.device).manual_seed(seed)).cpu()
-    train = _as_unit(dataset["train"].images)
+    train = unit(dataset["train"].images)
     _, idx = nearest_neighbours(samples.flatten(1), train.flatten(1), k)
     rows = [torch.cat([s[None], train[i]]) for s, i in zip(samples, idx)]
     return torch.cat(rows), k + 1

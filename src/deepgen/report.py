@@ -15,6 +15,7 @@ import torch
 
 from .api import load, make_generator
 from .config import RunConfig
+from .data.datasets import Dataset
 from .errors import DeepgenError
 from .fileio import atomic_write_text
 from .models.base import MODELS, GenerativeModel
@@ -40,16 +41,18 @@ def _figure(data: bytes, caption: str) -> str:
 
 
 def reconstruction_grid(model: GenerativeModel, config: RunConfig, split: str = "test",
-                        n: int = 32, nrow: int = 8, seed: int = 0) -> tuple[torch.Tensor, int]:
+                        n: int = 32, nrow: int = 8, seed: int = 0,
+                        dataset: Dataset | None = None) -> tuple[torch.Tensor, int]:
     """Rows alternating the first ``n`` images of ``split`` (in [0, 1]) and their
-    reconstructions; returns (images (2n, C, H, W), images per row).
+    reconstructions; returns (images (2n, C, H, W), images per row). The run's dataset is
+    loaded unless ``dataset`` is given.
 
     Raises:
         ConfigError: the model has no encoder. DataError: the dataset is missing.
     """
     if not model.has_encoder:
         model.reconstruct(torch.zeros(0))  # raises the model's own error
-    data = config.data.load()[split]
+    data = (dataset or config.data.load())[split]
     x = data.images[:n].to(model.device)
     x_in = model.preprocess(x, make_generator(seed, model.device))
     if "labels" in inspect.signature(model.reconstruct).parameters and data.labels is not None:
@@ -131,19 +134,19 @@ LATENT_FIGURES = (
 )
 
 
-def _latent_figures(model: GenerativeModel, config: RunConfig) -> list[str]:
-    """The latent tools' pictures; a tool the model does not support is left out."""
+def _latent_figures(model: GenerativeModel, dataset: Dataset | None) -> list[str]:
+    """The latent tools' pictures; a tool the model does not support, or one that needs
+    the data when it could not be loaded, is left out."""
     from .latent import LATENT_TOOLS
 
-    figs, dataset = [], None
+    figs = []
     for tool, caption in LATENT_FIGURES:
         fn = LATENT_TOOLS[tool]
+        needs_data = "dataset" in inspect.signature(fn).parameters
+        if needs_data and dataset is None:
+            continue
         try:
-            kwargs = {}
-            if "dataset" in inspect.signature(fn).parameters:
-                dataset = dataset or config.data.load()
-                kwargs["dataset"] = dataset
-            images, nrow = fn(model, **kwargs)
+            images, nrow = fn(model, **({"dataset": dataset} if needs_data else {}))
         except DeepgenError:
             continue
         figs.append(_figure(png_bytes(grid_image(images.detach(), nrow)), f"{tool}: {caption}"))
@@ -168,22 +171,32 @@ def run_section(path: Path) -> str:
         parts.append(f'<p class="note">Model not loaded: {html.escape(str(err))}</p>')
         model = None
     figs = _curves(MODELS[config.family], run.metrics())
+    dataset = None
+    if model is not None:
+        try:
+            dataset = config.data.load()
+        except DeepgenError as err:
+            parts.append(f'<p class="note">Data not loaded, so no pictures that need it: {html.escape(str(err))}</p>')
     if model is not None:
         points = not model.is_image
-        test_images = config.data.load()["test"].images
-        samples = model.preview(test_images, 2500 if points else 64, make_generator(0))
-        reference = test_images if points else None
-        figs.append(_figure(samples_png(samples, model.grid_nrow, reference), f"{len(samples)} samples (seed 0)"))
-        if model.has_encoder:
+        test_images = dataset["test"].images if dataset is not None else None
+        try:
+            samples = (model.preview(test_images, 2500 if points else 64, make_generator(0)) if test_images is not None
+                       else model.sample(2500 if points else 64, generator=make_generator(0)))
+            figs.append(_figure(samples_png(samples, model.grid_nrow, test_images if points else None),
+                                f"{len(samples)} samples (seed 0)"))
+        except DeepgenError as err:
+            parts.append(f'<p class="note">No samples: {html.escape(str(err))}</p>')
+        if model.has_encoder and dataset is not None:
             try:
-                grid, nrow = reconstruction_grid(model, config)
+                grid, nrow = reconstruction_grid(model, config, dataset=dataset)
                 figs.append(_figure(png_bytes(grid_image(grid, nrow)),
                                     "test images (odd rows) and their reconstructions (even rows)"))
             except DeepgenError as err:
                 parts.append(f'<p class="note">No reconstructions: {html.escape(str(err))}</p>')
     parts.append(f'<div class="figs">{"".join(figs)}</div>')
     if model is not None and model.is_image:
-        latent_figs = _latent_figures(model, config)
+        latent_figs = _latent_figures(model, dataset)
         if latent_figs:
             parts.append(f"<h3>Latent space (deepgen latent RUN TOOL)</h3><div class='figs'>{''.join(latent_figs)}</div>")
     history = sorted(run.samples_dir.glob("iteration-*.png"))

@@ -30,52 +30,12 @@ from .checkpoint import (
 from .config import TrainConfig
 from .data.batches import batch_slices, iterate_batches
 from .data.datasets import Dataset
+from .distributed import resolve_device
 from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged
 from .models.base import Batch, GenerativeModel
 from .rundir import RunDir
-from .stats import mean_stderr
+from .validation import evaluate_split
 from .viz import save_samples
-
-EVAL_BATCH = 1000
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise the named device.
-
-    Raises:
-        ConfigError: an unknown device name, or CUDA asked for where there is none.
-    """
-    if name == "auto":
-        return distributed.local_device() if torch.cuda.is_available() else torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but this machine has no CUDA device; use --device cpu")
-    return device
-
-
-def evaluate_split(model: GenerativeModel, dataset: Dataset, split: str, seed: int,
-                   device: torch.device) -> dict[str, dict[str, float]]:
-    """Mean and standard error of ``model.evaluate`` over a split, with its own fixed
-    randomness (``seed``), so training randomness is untouched. Returns {} if the model
-    reports nothing. Batches of 1,000 images are split over ranks under torchrun, each with
-    its own generator, so the numbers do not depend on the number of processes."""
-    data = dataset[split]
-
-    def one_batch(index: int, start: int, stop: int) -> dict[str, torch.Tensor]:
-        gen = distributed.batch_generator(seed, index, device)
-        x = data.images[start:stop].to(device)
-        y = None if data.labels is None else data.labels[start:stop].to(device)
-        return {k: v.double() for k, v in model.evaluate(Batch(model.preprocess(x, gen), y), gen).items()}
-
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        values = distributed.map_batches(one_batch, len(data), EVAL_BATCH)
-    model.train(was_training)
-    return {key: mean_stderr(v) for key, v in values.items()}
 
 
 class _StopFlag:

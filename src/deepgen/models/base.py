@@ -207,6 +207,28 @@ class GenerativeModel(nn.Module):
         return self
 
 
+def one_hot_labels(y: torch.Tensor | None, n: int, num_classes: int, dtype: torch.dtype,
+                   family: str) -> torch.Tensor:
+    """Class labels y (n,) integers in [0, num_classes) -> one-hot (n, num_classes) of
+    ``dtype``, the condition of a class-conditional family (cgan, cvae).
+
+    Raises:
+        ConfigError: y is None (an unlabelled dataset), or of the wrong length or range.
+    """
+    if y is None:
+        raise ConfigError(f"a {family} needs a labelled dataset (e.g. mnist, fashion-mnist, or an "
+                          "imagefolder with one folder per class)")
+    if len(y) != n or (n and (int(y.min()) < 0 or int(y.max()) >= num_classes)):
+        raise ConfigError(f"labels must be {n} integers in [0, {num_classes}); got {y.tolist()[:10]}...")
+    return torch.nn.functional.one_hot(y.long(), num_classes).to(dtype)
+
+
+def cycling_labels(n: int, num_classes: int, device: torch.device) -> torch.Tensor:
+    """0, 1, ..., num_classes - 1, 0, 1, ... (n,): the classes a class-conditional model's
+    samples cycle through, so a grid of ``num_classes`` columns has one class per column."""
+    return torch.arange(n, device=device) % num_classes
+
+
 def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
     """Adam (Kingma & Ba 2015) with torch's fused kernel where the build has one for the
     parameters' device (CPU since torch 2.4, and CUDA): the same update in one pass over

@@ -37,7 +37,16 @@ from torch import nn
 from .. import losses
 from ..errors import ConfigError
 from ..nets import MLP
-from .base import Batch, GenerativeModel, ModelConfig, Player, adam, register_model
+from .base import (
+    Batch,
+    GenerativeModel,
+    ModelConfig,
+    Player,
+    adam,
+    cycling_labels,
+    one_hot_labels,
+    register_model,
+)
 
 
 def quadrant_mask(given: int, height: int, width: int) -> torch.Tensor:
@@ -124,17 +133,11 @@ class CVAE(GenerativeModel):
     # --- label condition -------------------------------------------------------------
 
     def _one_hot(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
-        if y is None:
-            raise ConfigError("a label-conditional cvae needs a labelled dataset (e.g. mnist, "
-                              "fashion-mnist, or an imagefolder with one folder per class)")
-        k = self.config.num_classes
-        if len(y) != n or (y.numel() and (int(y.min()) < 0 or int(y.max()) >= k)):
-            raise ConfigError(f"labels must be {n} integers in [0, {k}); got {y.tolist()[:10]}...")
-        return F.one_hot(y.long(), k).to(self.generation.net[0].weight.dtype)
+        return one_hot_labels(y, n, self.config.num_classes, self.generation.net[0].weight.dtype, "label-conditional cvae")
 
     def default_labels(self, n: int) -> torch.Tensor:
-        """0, 1, ..., num_classes - 1, 0, 1, ... (n,): the classes samples cycle through."""
-        return torch.arange(n, device=self.device) % self.config.num_classes
+        """The classes samples cycle through: :func:`cycling_labels` (n,)."""
+        return cycling_labels(n, self.config.num_classes, self.device)
 
     # --- quadrant condition ----------------------------------------------------------
 
@@ -275,8 +278,8 @@ class CVAE(GenerativeModel):
         return filled.view(len(filled), len(x), *self.image_shape)
 
     def preview(self, images: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Label: 8 samples of every class (one class per column). Quadrants: rows of 8 validation images, their given
-        quadrants only (missing pixels grey), then completions."""
+        """Label: 8 samples of every class (one class per column). Quadrants: rows of 8
+        held-out images, their given quadrants only (missing pixels grey), then completions."""
         if self.by_label:
             return self.sample(8 * self.config.num_classes, generator)
         x = self.preprocess(images[: n // 2].to(self.device), generator)

@@ -20,7 +20,16 @@ from .. import losses
 from ..errors import ConfigError
 from ..nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init_
 from ..registry import Registry
-from .base import Batch, GenerativeModel, ModelConfig, Player, adam, register_model
+from .base import (
+    Batch,
+    GenerativeModel,
+    ModelConfig,
+    Player,
+    adam,
+    cycling_labels,
+    one_hot_labels,
+    register_model,
+)
 
 # name -> (discriminator loss(real_out, fake_out), generator loss(fake_out)), each (B,).
 GAN_LOSSES: Registry[tuple] = Registry("GAN loss")
@@ -76,11 +85,12 @@ class GAN(GenerativeModel):
     ]
 
     critic_batch_norm = True  # WGAN-GP's critic has none
+    condition_dim = 0  # one-hot label size of a conditional GAN
 
     def __init__(self, config: AdversarialConfig):
         super().__init__(config)
         shape = config.image_shape
-        pack, k = getattr(config, "pack", 1), self.condition_dim
+        pack, k = self.pack, self.condition_dim
         # D sees the label as k extra channels (cGAN), and PacGAN's packs side by side.
         d_shape = (pack * (shape[0] + k), *shape[1:])
         z_dim = config.latent_dim + k  # G sees z and the one-hot label
@@ -92,11 +102,14 @@ class GAN(GenerativeModel):
             self.discriminator = DCGANDiscriminator(d_shape, config.channels, self.critic_batch_norm)
             dcgan_init_(self)
 
-    condition_dim = 0  # one-hot label size of a conditional GAN
-
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
+
+    @property
+    def pack(self) -> int:
+        """Samples D judges at once (PacGAN); 1 for the families without packing."""
+        return getattr(self.config, "pack", 1)
 
     def G(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, latent_dim) (and labels y (B,) for a cGAN) -> G's output (B, *shape)."""
@@ -106,12 +119,11 @@ class GAN(GenerativeModel):
         """x (B, *shape) (and labels y) -> logits (B / pack,) of packs of ``pack`` rows."""
         return self.discriminator(self.packed(x))
 
-
     def packed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, ...) -> (B / pack, pack * C, ...): each row of the result is ``pack``
         consecutive samples side by side, as PacGAN's discriminator sees them (Lin et al.
         2018, sec. 3). Raises ConfigError when B does not divide by ``pack``."""
-        pack = getattr(self.config, "pack", 1)
+        pack = self.pack
         if pack == 1:
             return x
         if len(x) % pack:
@@ -137,8 +149,7 @@ class GAN(GenerativeModel):
     def per_example(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-pack values (B / pack,) -> (B,), each example carrying its pack's value, so
         losses stay per example and their mean is unchanged."""
-        pack = getattr(self.config, "pack", 1)
-        return out if pack == 1 else {k: v.repeat_interleave(pack) for k, v in out.items()}
+        return out if self.pack == 1 else {k: v.repeat_interleave(self.pack) for k, v in out.items()}
 
     def _g_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         fake = self.G(batch.randn(self.latent_dim, generator=generator), batch.y)
@@ -160,7 +171,7 @@ class GAN(GenerativeModel):
 
     @torch.no_grad()
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        n = len(batch) - len(batch) % getattr(self.config, "pack", 1)  # whole packs only
+        n = len(batch) - len(batch) % self.pack  # whole packs only
         y = None if batch.y is None else batch.y[:n]
         real_logits = self.D(batch.x[:n], y)
         fake_logits = self.D(self.G(self.latent_prior(n, generator), y), y)
@@ -211,13 +222,7 @@ class CGAN(GAN):
         return self.config.num_classes
 
     def _one_hot(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
-        if y is None:
-            raise ConfigError("a cgan needs a labelled dataset (e.g. mnist, fashion-mnist, or an imagefolder "
-                              "with one folder per class)")
-        k = self.config.num_classes
-        if len(y) != n or (n and (int(y.min()) < 0 or int(y.max()) >= k)):
-            raise ConfigError(f"labels must be {n} integers in [0, {k}); got {y.tolist()[:10]}...")
-        return torch.nn.functional.one_hot(y.long(), k).to(next(self.generator.parameters()).dtype)
+        return one_hot_labels(y, n, self.config.num_classes, next(self.generator.parameters()).dtype, "cgan")
 
     def G(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(torch.cat([z, self._one_hot(y, len(z))], 1))
@@ -228,8 +233,8 @@ class CGAN(GAN):
         return self.discriminator(self.packed(torch.cat([x, maps], 1)))
 
     def default_labels(self, n: int) -> torch.Tensor:
-        """0, 1, ..., num_classes - 1, 0, 1, ... (n,)."""
-        return torch.arange(n, device=self.device) % self.config.num_classes
+        """The classes samples cycle through: :func:`cycling_labels` (n,)."""
+        return cycling_labels(n, self.config.num_classes, self.device)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,
