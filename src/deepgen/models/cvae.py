@@ -37,16 +37,8 @@ from torch import nn
 from .. import losses
 from ..errors import ConfigError
 from ..nets import MLP
-from .base import (
-    Batch,
-    GenerativeModel,
-    ModelConfig,
-    Player,
-    adam,
-    cycling_labels,
-    one_hot_labels,
-    register_model,
-)
+from .base import (Batch, GenerativeModel, ModelConfig, Player, adam, cycling_labels, one_hot_labels,
+                   register_model)
 
 
 def quadrant_mask(given: int, height: int, width: int) -> torch.Tensor:

@@ -20,16 +20,8 @@ from .. import losses
 from ..errors import ConfigError
 from ..nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init_
 from ..registry import Registry
-from .base import (
-    Batch,
-    GenerativeModel,
-    ModelConfig,
-    Player,
-    adam,
-    cycling_labels,
-    one_hot_labels,
-    register_model,
-)
+from .base import (Batch, GenerativeModel, ModelConfig, Player, adam, cycling_labels, one_hot_labels,
+                   register_model)
 
 # name -> (discriminator loss(real_out, fake_out), generator loss(fake_out)), each (B,).
 GAN_LOSSES: Registry[tuple] = Registry("GAN loss")
