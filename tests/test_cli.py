@@ -22,7 +22,7 @@ def assert_one_line_error(proc, pattern):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    for family, extra in (("vae", ["--net", "mlp"]), ("gan", ["--channels", "8"])):
+    for family, extra in (("vae", ["--net", "mlp", "--keep-best"]), ("gan", ["--channels", "8"])):
         proc = run_cli("train", family, "--data", "fake", "--epochs", "1", "--batch-size", "64",
                        "--out", str(root / family), "--quiet", *extra)
         assert proc.returncode == 0, proc.stderr
@@ -36,6 +36,7 @@ def test_train_writes_a_complete_run_folder(trained):
     assert (vae / "metrics.jsonl").read_text().count("\n") >= 2
     results = json.loads((vae / "results.json").read_text())
     assert results["summary"]["metric"] == "neg_elbo" and results["metrics"]["neg_elbo"]["n"] == 256
+    assert results["selected"]["vae"]["epoch"] == 1  # --keep-best: the one epoch there was
 
 
 def test_sample_reconstruct_report(trained, tmp_path):

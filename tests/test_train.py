@@ -227,3 +227,67 @@ def test_channels_last_and_compile_train_the_same_model(tiny):
             assert torch.allclose(model.state_dict()[key], value, atol=1e-4), (options, key)
     conv = fit(channels_last=True).encoder.net[2].weight  # (64, 32, 4, 4)
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+
+
+def _overfitting_data():
+    """Train on one binary pattern, validate on a copy with 10% of its pixels flipped: the
+    validation loss first falls (outputs move from 0.5 towards the pattern) and then rises
+    (outputs saturate, and the flipped pixels cost more and more)."""
+    from deepgen.data import Dataset, Split
+
+    pattern = (torch.arange(784).view(1, 1, 28, 28) % 7 < 3).to(torch.uint8) * 255
+    flipped = pattern.clone().view(-1)
+    flipped[::10] = 255 - flipped[::10]
+    flipped = flipped.view(1, 1, 28, 28)
+    return Dataset("overfit", {"train": Split(pattern.repeat(256, 1, 1, 1)), "valid": Split(flipped.repeat(32, 1, 1, 1)),
+                               "test": Split(flipped.repeat(32, 1, 1, 1))})
+
+
+def _valid_curve(run):
+    return [(r["epoch"], r["neg_elbo"]) for r in RunDir(run).metrics() if r["split"] == "valid"]
+
+
+def test_keep_best_ends_with_the_best_validation_epoch(tmp_path):
+    from deepgen.validation import evaluate_split
+
+    data = _overfitting_data()
+    model = build_model("vae", {"net": "mlp", "lr": 3e-3}, SHAPE)
+    model.fit(data, out=tmp_path / "run", epochs=8, batch_size=32, keep_best=True, progress=False)
+    curve = _valid_curve(tmp_path / "run")
+    best_epoch, best_value = min(curve, key=lambda c: c[1])
+    assert best_epoch < curve[-1][0], f"the validation loss should rise again: {curve}"
+    selected = RunDir(tmp_path / "run").results()["selected"]["vae"]
+    assert selected["epoch"] == best_epoch and selected["value"] == pytest.approx(best_value)
+    again = evaluate_split(model, data, "valid", 1, torch.device("cpu"))["neg_elbo"]["mean"]
+    assert again == pytest.approx(best_value, rel=1e-6)  # the model holds the best epoch's weights
+    loaded = deepgen.load(tmp_path / "run")  # ... and so does the run folder
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
+def test_patience_stops_early_and_resume_selects_as_an_uninterrupted_run(tmp_path):
+    data = _overfitting_data()
+    options = {"net": "mlp", "lr": 3e-3}
+    full = build_model("vae", options, SHAPE)
+    full.fit(data, out=tmp_path / "full", epochs=20, batch_size=32, patience=2, progress=False)
+    curve = _valid_curve(tmp_path / "full")
+    best_epoch = min(curve, key=lambda c: c[1])[0]
+    assert curve[-1][0] == best_epoch + 2 < 20  # stopped two epochs without improvement after the best
+    results = RunDir(tmp_path / "full").results()
+    assert results["epochs"] == best_epoch + 2 and results["selected"]["vae"]["epoch"] == best_epoch
+
+    part = build_model("vae", options, SHAPE)
+    part.fit(data, out=tmp_path / "part", epochs=2, batch_size=32, patience=2, progress=False)
+    resumed = deepgen.resume(tmp_path / "part", dataset=data, progress=False, log=lambda m: None, epochs=20)
+    assert RunDir(tmp_path / "part").results()["selected"] == results["selected"]
+    a, b = weights(full), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_keep_best_needs_a_validation_metric(tiny):
+    from deepgen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="reports none"):
+        Trainer(build_model("gan", {"channels": 8}, SHAPE), tiny, TrainConfig(epochs=1, keep_best=True))
+    quadrants = build_model("cvae", {"condition": "quadrants", "hidden_dim": 16}, SHAPE)
+    assert quadrants.selection() == {"baseline": "baseline_ncll", "cvae": "ncll"}
+    assert build_model("vae", {"net": "mlp"}, SHAPE).selection() == {"vae": "neg_elbo"}

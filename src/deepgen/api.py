@@ -18,6 +18,7 @@ from .fileio import atomic_write_text
 from .models.base import GenerativeModel, build_model
 from .rundir import RunDir
 from .train import Trainer
+from .validation import load_selected
 
 
 def _stderr(msg: str) -> None:
@@ -94,7 +95,8 @@ def resume(run_path: str | os.PathLike, *, progress: bool = True, log=None,
 
 
 def load(run_path: str | os.PathLike, device: str = "cpu", warn=None) -> GenerativeModel:
-    """The model of a run folder with its newest good checkpoint's weights, in eval mode.
+    """The model of a run folder with its newest good checkpoint's weights, in eval mode; for
+    a run trained with ``--keep-best``, each player's best weights so far.
 
     Raises:
         CheckpointError: not a run folder, or no checkpoint verifies.
@@ -105,7 +107,8 @@ def load(run_path: str | os.PathLike, device: str = "cpu", warn=None) -> Generat
     ckpt = latest_checkpoint(run.path, warn=warn)
     try:
         model.load_state_dict(ckpt.model)
-    except RuntimeError as err:
+        load_selected(model, ckpt.tensors)
+    except (RuntimeError, KeyError) as err:
         raise CheckpointError(f"{ckpt.path} does not fit the model in config.json: {err}") from None
     return model.to(resolve_device(device)).eval()
 

@@ -17,7 +17,7 @@ from .errors import ConfigError, DeepgenError
 
 # Options of `deepgen train` that belong to TrainConfig (the rest are model fields).
 TRAIN_OPTIONS = ("epochs", "images", "batch_size", "seed", "device", "log_every", "on_divergence", "max_grad_norm",
-                 "compile", "channels_last", "lr_decay")
+                 "compile", "channels_last", "lr_decay", "keep_best", "patience")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -49,6 +49,11 @@ def cli():
 @click.option("--max-grad-norm", type=float, default=None, help="a gradient norm above this counts as divergence")
 @click.option("--lr-decay", type=click.Choice(["constant", "linear"]), default=None,
               help="learning rates constant, or decayed linearly to 0 over the run [default: constant]")
+@click.option("--keep-best", is_flag=True, default=None,
+              help="end with each player's weights from its best validation epoch (e.g. lowest -ELBO)")
+@click.option("--patience", type=int, default=None,
+              help="early stopping: stop after this many epochs without a better validation metric "
+                   "(implies --keep-best)")
 @click.option("--compile", "compile", is_flag=True, default=None,
               help="torch.compile each network (see benchmarks/throughput.py for where it helps)")
 @click.option("--channels-last", is_flag=True, default=None, help="channels-last memory format for conv networks")

@@ -74,6 +74,10 @@ class TrainConfig(Config):
     max_grad_norm: float | None = Field(None, gt=0, description="a gradient norm above this counts as divergence")
     lr_decay: Literal["constant", "linear"] = Field(
         "constant", description="learning rates: constant, or linear decay to 0 over the run")
+    keep_best: bool = Field(False, description="end with the weights of the epoch with the best validation "
+                            "metric, each player on its own (model.selection())")
+    patience: int | None = Field(None, ge=1, description="stop when the validation metric has not improved "
+                                 "for this many epochs (early stopping; implies keep_best)")
     compile: bool = Field(False, description="compile each network with torch.compile (slow first steps)")
     channels_last: bool = Field(False, description="hold conv weights and image batches channels-last")
 

@@ -34,7 +34,7 @@ from .distributed import resolve_device
 from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged
 from .models.base import Batch, GenerativeModel
 from .rundir import RunDir
-from .validation import evaluate_split
+from .validation import BestWeights, evaluate_split
 from .viz import save_samples
 
 
@@ -114,6 +114,8 @@ class Trainer:
         self.iteration = 0
         self.elapsed = 0.0
         self.rollbacks = 0
+        self.best = (BestWeights(model, self.players, dataset, config.patience)
+                     if (config.keep_best or config.patience) and not self.closed_form and evaluate else None)
 
     # --- state -------------------------------------------------------------------------
     def _state(self, optimizers, noise) -> tuple[dict, dict]:
@@ -122,6 +124,8 @@ class Trainer:
             t, s = flatten_optimizer(name, opt.state_dict())
             tensors.update(t)
             structures[name] = s
+        if self.best is not None:
+            tensors.update(self.best.tensors())
         tensors["rng/noise"] = noise.get_state()
         tensors["rng/torch"] = torch.get_rng_state()
         state = {
@@ -130,6 +134,8 @@ class Trainer:
             "elapsed_seconds": self.elapsed, "optimizers": structures,
             "family": self.model.family,
         }
+        if self.best is not None:
+            state["best"] = self.best.state()
         return state, tensors
 
     def _restore(self, ckpt: Checkpoint, optimizers, noise) -> None:
@@ -138,6 +144,8 @@ class Trainer:
             for name, opt in optimizers.items():
                 opt.load_state_dict(unflatten_optimizer(name, ckpt.state["optimizers"][name], ckpt.tensors))
             noise.set_state(ckpt.tensors["rng/noise"])
+            if self.best is not None:
+                self.best.load(ckpt.state.get("best", {}), ckpt.tensors)
             torch.set_rng_state(ckpt.tensors["rng/torch"])
         except (KeyError, RuntimeError, ValueError) as err:
             raise CheckpointError(f"{ckpt.path} does not fit this model: {err}") from None
@@ -189,6 +197,8 @@ class Trainer:
             self._restore(resume, optimizers, noise)
             if self.run is not None and self.is_main:
                 self.run.truncate_metrics(self.iteration)
+            if self.best is not None and self.best.should_stop:
+                self.total_iterations = self.iteration  # it had stopped early: nothing left to do
         if self.closed_form:
             return self._fit_closed_form(images, noise)
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
@@ -214,6 +224,8 @@ class Trainer:
                     self._tick = (time.perf_counter(), self.iteration)
                     continue
         bar.close()
+        if self.best is not None:
+            self._restore_best()
         self._finish()
         return model
 
@@ -295,6 +307,8 @@ class Trainer:
         if end_of_epoch or self.iteration == self.total_iterations:
             t0 = time.perf_counter()
             self._end_of_epoch()
+            if self.best is not None:
+                self._early_stop()
             self.checkpoint(optimizers, noise)
             self._tick = (self._tick[0] + time.perf_counter() - t0, self._tick[1])  # images/s: training only
             if end_of_epoch and self.iteration < self.total_iterations:
@@ -369,6 +383,8 @@ class Trainer:
                     self.run.append_metrics(record)
                 line += "  valid " + "  ".join(f"{k} {v:.4g}" for k, v in record.items()
                                                if k in stats)
+                if self.best is not None:
+                    self.best.update(stats, epoch)
         if self.run is not None and self.is_main:
             self.model.eval()
             gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
@@ -380,6 +396,19 @@ class Trainer:
             save_samples(samples, self.run.samples_dir / f"iteration-{self.iteration:09d}.png",
                          self.model.grid_nrow, reference)
         self.log(line)
+
+    def _early_stop(self) -> None:
+        """Early stopping (``--patience``): end the run once no player improved for that many epochs."""
+        if self.best.should_stop and self.iteration < self.total_iterations:
+            self.log(f"early stopping: no better validation value for {self.best.stale} epochs")
+            self.total_iterations = self.iteration
+
+    def _restore_best(self) -> None:
+        """The model ends with each player's best weights; the checkpoint keeps the training
+        weights (an exact resume) and the copies (which :func:`deepgen.load` applies)."""
+        record = self.best.restore()
+        self.log("kept " + ", ".join(f"{name} from epoch {r['epoch']:.3g} (valid {r['metric']} "
+                                     f"{r['value']:.4g})" for name, r in record.items()))
 
     def _finish(self) -> None:
         if self.run is None or not self.evaluate or "test" not in self.dataset.splits:
@@ -393,6 +422,8 @@ class Trainer:
             "protocol": self.model.evaluate_protocol, "units": self.model.units,
             "training_seconds": round(self.elapsed, 2),
         }
+        if self.best is not None:
+            results["selected"] = self.best.record  # player -> validation metric, value, epoch
         if key in stats:
             results["summary"] = {"metric": key, "unit": unit, **stats[key]}
             self.log(f"test {key}: {stats[key]['mean']:.2f} ± {stats[key]['stderr']:.2f} {unit}")

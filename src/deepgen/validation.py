@@ -7,6 +7,7 @@ import torch
 
 from . import distributed
 from .data.datasets import Dataset
+from .errors import ConfigError
 from .models.base import Batch, GenerativeModel
 from .stats import mean_stderr
 
@@ -33,3 +34,88 @@ def evaluate_split(model: GenerativeModel, dataset: Dataset, split: str, seed: i
         values = distributed.map_batches(one_batch, len(data), EVAL_BATCH)
     model.train(was_training)
     return {key: mean_stderr(v) for key, v in values.items()}
+
+
+class BestWeights:
+    """Validation-based model selection and early stopping (``--keep-best``, ``--patience``).
+
+    Each player is selected on its own validation metric (``model.selection()``, lower is
+    better, e.g. ``neg_elbo`` in nats): after every epoch a player whose metric improved has
+    its weights copied; at the end :meth:`restore` loads each player's best copy, as Pyro's
+    CVAE example selects its baseline and its CVAE separately. ``stale`` counts the epochs
+    since any player last improved; with ``patience`` the Trainer stops once it reaches it.
+    The copies and the record travel in checkpoints (:meth:`tensors`, :meth:`state`), so a
+    resumed run selects exactly as an uninterrupted one.
+
+    Raises:
+        ConfigError: the model reports no validation metric to select on, or the dataset
+            has no ``valid`` split.
+    """
+
+    def __init__(self, model: GenerativeModel, players, dataset: Dataset, patience: int | None):
+        self.selection = model.selection()
+        if not self.selection:
+            raise ConfigError(f"--keep-best/--patience select weights by a validation metric, and a "
+                              f"{model.family} reports none; train without them")
+        if "valid" not in dataset.splits:
+            raise ConfigError(f"--keep-best/--patience need a validation split, and {dataset.name} has none")
+        self.modules = {p.name: p.module for p in players if p.name in self.selection}
+        self.patience = patience
+        self.record: dict[str, dict[str, float]] = {}  # player -> {"value", "epoch"}
+        self.stale = 0
+        self.copies: dict[str, dict[str, torch.Tensor]] = {}
+
+    def update(self, stats: dict[str, dict[str, float]], epoch: float) -> None:
+        """Take the epoch's validation ``stats`` (from :func:`evaluate_split`)."""
+        improved = False
+        for name, metric in self.selection.items():
+            if metric not in stats:
+                raise ConfigError(f"the {name} player is selected on {metric!r}, which the validation "
+                                  f"split did not report (it has {sorted(stats)})")
+            value = stats[metric]["mean"]
+            if name not in self.record or value < self.record[name]["value"]:
+                self.record[name] = {"value": value, "epoch": epoch, "metric": metric}
+                self.copies[name] = {k: v.detach().clone() for k, v in self.modules[name].state_dict().items()}
+                improved = True
+        self.stale = 0 if improved else self.stale + 1
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.stale >= self.patience
+
+    def restore(self) -> dict[str, dict[str, float]]:
+        """Load every player's best weights; returns the record (player -> value, epoch)."""
+        for name, copy in self.copies.items():
+            self.modules[name].load_state_dict(copy)
+        return self.record
+
+    def state(self) -> dict:
+        return {"record": self.record, "stale": self.stale}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f"best/{name}/{k}": v.cpu() for name, copy in self.copies.items() for k, v in copy.items()}
+
+    def load(self, state: dict, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back what :meth:`state` and :meth:`tensors` saved (nothing if absent)."""
+        self.record, self.stale = dict(state.get("record", {})), int(state.get("stale", 0))
+        self.copies = saved_copies(tensors)
+
+
+def saved_copies(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """Player name -> its best weights, from a checkpoint's tensors ({} for a run without
+    ``--keep-best``)."""
+    copies: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("best/"):
+            _, name, param = key.split("/", 2)
+            copies.setdefault(name, {})[param] = value
+    return copies
+
+
+def load_selected(model: GenerativeModel, tensors: dict[str, torch.Tensor]) -> None:
+    """Give each player of ``model`` its best weights saved in a checkpoint's ``tensors``
+    (a ``--keep-best`` run's checkpoints hold the training weights, for an exact resume,
+    and these copies beside them)."""
+    modules = {p.name: p.module for p in model.players()}
+    for name, copy in saved_copies(tensors).items():
+        modules[name].load_state_dict(copy)

@@ -163,6 +163,13 @@ class GenerativeModel(nn.Module):
         closed form, which provides ``fit_closed_form(x, seed)`` instead."""
         raise NotImplementedError
 
+    def selection(self) -> dict[str, str]:
+        """Player name -> the validation metric (lower is better) that ``--keep-best``
+        selects its weights on; by default every player on the ``summary`` metric, and {}
+        (nothing to select on) for a family without one."""
+        key = self.summary[0]
+        return {p.name: key for p in self.players()} if key else {}
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (n, C, H, W) as floats in [0, 1], or n points (n, D)."""
         raise NotImplementedError

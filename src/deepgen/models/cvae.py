@@ -187,6 +187,14 @@ class CVAE(GenerativeModel):
         return [Player("baseline", self.baseline, self._baseline_loss, lambda p: adam(p, lr)),
                 Player("cvae", cvae, self._loss, lambda p: adam(p, lr))]
 
+    def selection(self) -> dict[str, str]:
+        """Quadrants: the baseline is selected on its own NCLL and the CVAE on its NCLL, each
+        at its best epoch, as Pyro's example early-stops them separately (the test figures
+        are then measured on that pair)."""
+        if self.by_label:
+            return super().selection()
+        return {"baseline": "baseline_ncll", "cvae": "ncll"}
+
     def conditional_log_likelihood(self, x: torch.Tensor, k: int,
                                    generator: torch.Generator | None = None) -> torch.Tensor:
         """Quadrants: log p(t|c) estimated with ``k`` importance samples z_i ~ q(z|c, t),
