@@ -46,6 +46,9 @@ def test_sample_reconstruct_report(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "s.png") as img:
         assert img.size == (2 * (5 * 30 + 2), 2 * (2 * 30 + 2))
+    proc = run_cli("sample", str(trained / "gan"), "-n", "10", "--drs", "-o", str(tmp_path / "d.png"))
+    assert proc.returncode == 0 and (tmp_path / "d.png").exists(), proc.stderr
+    assert_one_line_error(run_cli("sample", str(trained / "vae"), "--drs"), "a vae has none")
     proc = run_cli("reconstruct", str(trained / "vae"), "-n", "8", "-o", str(tmp_path / "r.png"))
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "r.png") as img:

@@ -114,9 +114,11 @@ def load(run_path: str | os.PathLike, device: str = "cpu", warn=None) -> Generat
 
 
 def sample(model: GenerativeModel, n: int, seed: int = 0, batch_size: int = 1000,
-           label: int | None = None) -> torch.Tensor:
+           label: int | None = None, drs: bool = False) -> torch.Tensor:
     """``n`` samples of ``model`` on the CPU: images (n, C, H, W) in [0, 1] or points (n, D);
-    with ``label``, all of that class (class-conditional families: cgan, cvae).
+    with ``label``, all of that class (class-conditional families: cgan, cvae); with ``drs``,
+    kept by discriminator rejection sampling (:func:`deepgen.drs.rejection_sample`, a gan
+    only; drawn in one process).
 
     Drawn in batches of ``batch_size``, each from its own generator
     (:func:`deepgen.distributed.batch_generator`), split over ranks under torchrun, so the
@@ -125,6 +127,12 @@ def sample(model: GenerativeModel, n: int, seed: int = 0, batch_size: int = 1000
     """
     if n < 1:
         raise ConfigError(f"the number of samples must be at least 1, not {n}")
+    if drs:
+        if label is not None:
+            raise ConfigError("rejection sampling works for unconditional gans; drop the label")
+        from .drs import rejection_sample
+
+        return rejection_sample(model, n, make_generator(seed, model.device))[0].cpu()
     extra = {}
     if label is not None:
         if "labels" not in inspect.signature(model.sample).parameters:

@@ -105,14 +105,15 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, 
 @click.option("--nrow", type=click.IntRange(1, 1000), default=None, help="images per row")
 @click.option("--label", type=int, default=None,
               help="class-conditional models (cgan, cvae): only this class [default: cycle through the classes]")
+@click.option("--drs", is_flag=True, help="gan: keep samples by discriminator rejection sampling (Azadi et al. 2019)")
 @click.option("--device", default="cpu", show_default=True)
-def sample(run, n, output, seed, nrow, label, device):
+def sample(run, n, output, seed, nrow, label, drs, device):
     """Draw N samples from the model in RUN and save them as a PNG grid."""
     from . import api, distributed
     from .viz import save_samples
 
     model = api.load(run, device=device, warn=_warn)
-    images = api.sample(model, n, seed, label=label)
+    images = api.sample(model, n, seed, label=label, drs=drs)
     if nrow is None and label is None and model.grid_nrow != 8:
         nrow = model.grid_nrow  # one class per column
     if distributed.is_main():
