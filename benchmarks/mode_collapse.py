@@ -10,9 +10,9 @@ z, Adam/RMSProp as each paper says, linear learning-rate decay to 0, batch 100) 
 same number of generator iterations, except the last variant, the best setting found: 3 x
 400 units, 20,000 iterations and exact discriminator rejection sampling (deepgen.drs,
 gamma 0), about 7 minutes per run on one core. The "+drs" variants draw their 2,500
-points through D (Azadi et al. 2019) and record the acceptance rate. Results are appended to --results (JSON lines) as
-each run ends, so an interrupted benchmark keeps its runs and `--table-only` prints the
-table from them. Runs in separate processes with one thread each (--jobs at a time).
+points through D (Azadi et al. 2019) and record the acceptance rate. Results are appended
+to --results (JSON lines) as each run ends, so an interrupted benchmark keeps its runs and
+`--table-only` prints the table from them. Runs in separate processes with one thread each (--jobs at a time).
 
 Published (PacGAN, Lin et al. 2018, Table 2/3): PacGAN4 7.8 modes / 95.9% (ring) and
 24.8 / 93.6% (grid); a plain GAN 6.3 / 98.2% and 17.3 / 94.8%.

@@ -62,6 +62,14 @@ def test_refused_where_d_is_no_density_ratio(family, options, match):
         rejection_sample(model, 10)
 
 
+def test_api_sample_with_drs():
+    from deepgen.api import sample
+
+    assert sample(gan_with_optimal_d(), 50, seed=1, drs=True).shape == (50, 2)
+    with pytest.raises(ConfigError, match="drop the label"):
+        sample(gan_with_optimal_d(), 5, drs=True, label=1)
+
+
 def test_too_few_accepted_is_a_clear_error():
     with pytest.raises(ConfigError, match="accepted .* fewer than"):
         rejection_sample(gan_with_optimal_d(), 5000, shift_quantile=None, batch_size=100, max_draws=1000)

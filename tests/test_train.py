@@ -288,6 +288,9 @@ def test_keep_best_needs_a_validation_metric(tiny):
 
     with pytest.raises(ConfigError, match="reports none"):
         Trainer(build_model("gan", {"channels": 8}, SHAPE), tiny, TrainConfig(epochs=1, keep_best=True))
+    no_valid = type(tiny)("novalid", {"train": tiny["train"]})
+    with pytest.raises(ConfigError, match="need a validation split"):
+        Trainer(build_model("vae", {"net": "mlp"}, SHAPE), no_valid, TrainConfig(epochs=1, patience=2))
     quadrants = build_model("cvae", {"condition": "quadrants", "hidden_dim": 16}, SHAPE)
     assert quadrants.selection() == {"baseline": "baseline_ncll", "cvae": "ncll"}
     assert build_model("vae", {"net": "mlp"}, SHAPE).selection() == {"vae": "neg_elbo"}

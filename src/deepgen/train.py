@@ -9,12 +9,9 @@ training length is counted in iterations, derived from epochs or images seen.
 from __future__ import annotations
 
 import math
-import signal
 import sys
-import threading
 import time
 from collections import defaultdict
-from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -34,32 +31,9 @@ from .distributed import resolve_device
 from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged
 from .models.base import Batch, GenerativeModel
 from .rundir import RunDir
+from .stopflag import StopFlag
 from .validation import BestWeights, evaluate_split
 from .viz import save_samples
-
-
-class _StopFlag:
-    """Turns the first SIGINT/SIGTERM into a request to stop after the current iteration."""
-
-    def __init__(self):
-        self.requested = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:  # a second signal stops at once
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        return False
 
 
 class _Rollback(Exception):
@@ -210,7 +184,7 @@ class Trainer:
             self.checkpoint(optimizers, noise)  # something to roll back to from the first step
         batches = self._batches(len(images))
         self._tick = (time.perf_counter(), self.iteration)
-        with _StopFlag() as stop:
+        with StopFlag() as stop:
             while self.iteration < self.total_iterations:
                 try:
                     batches = self._iteration(batches, images, labels, optimizers, noise, sums, counts, stop, bar)
@@ -224,8 +198,8 @@ class Trainer:
                     self._tick = (time.perf_counter(), self.iteration)
                     continue
         bar.close()
-        if self.best is not None:
-            self._restore_best()
+        if self.best is not None:  # end with the best weights; the checkpoints keep the training ones
+            self.log(self.best.restore())
         self._finish()
         return model
 
@@ -307,8 +281,9 @@ class Trainer:
         if end_of_epoch or self.iteration == self.total_iterations:
             t0 = time.perf_counter()
             self._end_of_epoch()
-            if self.best is not None:
-                self._early_stop()
+            if self.best is not None and self.best.should_stop and self.iteration < self.total_iterations:
+                self.log(f"early stopping: no better validation value for {self.best.stale} epochs")
+                self.total_iterations = self.iteration
             self.checkpoint(optimizers, noise)
             self._tick = (self._tick[0] + time.perf_counter() - t0, self._tick[1])  # images/s: training only
             if end_of_epoch and self.iteration < self.total_iterations:
@@ -396,19 +371,6 @@ class Trainer:
             save_samples(samples, self.run.samples_dir / f"iteration-{self.iteration:09d}.png",
                          self.model.grid_nrow, reference)
         self.log(line)
-
-    def _early_stop(self) -> None:
-        """Early stopping (``--patience``): end the run once no player improved for that many epochs."""
-        if self.best.should_stop and self.iteration < self.total_iterations:
-            self.log(f"early stopping: no better validation value for {self.best.stale} epochs")
-            self.total_iterations = self.iteration
-
-    def _restore_best(self) -> None:
-        """The model ends with each player's best weights; the checkpoint keeps the training
-        weights (an exact resume) and the copies (which :func:`deepgen.load` applies)."""
-        record = self.best.restore()
-        self.log("kept " + ", ".join(f"{name} from epoch {r['epoch']:.3g} (valid {r['metric']} "
-                                     f"{r['value']:.4g})" for name, r in record.items()))
 
     def _finish(self) -> None:
         if self.run is None or not self.evaluate or "test" not in self.dataset.splits:

@@ -61,7 +61,7 @@ class BestWeights:
             raise ConfigError(f"--keep-best/--patience need a validation split, and {dataset.name} has none")
         self.modules = {p.name: p.module for p in players if p.name in self.selection}
         self.patience = patience
-        self.record: dict[str, dict[str, float]] = {}  # player -> {"value", "epoch"}
+        self.record: dict[str, dict] = {}  # player -> {"metric", "value", "epoch"}
         self.stale = 0
         self.copies: dict[str, dict[str, torch.Tensor]] = {}
 
@@ -83,11 +83,11 @@ class BestWeights:
     def should_stop(self) -> bool:
         return self.patience is not None and self.stale >= self.patience
 
-    def restore(self) -> dict[str, dict[str, float]]:
-        """Load every player's best weights; returns the record (player -> value, epoch)."""
-        for name, copy in self.copies.items():
-            self.modules[name].load_state_dict(copy)
-        return self.record
+    def restore(self) -> str:
+        """Load every player's best weights; returns a line saying which epochs they are from."""
+        _load_copies(self.modules, self.copies)
+        return "kept " + ", ".join(f"{name} from epoch {r['epoch']:.3g} (valid {r['metric']} {r['value']:.4g})"
+                                   for name, r in self.record.items())
 
     def state(self) -> dict:
         return {"record": self.record, "stale": self.stale}
@@ -116,6 +116,9 @@ def load_selected(model: GenerativeModel, tensors: dict[str, torch.Tensor]) -> N
     """Give each player of ``model`` its best weights saved in a checkpoint's ``tensors``
     (a ``--keep-best`` run's checkpoints hold the training weights, for an exact resume,
     and these copies beside them)."""
-    modules = {p.name: p.module for p in model.players()}
-    for name, copy in saved_copies(tensors).items():
+    _load_copies({p.name: p.module for p in model.players()}, saved_copies(tensors))
+
+
+def _load_copies(modules: dict, copies: dict[str, dict[str, torch.Tensor]]) -> None:
+    for name, copy in copies.items():
         modules[name].load_state_dict(copy)
