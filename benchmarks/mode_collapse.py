@@ -45,6 +45,7 @@ VARIANTS = {
     "best: 400 units, lr 3e-4, 30k it, exact drs": ("gan", {"hidden_dim": 400, "lr": 3e-4, "iterations": 30_000,
                                                              "drs": True, "drs_quantile": None}),
 }
+SAMPLES = 2500  # points scored per run, as VEEGAN and PacGAN score them
 PUBLISHED = {("ring8", "plain GAN"): (6.3, 98.2), ("ring8", "PacGAN4"): (7.8, 95.9),
              ("grid25", "plain GAN"): (17.3, 94.8), ("grid25", "PacGAN4"): (24.8, 93.6)}
 
@@ -74,11 +75,11 @@ def one_run(task: tuple[str, str, int, int, int, int]) -> dict:
     if drs:
         from deepgen.drs import rejection_sample
 
-        points, rate = rejection_sample(model, 2500, torch.Generator().manual_seed(10_000 + seed),
-                                        shift_quantile=quantile, max_draws=10_000 * 2500)
+        points, rate = rejection_sample(model, SAMPLES, torch.Generator().manual_seed(10_000 + seed),
+                                        shift_quantile=quantile, max_draws=10_000 * SAMPLES)
         extra["acceptance_rate"] = rate
     else:
-        points = sample(model, 2500, seed=10_000 + seed)
+        points = sample(model, SAMPLES, seed=10_000 + seed)
     metrics = mode_metrics(points, TOY_MIXTURES[data])
     return {"variant": variant, "data": data, "seed": seed, "iterations": iterations, "hidden_dim": hidden,
             "batch_size": batch, "seconds": round(time.perf_counter() - start, 1), **metrics, **extra}

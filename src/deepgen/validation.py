@@ -81,6 +81,7 @@ class BestWeights:
 
     @property
     def should_stop(self) -> bool:
+        """True once ``stale`` reaches ``patience`` (never without patience)."""
         return self.patience is not None and self.stale >= self.patience
 
     def restore(self) -> str:
@@ -90,9 +91,11 @@ class BestWeights:
                                    for name, r in self.record.items())
 
     def state(self) -> dict:
+        """For the checkpoint JSON: each player's best {"metric", "value", "epoch"}; ``stale``."""
         return {"record": self.record, "stale": self.stale}
 
     def tensors(self) -> dict[str, torch.Tensor]:
+        """The best copies as checkpoint tensors ``best/<player>/<parameter>`` on the CPU."""
         return {f"best/{name}/{k}": v.cpu() for name, copy in self.copies.items() for k, v in copy.items()}
 
     def load(self, state: dict, tensors: dict[str, torch.Tensor]) -> None:

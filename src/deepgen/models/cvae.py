@@ -125,7 +125,8 @@ class CVAE(GenerativeModel):
     # --- label condition -------------------------------------------------------------
 
     def _one_hot(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
-        return one_hot_labels(y, n, self.config.num_classes, self.generation.net[0].weight.dtype, "label-conditional cvae")
+        dtype = self.generation.net[0].weight.dtype
+        return one_hot_labels(y, n, self.config.num_classes, dtype, "label-conditional cvae")
 
     def default_labels(self, n: int) -> torch.Tensor:
         """The classes samples cycle through: :func:`cycling_labels` (n,)."""
