@@ -40,6 +40,30 @@ def test_exact_drs_turns_the_generator_into_the_data_distribution():
     assert rate == pytest.approx(1 / peak, rel=0.1)
 
 
+class PackedOptimalLogit(nn.Module):
+    """The optimal PacGAN discriminator's logit for packs of PACK rows laid side by side
+    (B / PACK, PACK * 2): the sum of the members' optimal logits."""
+
+    def forward(self, packs):
+        return OptimalLogit()(packs.reshape(-1, 2)).reshape(len(packs), -1).sum(1)
+
+
+PACK = 3
+
+
+def test_exact_drs_of_packs_keeps_whole_packs_drawn_from_the_data():
+    model = build_model("gan", {"net": "mlp", "latent_dim": 2, "hidden_dim": 8, "pack": PACK}, (2,))
+    model.generator, model.discriminator = nn.Identity(), PackedOptimalLogit()
+    g = torch.Generator().manual_seed(0)
+    x, rate = rejection_sample(model, 3000, g, shift_quantile=None, batch_size=1000)
+    assert x.shape == (3000, 2)
+    assert torch.allclose(x.mean(0), MEAN, atol=0.05), x.mean(0)
+    assert torch.allclose(x.std(0), torch.full((2,), STD), atol=0.035), x.std(0)
+    # a pack is kept with probability prod ratio / max prod ratio, so the rate is 1 / peak^PACK
+    peak = OptimalLogit()(MEAN.view(1, 2) * 4 / 3).exp().item()
+    assert rate == pytest.approx(peak**-PACK, rel=0.15)
+
+
 def test_the_quantile_shift_sets_how_selective_sampling_is():
     # gamma = the q-quantile of F: with a calibrated D, a higher q keeps fewer candidates,
     # those where p_data/p_g is highest (it peaks at 4/3 MEAN).
@@ -55,7 +79,7 @@ def test_the_quantile_shift_sets_how_selective_sampling_is():
 
 @pytest.mark.parametrize("family,options,match", [
     ("wgan", {}, "a wgan has none"), ("gan", {"loss": "lsgan"}, "an lsgan discriminator"),
-    ("gan", {"pack": 2}, "pack 2"), ("cgan", {"num_classes": 3}, "a cgan has none")])
+    ("cgan", {"num_classes": 3}, "a cgan has none")])
 def test_refused_where_d_is_no_density_ratio(family, options, match):
     model = build_model(family, {"net": "mlp", "latent_dim": 2, "hidden_dim": 8, **options}, (2,))
     with pytest.raises(ConfigError, match=match):

@@ -15,6 +15,12 @@ this raises the acceptance rate when D is overconfident (F very negative everywh
 with image GANs) and makes sampling more selective when D is well calibrated. Samples in low-density
 regions between modes get small logits and are rejected: DRS raises sample quality, it
 cannot add modes G never draws.
+
+A PacGAN discriminator (Lin et al. 2018) judges packs of m samples, all real or all fake;
+its optimal logit is log p_data^m / p_g^m = the sum of the m samples' log ratios. Rejection
+sampling whole packs with that logit draws packs from p_data^m, so every member of an
+accepted pack is a sample of p_data. The acceptance rate is about the unpacked one to the
+power m.
 """
 
 from __future__ import annotations
@@ -34,9 +40,6 @@ def _check(model) -> None:
     if model.config.loss not in ("nonsaturating", "minimax"):
         raise ConfigError(f"rejection sampling needs a cross-entropy discriminator (loss nonsaturating or "
                           f"minimax); an {model.config.loss} discriminator does not estimate log p_data/p_g")
-    if model.pack != 1:
-        raise ConfigError(f"rejection sampling judges single samples; a PacGAN discriminator (pack "
-                          f"{model.pack}) judges packs")
 
 
 @torch.no_grad()
@@ -46,7 +49,8 @@ def rejection_sample(model: GAN, n: int, generator: torch.Generator | None = Non
     """``n`` samples of ``model`` kept by DRS, and the acceptance rate in (0, 1].
 
     Args:
-        model: a ``gan`` family model with loss nonsaturating or minimax and no packing.
+        model: a ``gan`` family model with loss nonsaturating or minimax. With PacGAN packing
+            (pack m), whole packs of m candidates are kept or rejected together.
         n: samples wanted (>= 1). Returned in G's output space: points (n, D), or images
             (n, C, H, W) in [0, 1].
         shift_quantile: gamma is this quantile of F over each batch of candidates (0.95, a
@@ -57,7 +61,7 @@ def rejection_sample(model: GAN, n: int, generator: torch.Generator | None = Non
 
     Raises:
         ConfigError: the model's discriminator is not a density-ratio estimate (a WGAN
-            critic, LSGAN, PacGAN, a cGAN), or fewer than ``n`` samples were accepted
+            critic, LSGAN, a cGAN), or fewer than ``n`` samples were accepted
             within ``max_draws`` candidates.
     """
     _check(model)
@@ -67,7 +71,11 @@ def rejection_sample(model: GAN, n: int, generator: torch.Generator | None = Non
     was_training = model.training
     model.eval()
 
+    pack = model.pack
+    burn_in, batch_size = (-(-size // pack) * pack for size in (burn_in, batch_size))  # whole packs
+
     def candidates(m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """m samples of G and the logits of their m / pack packs."""
         z = model.latent_prior(m, generator)
         x = model.G(z)
         return model._output(x), model.D(x).double()
@@ -83,7 +91,7 @@ def rejection_sample(model: GAN, n: int, generator: torch.Generator | None = Non
         if shift_quantile is not None:
             f = f - torch.quantile(f, shift_quantile)
         u = torch.rand(len(f), generator=generator, device=f.device, dtype=f.dtype)
-        kept.append(x[u < torch.sigmoid(f)])
+        kept.append(x[(u < torch.sigmoid(f)).repeat_interleave(pack)])
     model.train(was_training)
     accepted = torch.cat(kept)
     if len(accepted) < n:
