@@ -16,6 +16,7 @@ called.
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Callable
 
@@ -70,9 +71,17 @@ def init_from_env() -> None:
 
 
 def shutdown() -> None:
-    """Leave the process group (if joined)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group (if joined). On gloo, the ranks first wait for each other (at
+    most a minute), so no rank tears down its connections while rank 0 is still writing the
+    run folder: a rank leaving early could abort at exit in gloo's teardown."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if dist.get_backend() == "gloo":
+        try:
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+        except RuntimeError:  # a rank is gone (it failed or was killed): leave regardless
+            pass
+    dist.destroy_process_group()
 
 
 def local_device() -> torch.device:
