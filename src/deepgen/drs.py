@@ -57,7 +57,10 @@ def rejection_sample(model: GAN, n: int, generator: torch.Generator | None = Non
             common choice with Azadi et al.'s algorithm); None: gamma = 0, exact rejection
             sampling from G reweighted by exp(D~), i.e. from p_data where D is optimal.
         burn_in: candidates drawn first only to estimate M.
-        max_draws: candidates drawn at most after the burn-in (default 1,000 n).
+        batch_size: candidates drawn at a time. With packing, ``burn_in`` and
+            ``batch_size`` are rounded up to whole packs.
+        max_draws: candidates (samples, not packs) drawn at most after the burn-in
+            (default 1,000 n).
 
     Raises:
         ConfigError: the model's discriminator is not a density-ratio estimate (a WGAN
