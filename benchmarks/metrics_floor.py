@@ -21,12 +21,12 @@ from deepgen.metrics.parzen import parzen_protocol
 
 
 def sets(data, n: int, g: torch.Generator) -> dict[str, torch.Tensor]:
-    x = data["test"].images[:n].float() / 255
+    x = data["test"].x[:n].float() / 255
     return {
-        "train (real)": data["train"].images[:n].float() / 255,
+        "train (real)": data["train"].x[:n].float() / 255,
         "noisy test (+N(0, 0.3^2))": (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(0, 1),
         "blurred test (5x5 box)": torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2),
-        "one class (test 1s)": data["test"].images[data["test"].labels == 1].float() / 255,
+        "one class (test 1s)": data["test"].x[data["test"].labels == 1].float() / 255,
         "uniform noise": torch.rand(x.shape, generator=g),
     }
 
@@ -38,9 +38,9 @@ def main() -> None:
     data = deepgen.load_dataset("mnist")
     model, sha = load_classifier("mnist")
     g = torch.Generator().manual_seed(0)
-    test = data["test"].images[: args.n].float() / 255
+    test = data["test"].x[: args.n].float() / 255
     real_f, real_p = classifier_outputs(model, test)
-    valid = data["valid"].images[:1000].float().flatten(1) / 255
+    valid = data["valid"].x[:1000].float().flatten(1) / 255
     print(f"MNIST, n = {args.n} per set, classifier sha256 {sha[:16]}...")
     print(f"classifier score of the test set itself: {inception_score(real_p)[0]:.3f}")
     print(f"{'set':28s} {'FID':>8s} {'KID':>10s} {'IS':>6s} {'prec':>6s} {'rec':>6s} {'dens':>6s} "

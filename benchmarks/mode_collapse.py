@@ -61,7 +61,8 @@ def one_run(task: tuple[str, str, int, int, int, int]) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from deepgen.api import fit_model, sample
+    import deepgen
+    from deepgen.api import sample
     from deepgen.data.toy import TOY_MIXTURES
     from deepgen.metrics.modes import mode_metrics
     from deepgen.models import build_model
@@ -74,7 +75,7 @@ def one_run(task: tuple[str, str, int, int, int, int]) -> dict:
     model = build_model(family, {"net": "mlp", "latent_dim": 2, "hidden_dim": hidden, **options}, (2,), seed=seed)
     data_steps = sum(p.steps for p in model.players() if p.uses_data)
     start = time.perf_counter()
-    fit_model(model, data, images=iterations * batch * data_steps, batch_size=batch, seed=seed,
+    deepgen.fit(model, data, images=iterations * batch * data_steps, batch_size=batch, seed=seed,
               lr_decay="linear", progress=False, log=lambda m: None)
     model.eval()
     extra = {}

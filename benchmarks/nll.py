@@ -49,10 +49,10 @@ def main() -> None:
     if run is None:
         run = tempfile.mkdtemp(prefix="deepgen-nll-") + "/vae"
         print(f"training an MLP VAE (784-400-20, 10 epochs) into {run}")
-        deepgen.build_model("vae", {"net": "mlp"}, data.image_shape).fit(data, out=run, epochs=10, progress=False,
+        deepgen.fit(deepgen.build_model("vae", {"net": "mlp"}, data.data_shape), data, out=run, epochs=10, progress=False,
                                                                          log=lambda m: None)
     model = deepgen.load(run)
-    test = data["test"].images[: args.n]
+    test = data["test"].x[: args.n]
     per_image = one_at_a_time(model, test[: args.reference_images], args.k)
     start = time.perf_counter()
     result = evaluate_nll(model, test, k=args.k)

@@ -4,7 +4,7 @@ missing pixels on the 10,000 test images (nats per image; lower is better).
 
     python benchmarks/quadrants.py [--epochs 100] [--patience 5] [--quadrants 1 2 3] [--k 100] [--out DIR]
 
-Each setting is one `deepgen train cvae --condition quadrants` run (the baseline trains
+Each setting is one `deepgen train cvae-quadrants` run (the baseline trains
 alongside the CVAE, as the first player of each iteration); the runs are kept in --out.
 Printed per setting: the baseline's cross-entropy, the CVAE's -ELBO (what Pyro's example
 reports, its "Monte Carlo" row) and the CVAE's -log p(t|c) by importance sampling with k
@@ -30,7 +30,6 @@ from pathlib import Path
 import torch
 
 import deepgen
-from deepgen.api import fit_model
 from deepgen.models import Batch
 from deepgen.stats import mean_stderr
 
@@ -44,7 +43,7 @@ def test_figures(model, images: torch.Tensor, k: int, seed: int = 0) -> dict[str
     with torch.no_grad():
         for start in range(0, len(images), 500):
             x = model.preprocess(images[start:start + 500], gen)
-            batch = Batch(x, None)
+            batch = Batch.of(x)
             values["baseline_ncll"].append(model._baseline_loss(batch, gen)["loss"])
             values["neg_elbo"].append(-model.elbo_terms(batch, generator=gen)["elbo"])
             values["ncll"].append(-model.conditional_log_likelihood(x, k, gen))
@@ -65,13 +64,12 @@ def main() -> None:
     rows = []
     for given in args.quadrants:
         start = time.perf_counter()
-        model = deepgen.build_model("cvae", {"condition": "quadrants", "quadrants": given, "k": 10},
-                                    data.image_shape)
-        fit_model(model, data, out=out / f"cvae-q{given}", epochs=args.epochs, batch_size=args.batch_size,
-                  patience=args.patience, progress=False, log=lambda m: None)
+        model = deepgen.build_model("cvae-quadrants", {"quadrants": given, "k": 10}, data.data_shape)
+        deepgen.fit(model, data, out=out / f"cvae-q{given}", epochs=args.epochs, batch_size=args.batch_size,
+                    patience=args.patience, progress=False, log=lambda m: None)
         selected = json.loads((out / f"cvae-q{given}" / "results.json").read_text())["selected"]
         model.eval()
-        figures = test_figures(model, data["test"].images, args.k)
+        figures = test_figures(model, data["test"].x, args.k)
         rows.append((given, figures, time.perf_counter() - start))
         print(f"{given} quadrant(s): baseline {figures['baseline_ncll']['mean']:.2f}, CVAE -ELBO "
               f"{figures['neg_elbo']['mean']:.2f}, CVAE NCLL (k={args.k}) {figures['ncll']['mean']:.2f} nats "

@@ -98,14 +98,14 @@ def measure(name: str, variant: str, seed: int) -> tuple[float, float]:
 
     family, config, n_images, batch_size = MODELS[name]
     data = deepgen.load_dataset("mnist")
-    model = build_model(family, config, data.image_shape, seed=seed)
+    model = build_model(family, config, data.data_shape, seed=seed)
     start_rss = _rss_mb()
     if variant == "plain":
         loop = _plain_vae if family == "vae" else _plain_gan
         gen = torch.Generator().manual_seed(seed)
-        loop(model, data["train"].images, WARMUP_STEPS * batch_size, batch_size, gen)
+        loop(model, data["train"].x, WARMUP_STEPS * batch_size, batch_size, gen)
         start = time.perf_counter()
-        loop(model, data["train"].images, n_images, batch_size, gen)
+        loop(model, data["train"].x, n_images, batch_size, gen)
         seconds = time.perf_counter() - start
     else:
         options = {"compile": variant.endswith("compile"), "channels_last": variant.endswith("channels-last")}

@@ -4,11 +4,12 @@ gradients and save/load; these check what is particular to each paper."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import deepgen
 from deepgen import losses
-from deepgen.models import build_model
+from deepgen.models import Batch, build_model
 
 
 def test_lsgan_losses_vanish_at_their_targets_and_grow_quadratically():
@@ -29,8 +30,8 @@ def test_critic_loss_is_minus_the_wasserstein_estimate():
 def test_wgan_clipping_keeps_every_critic_weight_in_range(tiny):
     """Arjovsky et al.'s Algorithm 1, line 7: after every critic step all weights lie in
     [-c, c]. A large learning rate pushes them against the bounds."""
-    model = build_model("wgan", {"channels": 8, "clip": 0.01, "lr": 0.05}, tiny.image_shape)
-    model.fit(tiny, images=32 * 5 * 3, batch_size=32, progress=False, log=lambda m: None)
+    model = build_model("wgan", {"channels": 8, "clip": 0.01, "lr": 0.05}, tiny.data_shape)
+    deepgen.fit(model, tiny, images=32 * 5 * 3, batch_size=32, progress=False, log=lambda m: None)
     weights = torch.cat([p.detach().flatten() for p in model.discriminator.parameters()])
     assert weights.abs().max() <= 0.01 + 1e-9
     assert (weights.abs() > 0.0099).float().mean() > 0.2  # the bounds were reached: clipping acted
@@ -50,7 +51,7 @@ def test_wgan_gp_follows_the_paper_and_has_no_batch_norm_in_the_critic():
 def test_wgan_gp_critic_loss_adds_lambda_times_the_penalty():
     model = build_model("wgan-gp", {"net": "mlp", "hidden_dim": 16}, (2,))
     x = torch.randn(8, 2)
-    out = model.players()[0].loss(deepgen.models.Batch(x), torch.Generator().manual_seed(0))
+    out = model.players()[0].loss(deepgen.models.Batch.of(x), torch.Generator().manual_seed(0))
     wasserstein_part = out["loss"] - 10 * out["gradient_penalty"]
     assert torch.allclose(wasserstein_part, -out["wasserstein"], atol=1e-6)
     assert (out["gradient_penalty"] > 0).all()
@@ -60,10 +61,43 @@ def test_a_2d_gan_with_mlp_networks_moves_its_samples_onto_the_ring():
     """MLP G and D on points (ring8, radius 1): 300 iterations take G's samples from near
     the origin to near the circle (median distance to it measured 0.94 -> 0.25)."""
     data = deepgen.load_dataset("ring8")
-    model = build_model("gan", {"hidden_dim": 64}, data.image_shape, seed=0)
+    model = build_model("gan", {"hidden_dim": 64}, data.data_shape, seed=0)
     gen = deepgen.make_generator(0)
     before = (model.sample(2500, generator=gen).norm(dim=1) - 1).abs().median()
-    model.fit(data, images=256 * 300, batch_size=256, progress=False, log=lambda m: None)
+    deepgen.fit(model, data, images=256 * 300, batch_size=256, progress=False, log=lambda m: None)
     samples = model.sample(2500, generator=deepgen.make_generator(0))
     assert samples.shape == (2500, 2) and torch.isfinite(samples).all()
     assert (samples.norm(dim=1) - 1).abs().median() < 0.5 * before
+
+
+# Each loss option, written out here from its paper (not through deepgen.losses), as
+# (discriminator loss of real and fake logits, generator loss of fake logits), per example.
+PAPER_LOSSES = {
+    # Goodfellow et al. 2014, eq. 1 and sec. 3: D ascends log D(x) + log(1 - D(G(z))).
+    "minimax": (lambda r, f: -(torch.log(torch.sigmoid(r)) + torch.log(1 - torch.sigmoid(f))),
+                lambda f: torch.log(1 - torch.sigmoid(f))),
+    "nonsaturating": (lambda r, f: -(torch.log(torch.sigmoid(r)) + torch.log(1 - torch.sigmoid(f))),
+                      lambda f: -torch.log(torch.sigmoid(f))),
+    # Mao et al. 2017, eq. 2 with a = 0, b = 1, c = 1.
+    "lsgan": (lambda r, f: 0.5 * (r - 1) ** 2 + 0.5 * f**2, lambda f: 0.5 * (f - 1) ** 2),
+}
+
+
+@pytest.mark.parametrize("loss", sorted(PAPER_LOSSES))
+def test_each_gan_loss_option_trains_on_its_papers_objective(loss):
+    """The players' losses on a batch equal the paper's formulas on the same logits, so an
+    option pointing at another loss (e.g. nonsaturating at the minimax one) fails here."""
+    model = build_model("gan", {"loss": loss, "net": "mlp", "hidden_dim": 16, "latent_dim": 3}, (2,)).eval()
+    x = torch.randn(6, 2)
+    d_player, g_player = model.players()
+    d_loss, g_loss = PAPER_LOSSES[loss]
+    batch = Batch.of(x)
+    g = torch.Generator().manual_seed(5)
+    z = batch.randn(3, generator=torch.Generator().manual_seed(5))
+    fake_logits = model.D(model.G(z))
+    got = d_player.loss(batch, g)["loss"]
+    assert torch.allclose(got, d_loss(model.D(x), fake_logits), atol=1e-6)
+    got = g_player.loss(batch, torch.Generator().manual_seed(5))["loss"]
+    assert torch.allclose(got, g_loss(fake_logits), atol=1e-6)
+    others = [name for name in PAPER_LOSSES if PAPER_LOSSES[name][1] is not g_loss]
+    assert all(not torch.allclose(got, PAPER_LOSSES[o][1](fake_logits), atol=1e-3) for o in others)

@@ -16,11 +16,11 @@ def test_layouts_and_ranges_are_normalised():
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (40, 8, 8), dtype=np.uint8)
     nhwc = rng.random((40, 8, 8, 3)).astype(np.float32)
-    assert from_tensors(grey).image_shape == (1, 8, 8)
+    assert from_tensors(grey).data_shape == (1, 8, 8)
     data = from_tensors(torch.from_numpy(nhwc), labels=np.arange(40) % 4)
-    assert data.image_shape == (3, 8, 8) and data.num_classes == 4
+    assert data.data_shape == (3, 8, 8) and data.num_classes == 4
     assert [len(data[s]) for s in ("train", "valid", "test")] == [36, 2, 2]
-    assert data["train"].images.dtype == torch.uint8
+    assert data["train"].x.dtype == torch.uint8
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -39,7 +39,7 @@ def test_npz_and_npy_files_through_the_cli(tmp_path):
     np.savez(tmp_path / "d.npz", images=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),
              labels=rng.integers(0, 10, 64))
     np.save(tmp_path / "d.npy", rng.random((64, 1, 28, 28)).astype(np.float32))
-    assert deepgen.load_dataset("arrays", tmp_path / "d.npy").image_shape == (1, 28, 28)
+    assert deepgen.load_dataset("arrays", tmp_path / "d.npy").data_shape == (1, 28, 28)
     proc = run_cli("train", "vae", "--net", "mlp", "--data", "arrays", "--data-dir", str(tmp_path / "d.npz"),
                    "--images", "64", "--batch-size", "16", "--out", str(tmp_path / "run"), "--quiet")
     assert proc.returncode == 0, proc.stderr

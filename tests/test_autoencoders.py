@@ -15,9 +15,9 @@ from deepgen.models import Batch, build_model
 
 def test_kl_weight_rises_linearly_to_beta_during_training(tiny, tmp_path):
     model = build_model("vae", {"net": "mlp", "hidden_dim": 16, "latent_dim": 2, "beta": 2.0, "kl_warmup": 4},
-                        tiny.image_shape)
+                        tiny.data_shape)
     assert [model.kl_weight(i) for i in (0, 1, 2, 4, 100)] == [0.0, 0.5, 1.0, 2.0, 2.0]
-    model.fit(tiny, out=tmp_path / "run", images=32 * 6, batch_size=32, log_every=1, progress=False,
+    deepgen.fit(model, tiny, out=tmp_path / "run", images=32 * 6, batch_size=32, log_every=1, progress=False,
               log=lambda m: None)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     logged = [r["vae/kl_weight"] for r in records if r["split"] == "train"]
@@ -27,7 +27,7 @@ def test_kl_weight_rises_linearly_to_beta_during_training(tiny, tmp_path):
 def test_the_training_loss_uses_the_weighted_kl_but_the_logged_elbo_is_true():
     model = build_model("vae", {"net": "mlp", "hidden_dim": 16, "beta": 4.0}, (1, 28, 28))
     x = torch.rand(8, 1, 28, 28).round()
-    out = model.players()[0].loss(Batch(x, iteration=3), torch.Generator().manual_seed(0))
+    out = model.players()[0].loss(Batch.of(x, iteration=3), torch.Generator().manual_seed(0))
     assert torch.allclose(out["loss"], out["recon"] + 4.0 * out["kl"])
     assert torch.allclose(out["elbo"], -(out["recon"] + out["kl"]))
 
@@ -35,19 +35,19 @@ def test_the_training_loss_uses_the_weighted_kl_but_the_logged_elbo_is_true():
 def test_the_iwae_bound_is_at_least_the_mean_elbo_of_its_samples():
     model = build_model("iwae", {"net": "mlp", "hidden_dim": 32, "k": 8}, (1, 28, 28))
     x = torch.rand(16, 1, 28, 28).round()
-    out = model.players()[0].loss(Batch(x), torch.Generator().manual_seed(0))
+    out = model.players()[0].loss(Batch.of(x), torch.Generator().manual_seed(0))
     assert (out["iwae"] >= out["elbo"] - 1e-5).all()  # Jensen: log mean exp >= mean
     assert torch.allclose(out["loss"], -out["iwae"])
 
 
 def test_an_autoencoder_reconstructs_mnist_better_than_the_mean_image(mnist):
-    subset = deepgen.data.from_tensors(mnist["train"].images[:6000], mnist["train"].labels[:6000])
-    model = build_model("ae", {"net": "mlp", "latent_dim": 5}, subset.image_shape, seed=0)
-    model.fit(subset, epochs=3, batch_size=64, progress=False, log=lambda m: None)
-    x = subset["test"].images.float() / 255
+    subset = deepgen.data.from_tensors(mnist["train"].x[:6000], mnist["train"].labels[:6000])
+    model = build_model("ae", {"net": "mlp", "latent_dim": 5}, subset.data_shape, seed=0)
+    deepgen.fit(model, subset, epochs=3, batch_size=64, progress=False, log=lambda m: None)
+    x = subset["test"].x.float() / 255
     recon = model.reconstruct(x)
     error = (recon - x).pow(2).flatten(1).sum(1).mean()
-    baseline = (subset["train"].images.float().mean(0) / 255 - x).pow(2).flatten(1).sum(1).mean()
+    baseline = (subset["train"].x.float().mean(0) / 255 - x).pow(2).flatten(1).sum(1).mean()
     assert error < 0.6 * baseline
     samples = model.sample(16, generator=deepgen.make_generator(0))
     assert samples.shape == (16, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1

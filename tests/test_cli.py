@@ -48,7 +48,7 @@ def test_sample_reconstruct_report(trained, tmp_path):
         assert img.size == (2 * (5 * 30 + 2), 2 * (2 * 30 + 2))
     proc = run_cli("sample", str(trained / "gan"), "-n", "10", "--drs", "-o", str(tmp_path / "d.png"))
     assert proc.returncode == 0 and (tmp_path / "d.png").exists(), proc.stderr
-    assert_one_line_error(run_cli("sample", str(trained / "vae"), "--drs"), "a vae has none")
+    assert_one_line_error(run_cli("sample", str(trained / "vae"), "--drs"), "needs DensityRatio; a vae does not have it")
     proc = run_cli("reconstruct", str(trained / "vae"), "-n", "8", "-o", str(tmp_path / "r.png"))
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "r.png") as img:
@@ -63,7 +63,7 @@ def test_sample_reconstruct_report(trained, tmp_path):
 
 
 def test_reconstruct_on_a_gan_is_a_clear_error(trained):
-    assert_one_line_error(run_cli("reconstruct", str(trained / "gan")), "has no encoder")
+    assert_one_line_error(run_cli("reconstruct", str(trained / "gan")), "needs Encoder; a gan does not have it")
 
 
 def test_unknown_dataset(tmp_path):

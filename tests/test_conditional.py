@@ -36,7 +36,7 @@ def test_gaussian_kl_matches_torch_distributions():
 
 
 def test_cvae_completion_scores_and_keeps_only_the_given_pixels():
-    model = build_model("cvae", {"condition": "quadrants", "quadrants": 1, "hidden_dim": 32}, (1, 28, 28))
+    model = build_model("cvae-quadrants", {"quadrants": 1, "hidden_dim": 32}, (1, 28, 28))
     x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     known = quadrant_mask(1, 28, 28)
     filled = model.complete(x, samples=3, generator=torch.Generator().manual_seed(1))
@@ -44,10 +44,10 @@ def test_cvae_completion_scores_and_keeps_only_the_given_pixels():
     assert torch.equal(filled[:, :, 0, known], x[:, 0, known].expand(3, -1, -1))
     # A given pixel (bottom-left) is part of the condition, so it changes the baseline's guess
     # and its score; a missing pixel is not part of the condition.
-    base = model._baseline_loss(Batch(x), None)["loss"]
+    base = model._baseline_loss(Batch.of(x), None)["loss"]
     x2 = x.clone()
     x2[:, 0, 20, 5] = 1 - x2[:, 0, 20, 5]
-    assert not torch.allclose(model._baseline_loss(Batch(x2), None)["loss"], base)
+    assert not torch.allclose(model._baseline_loss(Batch.of(x2), None)["loss"], base)
     x3 = x.clone()
     x3[:, 0, 3, 20] = 1 - x3[:, 0, 3, 20]
     assert torch.equal(model.condition_input(x3), model.condition_input(x))
@@ -56,21 +56,21 @@ def test_cvae_completion_scores_and_keeps_only_the_given_pixels():
 def test_cvae_importance_sampled_ncll_is_at_most_the_negative_elbo():
     """IWAE-style bound: E[-log p_k] <= -ELBO, tighter with k (Burda et al. 2015, Theorem 1)."""
     torch.manual_seed(0)
-    model = build_model("cvae", {"condition": "quadrants", "quadrants": 2, "hidden_dim": 64}, (1, 28, 28)).eval()
+    model = build_model("cvae-quadrants", {"quadrants": 2, "hidden_dim": 64}, (1, 28, 28)).eval()
     x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        neg_elbo = torch.stack([-model.elbo_terms(Batch(x), generator=g)["elbo"] for _ in range(20)]).mean()
+        neg_elbo = torch.stack([-model.elbo_terms(Batch.of(x), generator=g)["elbo"] for _ in range(20)]).mean()
         k1 = torch.stack([-model.conditional_log_likelihood(x, 1, g) for _ in range(20)]).mean()
         k50 = -model.conditional_log_likelihood(x, 50, g).mean()
     assert abs(float(k1 - neg_elbo)) < 0.02 * float(neg_elbo)  # k = 1 is the ELBO
     assert k50 < neg_elbo
 
 
-def test_quadrant_cvae_cannot_sample_without_inputs_and_says_what_to_do():
-    model = build_model("cvae", {"condition": "quadrants"}, (1, 28, 28))
-    with pytest.raises(ConfigError, match="latent RUN complete"):
-        model.sample(4)
+def test_quadrant_cvae_cannot_sample_without_inputs_and_says_what_it_can_do():
+    model = build_model("cvae-quadrants", {}, (1, 28, 28))
+    with pytest.raises(ConfigError, match="sampling needs Sampler; a cvae-quadrants .*it has: Completer"):
+        deepgen.sample(model, 4)
 
 
 def test_label_models_need_labels():
@@ -78,7 +78,7 @@ def test_label_models_need_labels():
         model = build_model(family, {"net": "mlp", "hidden_dim": 16} if family == "cgan" else {"hidden_dim": 16},
                             (1, 28, 28))
         with pytest.raises(ConfigError, match="labelled dataset"):
-            model.players()[0].loss(Batch(torch.rand(4, 1, 28, 28)), torch.Generator())
+            model.players()[0].loss(Batch.of(torch.rand(4, 1, 28, 28)), torch.Generator())
         with pytest.raises(ConfigError, match=r"\[0, 10\)"):
             model.sample(2, labels=torch.tensor([3, 10]))
 
@@ -99,7 +99,7 @@ def test_pacgan_packs_consecutive_samples_and_needs_whole_packs():
     x = torch.arange(16.0).view(8, 2)
     assert torch.equal(model.packed(x), torch.arange(16.0).view(2, 8))
     assert model.discriminator.net[1].in_features == 8
-    out = model.players()[0].loss(Batch(x), torch.Generator().manual_seed(0))
+    out = model.players()[0].loss(Batch.of(x), torch.Generator().manual_seed(0))
     assert out["loss"].shape == (8,) and torch.equal(out["loss"][:4], out["loss"][0].expand(4))
     with pytest.raises(ConfigError, match="multiple of --pack"):
         model.packed(torch.zeros(6, 2))
@@ -113,21 +113,21 @@ def test_r1_penalty_is_the_squared_gradient_norm_of_a_linear_discriminator():
     without = build_model("gan", {"net": "mlp", "hidden_dim": 8}, (2,))
     without.load_state_dict(with_r1.state_dict())
     x = torch.randn(6, 2)
-    a = with_r1.players()[0].loss(Batch(x), torch.Generator().manual_seed(0))
-    b = without.players()[0].loss(Batch(x), torch.Generator().manual_seed(0))
+    a = with_r1.players()[0].loss(Batch.of(x), torch.Generator().manual_seed(0))
+    b = without.players()[0].loss(Batch.of(x), torch.Generator().manual_seed(0))
     assert (a["r1"] > 0).all()
     assert torch.allclose(a["loss"], b["loss"] + 0.5 * 2.0 * a["r1"])  # gamma / 2 * R1 (Mescheder et al. eq. 9)
 
 
 def test_linear_lr_decay_ends_near_zero_and_is_saved_with_the_optimiser(tiny, tmp_path):
     options = {"net": "mlp", "hidden_dim": 16, "latent_dim": 2}
-    model = build_model("vae", options, tiny.image_shape)
-    model.fit(tiny, out=tmp_path / "run", epochs=2, batch_size=64, lr_decay="linear", progress=False, log=lambda m: None)
+    model = build_model("vae", options, tiny.data_shape)
+    deepgen.fit(model, tiny, out=tmp_path / "run", epochs=2, batch_size=64, lr_decay="linear", progress=False, log=lambda m: None)
     group = deepgen.checkpoint.latest_checkpoint(tmp_path / "run").state["optimizers"]["vae"]["param_groups"][0]
     iterations = 2 * (256 // 64)
     assert group["base_lr"] == 1e-3 and abs(group["lr"] - 1e-3 / iterations) < 1e-12  # the last step's rate
-    constant = build_model("vae", options, tiny.image_shape)
-    constant.fit(tiny, epochs=2, batch_size=64, progress=False, log=lambda m: None)
+    constant = build_model("vae", options, tiny.data_shape)
+    deepgen.fit(constant, tiny, epochs=2, batch_size=64, progress=False, log=lambda m: None)
     assert not all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), constant.state_dict().values()))
 
 
@@ -138,8 +138,8 @@ def test_label_cvae_samples_are_recognised_as_their_class(mnist):
     (measured: latent_dim 20 gives 22-33% after 1-3 epochs, latent_dim 2 gives 70-95%)."""
     classifier, _ = load_classifier("mnist")
     labels = torch.arange(500) % 10
-    cvae = build_model("cvae", {"hidden_dim": 256, "layers": 1, "latent_dim": 2}, mnist.image_shape, seed=0)
-    cvae.fit(mnist, epochs=2, batch_size=100, progress=False, log=lambda m: None)
+    cvae = build_model("cvae", {"hidden_dim": 256, "layers": 1, "latent_dim": 2}, mnist.data_shape, seed=0)
+    deepgen.fit(cvae, mnist, epochs=2, batch_size=100, progress=False, log=lambda m: None)
     cvae.eval()
     with torch.no_grad():
         images = cvae.sample(500, generator=torch.Generator().manual_seed(0), labels=labels)

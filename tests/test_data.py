@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import deepgen
-from deepgen.data import DATASETS, binarize, iterate_batches, search_dirs, symmetric, unit
+from deepgen.data import DATASETS, StreamOrder, binarize, search_dirs, symmetric, unit
 from deepgen.data.datasets import locate_idx_files
 from deepgen.data.fetch import mnist_pickle_to_idx, write_idx_files
 from deepgen.data.idx import encode_idx
@@ -57,17 +57,17 @@ def test_data_dir_wins_and_a_bad_copy_there_is_reported(tmp_path, mnist):
 
 
 def mnist_like(ds):
-    train = torch.cat([ds["train"].images, ds["valid"].images])[:, 0].numpy()
+    train = torch.cat([ds["train"].x, ds["valid"].x])[:, 0].numpy()
     train_y = torch.cat([ds["train"].labels, ds["valid"].labels]).numpy().astype(np.uint8)
     return {"train-images-idx3-ubyte": train, "train-labels-idx1-ubyte": train_y,
-            "t10k-images-idx3-ubyte": ds["test"].images[:, 0].numpy(),
+            "t10k-images-idx3-ubyte": ds["test"].x[:, 0].numpy(),
             "t10k-labels-idx1-ubyte": ds["test"].labels.numpy().astype(np.uint8)}
 
 
 def test_real_mnist_is_the_standard_split(mnist):
     assert {k: len(v) for k, v in mnist.splits.items()} == {"train": 50000, "valid": 10000, "test": 10000}
-    assert mnist.image_shape == (1, 28, 28)
-    assert mnist["train"].images.dtype == torch.uint8
+    assert mnist.data_shape == (1, 28, 28)
+    assert mnist["train"].x.dtype == torch.uint8
     assert mnist["train"].labels[:5].tolist() == [5, 0, 4, 1, 9]
     assert mnist["test"].labels[:5].tolist() == [7, 2, 1, 0, 4]
     assert torch.bincount(mnist["test"].labels).tolist()[1] == 1135
@@ -117,18 +117,32 @@ def test_dynamic_binarisation_is_fresh_and_unbiased():
     assert abs(a.mean().item() - 0.2) < 0.005
 
 
-def test_batches_depend_on_seed_and_epoch_only():
-    a = list(iterate_batches(100, 32, seed=1, epoch=3))
-    assert len(a) == 3 and all(len(b) == 32 for b in a)  # last partial batch dropped
-    assert torch.equal(torch.cat(a), torch.cat(list(iterate_batches(100, 32, 1, 3))))
-    assert not torch.equal(torch.cat(a), torch.cat(list(iterate_batches(100, 32, 1, 4))))
-    assert torch.equal(torch.cat(list(iterate_batches(100, 32, 1, 3, start=1))), torch.cat(a[1:]))
-    assert len(set(torch.cat(a).tolist())) == 96
+def test_batches_depend_on_seed_stream_pass_and_position_only():
+    order = StreamOrder(100, 32, draws=1, seed=1, stream="data")
+    assert order.iterations_per_pass == 3  # the last partial batch is dropped
+    first_pass = [order.indices(i, 0) for i in range(3)]
+    assert all(len(b) == 32 for b in first_pass) and len(set(torch.cat(first_pass).tolist())) == 96
+    again = StreamOrder(100, 32, 1, 1, "data")
+    assert torch.equal(torch.cat(first_pass), torch.cat([again.indices(i, 0) for i in range(3)]))
+    assert torch.equal(again.indices(1, 0), first_pass[1])  # from any point, as a resume needs
+    assert not torch.equal(order.indices(3, 0), first_pass[0])  # the next pass is reshuffled
+    for other in (StreamOrder(100, 32, 1, 2, "data"), StreamOrder(100, 32, 1, 1, "target")):
+        assert not torch.equal(other.indices(0, 0), first_pass[0])
+
+
+def test_a_stream_drawn_twice_per_iteration_passes_in_half_the_iterations():
+    order = StreamOrder(100, 10, draws=2, seed=0, stream="data")
+    assert order.iterations_per_pass == 5
+    drawn = torch.cat([order.indices(i, d) for i in range(5) for d in range(2)])
+    assert sorted(drawn.tolist()) == sorted(set(drawn.tolist())) and len(drawn) == 100
+    assert order.position(7) == (1, 4)
+    with pytest.raises(DataError, match="fewer than one iteration needs"):
+        StreamOrder(15, 10, 2, 0, "data")
 
 
 @pytest.mark.parametrize("name", ["ring8", "grid25", "swissroll"])
 def test_toy_datasets_are_fixed_float_points(name):
     a, b = deepgen.load_dataset(name), deepgen.load_dataset(name)
-    assert a.is_points and a.image_shape == (2,)
+    assert a.is_points and a.data_shape == (2,)
     assert [len(a[s]) for s in ("train", "valid", "test")] == [20000, 2000, 2500]
-    assert torch.equal(a["test"].images, b["test"].images)
+    assert torch.equal(a["test"].x, b["test"].x)

@@ -78,8 +78,9 @@ def test_the_quantile_shift_sets_how_selective_sampling_is():
 
 
 @pytest.mark.parametrize("family,options,match", [
-    ("wgan", {}, "a wgan has none"), ("gan", {"loss": "lsgan"}, "an lsgan discriminator"),
-    ("cgan", {"num_classes": 3}, "a cgan has none")])
+    ("wgan", {}, "needs DensityRatio; a wgan does not have it"),
+    ("gan", {"loss": "lsgan"}, "this gan lacks it: an lsgan discriminator"),
+    ("cgan", {"num_classes": 3}, "needs DensityRatio; a cgan does not have it")])
 def test_refused_where_d_is_no_density_ratio(family, options, match):
     model = build_model(family, {"net": "mlp", "latent_dim": 2, "hidden_dim": 8, **options}, (2,))
     with pytest.raises(ConfigError, match=match):

@@ -5,13 +5,14 @@ import json
 import pytest
 from conftest import run_cli
 
+import deepgen
 from deepgen.models import build_model
 
 
 @pytest.fixture(scope="module")
 def vae_run(mnist, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "vae"
-    build_model("vae", {"net": "mlp"}, mnist.image_shape).fit(mnist, out=out, images=12800, progress=False,
+    deepgen.fit(build_model("vae", {"net": "mlp"}, mnist.data_shape), mnist, out=out, images=12800, progress=False,
                                                               log=lambda m: None)
     return out
 
@@ -37,14 +38,14 @@ def test_eval_errors(vae_run, tmp_path):
     assert run_cli("train", "gan", "--data", "fake", "--epochs", "1", "--channels", "8", "--out", str(gan),
                    "--quiet").returncode == 0
     proc = run_cli("eval", str(gan), "--metrics", "nll", "--n", "10", "--k", "2")
-    assert proc.returncode != 0 and "has no encoder" in proc.stderr
+    assert proc.returncode != 0 and "needs Likelihood; a gan does not have it" in proc.stderr
     proc = run_cli("eval", str(gan), "--metrics", "fid", "--n", "10")
     assert proc.returncode != 0 and "no feature classifier for 'fake'" in proc.stderr
 
 
 def test_eval_uses_the_exact_likelihood_when_a_model_has_one(mnist, tmp_path):
     out = tmp_path / "gmm"
-    build_model("gmm", {"components": 2, "max_iter": 5}, mnist.image_shape).fit(mnist, out=out, progress=False,
+    deepgen.fit(build_model("gmm", {"components": 2, "max_iter": 5}, mnist.data_shape), mnist, out=out, progress=False,
                                                                                log=lambda m: None)
     proc = run_cli("eval", str(out), "--metrics", "nll,is", "--n", "200")
     assert proc.returncode == 0, proc.stderr
@@ -68,6 +69,6 @@ def test_gmm_on_a_toy_mixture_captures_every_mode(tmp_path):
 
 def test_modes_metric_and_conv_nets_refuse_the_wrong_data(vae_run, tmp_path):
     proc = run_cli("eval", str(vae_run), "--metrics", "modes", "--n", "10")
-    assert proc.returncode != 0 and "needs a mixture dataset" in proc.stderr
+    assert proc.returncode != 0 and "the modes metric applies to points" in proc.stderr
     proc = run_cli("train", "vae", "--data", "ring8", "--out", str(tmp_path / "x"))
     assert proc.returncode != 0 and "need images (C, H, W)" in proc.stderr and "Traceback" not in proc.stderr

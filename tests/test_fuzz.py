@@ -24,7 +24,7 @@ FUZZ = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthC
 def good_run(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("fuzz") / "run"
     model = build_model("vae", {"net": "mlp", "hidden_dim": 8, "latent_dim": 2}, (1, 28, 28))
-    model.fit(tiny, out=out, epochs=1, batch_size=64, progress=False, log=lambda m: None)
+    deepgen.fit(model, tiny, out=out, epochs=1, batch_size=64, progress=False, log=lambda m: None)
     return out
 
 
@@ -77,12 +77,12 @@ def test_fuzzed_config_text_gives_config_errors(text):
 
 @FUZZ
 @given(st.dictionaries(st.sampled_from(["net", "latent_dim", "hidden_dim", "likelihood", "lr", "preprocess",
-                                        "image_shape", "loss", "d_steps", "channels", "components"]),
+                                        "data_shape", "loss", "d_steps", "channels", "components"]),
                        st.none() | st.integers(-5, 10**6) | st.floats() | st.text(max_size=6)
                        | st.lists(st.integers(-2, 40), max_size=4), max_size=5),
        st.sampled_from(["vae", "gan", "gmm"]))
 def test_fuzzed_model_configs_give_config_errors(values, family):
-    values.setdefault("image_shape", [1, 28, 28])
+    values.setdefault("data_shape", [1, 28, 28])
     if family != "gmm" and isinstance(values.get("hidden_dim"), int):
         values["hidden_dim"] = min(values["hidden_dim"], 64)
     try:
@@ -106,6 +106,6 @@ def test_a_pickle_payload_as_weights_is_never_executed(good_run, tmp_path):
 
 @pytest.mark.parametrize("shape", [[-1], [0, 28, 28], [1, 28], [1, 100000, 100000], []])
 def test_bad_image_shapes_are_config_errors(shape):
-    # Found by the fuzz test above in CI: image_shape [-1] reached torch.zeros.
-    with pytest.raises(ConfigError, match="image_shape"):
-        build_model("gmm", {"image_shape": shape})
+    # Found by the fuzz test above in CI: data_shape [-1] reached torch.zeros.
+    with pytest.raises(ConfigError, match="data_shape"):
+        build_model("gmm", {"data_shape": shape})

@@ -92,4 +92,4 @@ def test_mutated_array_files_give_a_dataset_or_a_data_error(tmp_path, suffix, cu
     except DataError as err:
         assert "fuzzed" in str(err)
         return
-    assert data["train"].images.dtype.is_floating_point is False
+    assert data["train"].x.dtype.is_floating_point is False

@@ -34,18 +34,18 @@ def test_bad_file_stops_with_its_path_or_is_skipped(folder):
     data = deepgen.load_dataset("imagefolder", folder, image_size=32, on_bad_file="skip", log=logs.append)
     assert any("bad.png" in line for line in logs)
     n = sum(len(data[s]) for s in ("train", "valid", "test"))
-    assert n == 26 and data.image_shape == (3, 32, 32) and data.num_classes == 2
+    assert n == 26 and data.data_shape == (3, 32, 32) and data.num_classes == 2
     labels = torch.cat([data[s].labels for s in ("train", "valid", "test")])
     assert torch.bincount(labels).tolist() == [13, 13]  # cats, dogs
 
 
 def test_grey_conversion_and_the_cache(folder):
-    first = deepgen.load_dataset("imagefolder", folder, image_size=28, channels=1, on_bad_file="skip")
-    again = deepgen.load_dataset("imagefolder", folder, image_size=28, channels=1, on_bad_file="skip")
+    first = deepgen.load_dataset("imagefolder", folder, image_size=28, image_channels=1, on_bad_file="skip")
+    again = deepgen.load_dataset("imagefolder", folder, image_size=28, image_channels=1, on_bad_file="skip")
     assert "decoded" in first.source and "cache" in again.source
-    assert torch.equal(first["train"].images, again["train"].images) and first.image_shape == (1, 28, 28)
+    assert torch.equal(first["train"].x, again["train"].x) and first.data_shape == (1, 28, 28)
     (folder / "cats" / "0.png").unlink()  # the folder changed: the cache key changes
-    assert "decoded" in deepgen.load_dataset("imagefolder", folder, image_size=28, channels=1,
+    assert "decoded" in deepgen.load_dataset("imagefolder", folder, image_size=28, image_channels=1,
                                              on_bad_file="skip").source
 
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image
 
+import deepgen
 from deepgen.errors import ConfigError
 from deepgen.latent import interpolate, lerp, manifold, slerp, traverse
-from deepgen.latent_data import arithmetic, complete_by_optimisation, concept_codes, nearest_neighbours, region_mask
+from deepgen.latent_data import (
+    arithmetic,
+    complete_by_optimisation,
+    concept_codes,
+    nearest_neighbours,
+    region_mask,
+)
 from deepgen.models import build_model
-
-from conftest import run_cli
 
 
 def test_lerp_and_slerp_start_and_end_at_their_codes():
@@ -62,13 +68,13 @@ def test_the_manifold_grid_needs_two_latent_dimensions():
     model = build_model("vae", {"net": "mlp", "latent_dim": 3, "hidden_dim": 8}, (1, 28, 28))
     with pytest.raises(ConfigError, match="latent_dim 2"):
         manifold(model)
-    with pytest.raises(ConfigError, match="no latent space"):
+    with pytest.raises(ConfigError, match="needs LatentSpace; a gmm does not have it"):
         interpolate(build_model("gmm", {"components": 2}, (1, 28, 28)))
 
 
 def test_each_tool_runs_from_the_cli_on_a_trained_mnist_model(mnist, tmp_path):
-    model = build_model("vae", {"net": "mlp", "latent_dim": 2}, mnist.image_shape)
-    model.fit(mnist, out=tmp_path / "run", epochs=1, progress=False, log=lambda m: None)
+    model = build_model("vae", {"net": "mlp", "latent_dim": 2}, mnist.data_shape)
+    deepgen.fit(model, mnist, out=tmp_path / "run", epochs=1, progress=False, log=lambda m: None)
     for tool, extra in (("interpolate", ["--mode", "spherical"]), ("traverse", []), ("manifold", []),
                         ("arithmetic", ["--concepts", "7,1,4"]), ("complete", ["--mask", "left"]),
                         ("neighbours", [])):
@@ -106,11 +112,11 @@ def test_completion_keeps_the_known_pixels_and_fits_them_better_than_its_start(m
     """A decoder whose images *can* match: a trained-for-one-epoch VAE; completion must keep
     the given pixels exactly and lower the contextual (known-pixel) error below that of the
     prior draw it starts from, without touching the weights."""
-    model = build_model("vae", {"net": "mlp", "latent_dim": 8}, mnist.image_shape, seed=0)
-    model.fit(mnist, epochs=1, progress=False, log=lambda m: None)
+    model = build_model("vae", {"net": "mlp", "latent_dim": 8}, mnist.data_shape, seed=0)
+    deepgen.fit(model, mnist, epochs=1, progress=False, log=lambda m: None)
     model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    x = mnist["test"].images[:16].float() / 255
+    x = mnist["test"].x[:16].float() / 255
     known = region_mask("bottom", (1, 28, 28))
     start = model.generate(model.latent_prior(16, torch.Generator().manual_seed(0))).detach()
     filled = complete_by_optimisation(model, x, known, steps=150, seed=0)
@@ -129,7 +135,7 @@ def test_arithmetic_of_an_encoder_model_averages_three_exemplar_codes(tiny):
     labels = tiny["train"].labels
     codes = concept_codes(model, tiny, int(labels[0]))
     idx = (labels == labels[0]).nonzero().flatten()[:3]
-    assert torch.allclose(codes, model.encode(model.preprocess(tiny["train"].images[idx])))
+    assert torch.allclose(codes, model.encode(model.preprocess(tiny["train"].x[idx])))
     images, nrow = arithmetic(model, tiny, (int(labels[0]), int(labels[1]), int(labels[2])))
     assert images.shape == (16, 1, 28, 28) and nrow == 4
     a, b, c = (concept_codes(model, tiny, int(labels[i]), seed=i).mean(0) for i in range(3))

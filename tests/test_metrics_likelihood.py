@@ -48,9 +48,9 @@ def test_bound_rises_with_k_and_reaches_the_exact_likelihood():
 
 def test_evaluate_nll_reports_units_and_errors(tiny):
     model = build_model("vae", {"net": "mlp"}, (1, 28, 28))
-    out = evaluate_nll(model, tiny["test"].images[:20], k=50, batch_size=8, chunk=16)
+    out = evaluate_nll(model, tiny["test"].x[:20], k=50, batch_size=8, chunk=16)
     assert out["nll"]["n"] == 20 and out["nll"]["unit"] == "nats"
     assert out["nll"]["mean"] <= out["neg_elbo"]["mean"] + 1e-6
     assert out["bits_per_dim"]["mean"] == pytest.approx(out["nll"]["mean"] / (784 * math.log(2)))
-    with pytest.raises(ConfigError, match="has no encoder"):
+    with pytest.raises(ConfigError, match="needs ImportanceWeighted; a gan does not have it"):
         iwae_log_likelihood(build_model("gan", {}, (1, 28, 28)), torch.zeros(1, 1, 28, 28), k=2)

@@ -16,13 +16,13 @@ def net():
 def feats(mnist, net):
     model, _ = net
     out = {}
-    for name, images in (("train", mnist["train"].images[:10000]), ("test", mnist["test"].images)):
+    for name, images in (("train", mnist["train"].x[:10000]), ("test", mnist["test"].x)):
         out[name] = classifier_outputs(model, images)
-    x = mnist["test"].images.float() / 255
+    x = mnist["test"].x.float() / 255
     g = torch.Generator().manual_seed(0)
     noisy = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(0, 1)
     blurred = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2)
-    ones = mnist["test"].images[mnist["test"].labels == 1].float() / 255
+    ones = mnist["test"].x[mnist["test"].labels == 1].float() / 255
     for name, images in (("noisy", noisy), ("blurred", blurred), ("ones", ones)):
         out[name] = classifier_outputs(model, images)
     return out
@@ -31,7 +31,7 @@ def feats(mnist, net):
 def test_shipped_classifier_reaches_its_stated_accuracy(mnist, net):
     model, sha = net
     assert len(sha) == 64
-    assert accuracy(model, mnist["test"].images, mnist["test"].labels) >= 0.992
+    assert accuracy(model, mnist["test"].x, mnist["test"].labels) >= 0.992
 
 
 def test_fid_of_real_sets_is_near_zero_and_far_below_damaged_ones(feats):
@@ -60,4 +60,4 @@ def test_kid_of_a_set_against_itself_and_precision_recall(feats):
 
 def test_shipped_fashion_classifier_reaches_its_stated_accuracy(fashion_mnist):
     model, _ = load_classifier("fashion-mnist")
-    assert accuracy(model, fashion_mnist["test"].images, fashion_mnist["test"].labels) >= 0.91
+    assert accuracy(model, fashion_mnist["test"].x, fashion_mnist["test"].labels) >= 0.91

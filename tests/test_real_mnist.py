@@ -8,6 +8,7 @@ import json
 
 import torch
 
+import deepgen
 from deepgen.models import build_model
 
 # Test -ELBO after 2 epochs of the MLP VAE (784-400-20), dynamically binarised MNIST:
@@ -16,8 +17,8 @@ MLP_2_EPOCHS = 117.5
 
 
 def test_mlp_vae_two_epochs_reaches_stated_test_elbo(mnist, tmp_path):
-    model = build_model("vae", {"net": "mlp"}, mnist.image_shape)
-    model.fit(mnist, out=tmp_path / "run", epochs=2, progress=False)
+    model = build_model("vae", {"net": "mlp"}, mnist.data_shape)
+    deepgen.fit(model, mnist, out=tmp_path / "run", epochs=2, progress=False)
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     neg_elbo = results["summary"]["mean"]
     assert results["metrics"]["neg_elbo"]["n"] == 10000
@@ -25,12 +26,12 @@ def test_mlp_vae_two_epochs_reaches_stated_test_elbo(mnist, tmp_path):
 
 
 def test_gan_learns_something_on_mnist(mnist):
-    model = build_model("gan", {"channels": 32}, mnist.image_shape)
+    model = build_model("gan", {"channels": 32}, mnist.data_shape)
     gen = torch.Generator().manual_seed(0)
     untrained = model.eval().sample(512, generator=gen)
-    model.fit(mnist, images=128 * 300, progress=False, log=lambda m: None)  # 300 iterations, ~13 s
+    deepgen.fit(model, mnist, images=128 * 300, progress=False, log=lambda m: None)  # 300 iterations, ~13 s
     samples = model.eval().sample(512, generator=torch.Generator().manual_seed(0))
-    real = mnist["test"].images[:512].float() / 255
+    real = mnist["test"].x[:512].float() / 255
     # MNIST is mostly black background (84% of pixels < 0.1); an untrained tanh generator
     # gives grey (0%). Measured after 300 iterations: 61%.
     dark = lambda x: (x < 0.1).float().mean().item()  # noqa: E731

@@ -28,10 +28,10 @@ def weights(model):
 @pytest.mark.parametrize("family,options", [("vae", {"net": "mlp"}), ("gan", {"channels": 8})])
 def test_resume_gives_bitwise_the_same_weights(family, options, tiny, tmp_path):
     full = build_model(family, options, SHAPE)
-    full.fit(tiny, out=tmp_path / "full", epochs=3, batch_size=32, progress=False)
+    deepgen.fit(full, tiny, out=tmp_path / "full", epochs=3, batch_size=32, progress=False)
     part = build_model(family, options, SHAPE)
-    part.fit(tiny, out=tmp_path / "part", epochs=1, batch_size=32, progress=False)
-    resumed = deepgen.resume(tmp_path / "part", dataset=tiny, progress=False, log=lambda m: None, epochs=3)
+    deepgen.fit(part, tiny, out=tmp_path / "part", epochs=1, batch_size=32, progress=False)
+    resumed = deepgen.resume(tmp_path / "part", data=tiny, progress=False, log=lambda m: None, epochs=3)
     a, b = weights(full), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
     metrics = RunDir(tmp_path / "part").metrics()
@@ -54,9 +54,9 @@ def test_training_lowers_the_loss():
     data = Dataset("pattern", {s: Split(pattern.repeat(n, 1, 1, 1)) for s, n in
                                (("train", 256), ("valid", 32), ("test", 32))})
     model = build_model("vae", {"net": "mlp"}, SHAPE)
-    x, g = model.preprocess(data["valid"].images), torch.Generator().manual_seed(0)
+    x, g = model.preprocess(data["valid"].x), torch.Generator().manual_seed(0)
     before = -model.elbo_terms(x, g)["elbo"].mean().item()
-    model.fit(data, epochs=5, batch_size=32, progress=False)
+    deepgen.fit(model, data, epochs=5, batch_size=32, progress=False)
     after = -model.elbo_terms(x, g)["elbo"].mean().item()
     assert before > 400 and after < 100, (before, after)
 
@@ -64,14 +64,14 @@ def test_training_lowers_the_loss():
 def test_divergence_stops_with_a_message_and_keeps_the_last_checkpoint(tiny, tmp_path):
     model = build_model("vae", {"net": "mlp", "lr": 1e3}, SHAPE)
     with pytest.raises(TrainingDiverged, match=r"loss is (nan|inf|-inf) at iteration \d+"):
-        model.fit(tiny, out=tmp_path / "run", epochs=50, batch_size=32, progress=False)
+        deepgen.fit(model, tiny, out=tmp_path / "run", epochs=50, batch_size=32, progress=False)
     for ckpt in checkpoint_dirs(tmp_path / "run"):
         load_checkpoint(ckpt)  # whatever was written verifies
 
 
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(tiny, tmp_path):
     model = build_model("vae", {"net": "mlp"}, SHAPE)
-    model.fit(tiny, out=tmp_path / "run", epochs=2, batch_size=32, progress=False)
+    deepgen.fit(model, tiny, out=tmp_path / "run", epochs=2, batch_size=32, progress=False)
     newest, older = checkpoint_dirs(tmp_path / "run")
     blob = bytearray((newest / "model.safetensors").read_bytes())
     blob[-10] ^= 0xFF
@@ -87,7 +87,7 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_one(tiny, tmp_path):
 
 
 def test_checkpoints_are_not_pickles(tiny, tmp_path):
-    build_model("gan", {"channels": 8}, SHAPE).fit(tiny, out=tmp_path / "run", epochs=1, batch_size=32,
+    deepgen.fit(build_model("gan", {"channels": 8}, SHAPE), tiny, out=tmp_path / "run", epochs=1, batch_size=32,
                                                    progress=False)
     ckpt = checkpoint_dirs(tmp_path / "run")[0]
     assert sorted(p.name for p in ckpt.iterdir()) == ["manifest.json", "model.safetensors",
@@ -100,7 +100,7 @@ def test_an_existing_run_folder_is_not_overwritten(tiny, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("mine")
     with pytest.raises(CheckpointError, match="already exists.*--resume"):
-        build_model("vae", {"net": "mlp"}, SHAPE).fit(tiny, out=tmp_path / "run", epochs=1, progress=False)
+        deepgen.fit(build_model("vae", {"net": "mlp"}, SHAPE), tiny, out=tmp_path / "run", epochs=1, progress=False)
     assert (tmp_path / "run" / "keep.txt").read_text() == "mine"
 
 
@@ -190,7 +190,7 @@ def test_killed_at_three_random_points_ends_bitwise_equal_to_an_uninterrupted_ru
 def test_rollback_lowers_the_learning_rate_until_training_survives(tiny, tmp_path):
     logs = []
     model = build_model("vae", {"net": "mlp", "lr": 1e3}, SHAPE)
-    model.fit(tiny, out=tmp_path / "run", epochs=2, batch_size=32, progress=False, log=logs.append,
+    deepgen.fit(model, tiny, out=tmp_path / "run", epochs=2, batch_size=32, progress=False, log=logs.append,
               on_divergence="rollback", rollback_lr_factor=1e-3, max_rollbacks=3)
     rolled = [line for line in logs if "rolled back to iteration" in line]
     assert rolled and len(rolled) <= 3
@@ -204,10 +204,10 @@ def test_rollback_lowers_the_learning_rate_until_training_survives(tiny, tmp_pat
 def test_rollbacks_run_out_and_gradient_norms_are_guarded(tiny, tmp_path):
     model = build_model("vae", {"net": "mlp", "lr": 1e3}, SHAPE)
     with pytest.raises(TrainingDiverged, match="after 2 rollbacks"):
-        model.fit(tiny, out=tmp_path / "a", epochs=2, batch_size=32, progress=False, log=lambda m: None,
+        deepgen.fit(model, tiny, out=tmp_path / "a", epochs=2, batch_size=32, progress=False, log=lambda m: None,
                   on_divergence="rollback", rollback_lr_factor=0.9, max_rollbacks=2)
     with pytest.raises(TrainingDiverged, match=r"gradient norm is .* \(max_grad_norm 1e-06\) at iteration 0"):
-        build_model("vae", {"net": "mlp"}, SHAPE).fit(tiny, out=tmp_path / "b", epochs=1, progress=False,
+        deepgen.fit(build_model("vae", {"net": "mlp"}, SHAPE), tiny, out=tmp_path / "b", epochs=1, progress=False,
                                                       max_grad_norm=1e-6)
 
 
@@ -216,8 +216,8 @@ def test_channels_last_and_compile_train_the_same_model(tiny):
     """--channels-last and --compile change how the networks run, not what they learn: a
     few steps end close to the default run, with conv weights held channels-last."""
     def fit(**options):
-        model = build_model("vae", {"hidden_dim": 16, "latent_dim": 2}, tiny.image_shape)
-        model.fit(tiny, images=64 * 3, batch_size=64, progress=False, log=lambda m: None, **options)
+        model = build_model("vae", {"hidden_dim": 16, "latent_dim": 2}, tiny.data_shape)
+        deepgen.fit(model, tiny, images=64 * 3, batch_size=64, progress=False, log=lambda m: None, **options)
         return model
 
     reference = fit()
@@ -248,17 +248,18 @@ def _valid_curve(run):
 
 
 def test_keep_best_ends_with_the_best_validation_epoch(tmp_path):
+    from deepgen.seeds import derive
     from deepgen.validation import evaluate_split
 
     data = _overfitting_data()
     model = build_model("vae", {"net": "mlp", "lr": 3e-3}, SHAPE)
-    model.fit(data, out=tmp_path / "run", epochs=8, batch_size=32, keep_best=True, progress=False)
+    deepgen.fit(model, data, out=tmp_path / "run", epochs=8, batch_size=32, keep_best=True, progress=False)
     curve = _valid_curve(tmp_path / "run")
     best_epoch, best_value = min(curve, key=lambda c: c[1])
     assert best_epoch < curve[-1][0], f"the validation loss should rise again: {curve}"
     selected = RunDir(tmp_path / "run").results()["selected"]["vae"]
     assert selected["epoch"] == best_epoch and selected["value"] == pytest.approx(best_value)
-    again = evaluate_split(model, data, "valid", 1, torch.device("cpu"))["neg_elbo"]["mean"]
+    again = evaluate_split(model, data, "valid", derive(0, "valid"), torch.device("cpu"))["neg_elbo"]["mean"]
     assert again == pytest.approx(best_value, rel=1e-6)  # the model holds the best epoch's weights
     loaded = deepgen.load(tmp_path / "run")  # ... and so does the run folder
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
@@ -268,7 +269,7 @@ def test_patience_stops_early_and_resume_selects_as_an_uninterrupted_run(tmp_pat
     data = _overfitting_data()
     options = {"net": "mlp", "lr": 3e-3}
     full = build_model("vae", options, SHAPE)
-    full.fit(data, out=tmp_path / "full", epochs=20, batch_size=32, patience=2, progress=False)
+    deepgen.fit(full, data, out=tmp_path / "full", epochs=20, batch_size=32, patience=2, progress=False)
     curve = _valid_curve(tmp_path / "full")
     best_epoch = min(curve, key=lambda c: c[1])[0]
     assert curve[-1][0] == best_epoch + 2 < 20  # stopped two epochs without improvement after the best
@@ -276,8 +277,8 @@ def test_patience_stops_early_and_resume_selects_as_an_uninterrupted_run(tmp_pat
     assert results["epochs"] == best_epoch + 2 and results["selected"]["vae"]["epoch"] == best_epoch
 
     part = build_model("vae", options, SHAPE)
-    part.fit(data, out=tmp_path / "part", epochs=2, batch_size=32, patience=2, progress=False)
-    resumed = deepgen.resume(tmp_path / "part", dataset=data, progress=False, log=lambda m: None, epochs=20)
+    deepgen.fit(part, data, out=tmp_path / "part", epochs=2, batch_size=32, patience=2, progress=False)
+    resumed = deepgen.resume(tmp_path / "part", data=data, progress=False, log=lambda m: None, epochs=20)
     assert RunDir(tmp_path / "part").results()["selected"] == results["selected"]
     a, b = weights(full), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -291,6 +292,6 @@ def test_keep_best_needs_a_validation_metric(tiny):
     no_valid = type(tiny)("novalid", {"train": tiny["train"]})
     with pytest.raises(ConfigError, match="need a validation split"):
         Trainer(build_model("vae", {"net": "mlp"}, SHAPE), no_valid, TrainConfig(epochs=1, patience=2))
-    quadrants = build_model("cvae", {"condition": "quadrants", "hidden_dim": 16}, SHAPE)
+    quadrants = build_model("cvae-quadrants", {"hidden_dim": 16}, SHAPE)
     assert quadrants.selection() == {"baseline": "baseline_ncll", "cvae": "ncll"}
     assert build_model("vae", {"net": "mlp"}, SHAPE).selection() == {"vae": "neg_elbo"}

@@ -1,8 +1,7 @@
-"""The Python API behind the CLI: train from a config, resume, load a run."""
+"""The Python API behind the CLI: train a model or a config, resume, load a run, sample."""
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 
@@ -10,67 +9,102 @@ import torch
 
 from . import distributed
 from .checkpoint import latest_checkpoint
-from .config import DataConfig, RunConfig, TrainConfig, validate
+from .config import RunConfig, TrainConfig, validate
 from .data.datasets import Dataset, load_dataset
 from .distributed import resolve_device
 from .errors import CheckpointError, ConfigError
 from .fileio import atomic_write_text
-from .models.base import GenerativeModel, build_model
+from .models.base import build_model
+from .models.capabilities import Conditional, DensityRatio, Sampler, require
+from .models.contract import MODELS, GenerativeModel
+from .rundata import check_given, load_streams, record_streams, store_streams
 from .rundir import RunDir
+from .seeds import batch_generator
 from .train import Trainer
-from .validation import load_selected
+from .validation import as_streams, load_selected
 
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _dataset(data: str | Dataset, data_dir=None) -> Dataset:
-    return data if isinstance(data, Dataset) else load_dataset(data, data_dir)
-
-
-def _fit(model: GenerativeModel, dataset: Dataset, config: RunConfig, out, progress: bool, log) -> GenerativeModel:
+def _fit(model: GenerativeModel, streams: dict[str, Dataset], config: RunConfig, out, progress: bool,
+         log) -> GenerativeModel:
     """Train ``model``; the run folder is made only once the Trainer has validated everything
     (by rank 0 under torchrun; the other ranks read from it, e.g. to roll back)."""
-    trainer = Trainer(model, dataset, config.train, None, progress=progress, log=log)
+    trainer = Trainer(model, streams, config.train, None, progress=progress, log=log)
     if out is not None:
-        trainer.run = distributed.main_first(lambda: RunDir.create(out, config)) or RunDir(out)
+        def create() -> RunDir:
+            run = RunDir.create(out, config)
+            store_streams(streams, config.streams, run.path)
+            return run
+
+        trainer.run = distributed.main_first(create) or RunDir(out)
     trainer.fit()
     return model
 
 
-def fit_model(model: GenerativeModel, data: str | Dataset = "mnist", *, out=None, data_dir=None,
-              progress: bool = True, log=None, **train_options) -> GenerativeModel:
-    """Train an already built ``model``; with ``out``, into a new run folder."""
-    dataset = _dataset(data, data_dir)
-    if tuple(model.image_shape) != dataset.image_shape:
-        raise ConfigError(f"the model takes images of shape {model.image_shape}, "
-                          f"the dataset has {dataset.image_shape}")
+def fit(model: GenerativeModel, data: str | Dataset | dict[str, Dataset] = "mnist", *, out=None,
+        data_dir=None, progress: bool = True, log=None, **train_options) -> GenerativeModel:
+    """Train an already built ``model``; with ``out``, into a new run folder. Returns ``model``.
+
+    Args:
+        data: a dataset name, an in-memory Dataset, or stream name -> Dataset for a family
+            with several streams. A Dataset built in memory (e.g. ``from_tensors``) is
+            stored in the run folder, so resume, report and eval use exactly it.
+        train_options: fields of :class:`deepgen.config.TrainConfig` (epochs, images,
+            batch_size, seed, device, ...).
+
+    Raises:
+        ConfigError: a bad option, or data of another shape than the model's.
+    """
+    if isinstance(data, str):
+        data = load_dataset(data, data_dir)
+    streams = as_streams(model, data)
+    for name, dataset in streams.items():
+        if tuple(model.shape(name)) != dataset.data_shape:
+            raise ConfigError(f"the model takes examples of shape {model.shape(name)} in stream {name!r}, "
+                              f"the data has {dataset.data_shape}")
+    records = record_streams(streams)
     config = RunConfig(family=model.family, model=model.config.model_dump(mode="json"),
-                       data=DataConfig(name=dataset.name, data_dir=data_dir),
+                       data=records[model.epoch_stream].request(), streams=records,
                        train=validate(TrainConfig, train_options, "train."))
-    return _fit(model, dataset, config, out, progress, log)
+    return _fit(model, streams, config, out, progress, log)
 
 
 def train(config: RunConfig, out: str | os.PathLike | None = None, *, progress: bool = True,
-          log=None, dataset: Dataset | None = None) -> GenerativeModel:
+          log=None, data: Dataset | dict[str, Dataset] | None = None) -> GenerativeModel:
     """Build the model ``config`` describes and train it; with ``out``, into a new run folder.
+
+    ``data``: the data to train on instead of loading each stream from its config (a
+    Dataset for a family with one stream); the run records what it is (its ``origin``, or
+    stores it in the run folder when it was built in memory).
 
     Raises:
         ConfigError, DataError, CheckpointError (``out`` exists), TrainingDiverged, Interrupted.
     """
-    dataset = dataset or config.data.load(log)
-    model = build_model(config.family, config.model, dataset.image_shape, seed=config.train.seed)
-    config = config.model_copy(update={"model": model.config.model_dump(mode="json")})
-    return _fit(model, dataset, config, out, progress, log)
+    if data is None:
+        streams = load_streams(config, log=log)
+    else:
+        streams = as_streams(MODELS[config.family], data)
+    model = build_model(config.family, config.model, {n: ds.data_shape for n, ds in streams.items()},
+                        seed=config.train.seed)
+    config = config.model_copy(update={"model": model.config.model_dump(mode="json"),
+                                       "streams": record_streams(streams)})
+    return _fit(model, streams, config, out, progress, log)
 
 
 def resume(run_path: str | os.PathLike, *, progress: bool = True, log=None,
-           dataset: Dataset | None = None, **train_updates) -> GenerativeModel:
-    """Continue the run in ``run_path`` from its newest good checkpoint.
+           data: Dataset | dict[str, Dataset] | None = None, **train_updates) -> GenerativeModel:
+    """Continue the run in ``run_path`` from its newest good checkpoint, on the data it
+    recorded (``data``: the same data, already loaded).
 
     ``train_updates`` (e.g. ``epochs=20``) change the run's TrainConfig first, e.g. to
     train longer; the new config is written back to ``config.json``.
+
+    Raises:
+        CheckpointError: no usable checkpoint. DataError: the data differs from the
+            recorded data.
     """
     log = log or _stderr
     run = RunDir.open(run_path)
@@ -85,13 +119,27 @@ def resume(run_path: str | os.PathLike, *, progress: bool = True, log=None,
         if distributed.is_main():
             atomic_write_text(run.config_path, config.to_json())
     if not distributed.is_main():
-        log = lambda msg: None  # noqa: E731  rank 0 speaks for all
+        log = lambda msg: None
     ckpt = latest_checkpoint(run.path, warn=log)
-    dataset = dataset or config.data.load(log)
     model = build_model(config.family, config.model, seed=config.train.seed)
+    if data is None:
+        streams = load_streams(config, run.path, log)
+    else:
+        streams = as_streams(model, data)
+        check_given(config, streams)
     log(f"resuming {run.path} from {ckpt.path.name} (iteration {ckpt.iteration})")
-    Trainer(model, dataset, config.train, run, progress=progress, log=log).fit(resume=ckpt)
+    Trainer(model, streams, config.train, run, progress=progress, log=log).fit(resume=ckpt)
     return model
+
+
+def run_data(run_path: str | os.PathLike, log=None) -> dict[str, Dataset]:
+    """The streams the run in ``run_path`` was trained on, checked against what it recorded.
+
+    Raises:
+        CheckpointError: not a run folder. DataError: missing, or changed since training.
+    """
+    run = RunDir.open(run_path)
+    return load_streams(run.config(), run.path, log)
 
 
 def load(run_path: str | os.PathLike, device: str = "cpu", warn=None) -> GenerativeModel:
@@ -116,32 +164,38 @@ def load(run_path: str | os.PathLike, device: str = "cpu", warn=None) -> Generat
 def sample(model: GenerativeModel, n: int, seed: int = 0, batch_size: int = 1000,
            label: int | None = None, drs: bool = False) -> torch.Tensor:
     """``n`` samples of ``model`` on the CPU: images (n, C, H, W) in [0, 1] or points (n, D);
-    with ``label``, all of that class (class-conditional families: cgan, cvae); with ``drs``,
-    kept by discriminator rejection sampling (:func:`deepgen.drs.rejection_sample`, a gan
-    only; drawn in one process).
+    with ``label``, all of that class (a :class:`Conditional` model); with ``drs``, kept by
+    discriminator rejection sampling (:func:`deepgen.drs.rejection_sample`, a model with a
+    :class:`DensityRatio`; drawn in one process).
 
     Drawn in batches of ``batch_size``, each from its own generator
-    (:func:`deepgen.distributed.batch_generator`), split over ranks under torchrun, so the
+    (:func:`deepgen.seeds.batch_generator`), split over ranks under torchrun, so the
     result does not depend on the number of processes; for ``n <= batch_size`` it equals
     ``model.sample(n, generator=make_generator(seed))``.
+
+    Raises:
+        ConfigError: n < 1. MissingCapability: the model cannot do what is asked.
     """
     if n < 1:
         raise ConfigError(f"the number of samples must be at least 1, not {n}")
+    require(model, Sampler, "sampling")
     if drs:
+        require(model, DensityRatio, "rejection sampling (--drs)")
         if label is not None:
-            raise ConfigError("rejection sampling works for unconditional gans; drop the label")
+            raise ConfigError("rejection sampling draws from the whole model; drop the label")
         from .drs import rejection_sample
 
         return rejection_sample(model, n, make_generator(seed, model.device))[0].cpu()
-    extra = {}
     if label is not None:
-        if "labels" not in inspect.signature(model.sample).parameters:
-            raise ConfigError(f"a {model.family} is not class-conditional; drop the label")
-        extra = {"labels": lambda m: torch.full((m,), label, dtype=torch.long)}
+        require(model, Conditional, "sampling one class (--label)")
+        if not 0 <= label < model.num_classes:
+            raise ConfigError(f"--label must be a class in [0, {model.num_classes}), not {label}")
 
     def one_batch(index: int, start: int, stop: int) -> torch.Tensor:
-        kwargs = {k: f(stop - start) for k, f in extra.items()}
-        return model.sample(stop - start, generator=distributed.batch_generator(seed, index, model.device), **kwargs)
+        gen = batch_generator(seed, index, model.device)
+        if label is None:
+            return model.sample(stop - start, generator=gen)
+        return model.sample(stop - start, generator=gen, labels=torch.full((stop - start,), label, dtype=torch.long))
 
     return distributed.map_batches(one_batch, n, batch_size)
 
@@ -149,4 +203,3 @@ def sample(model: GenerativeModel, n: int, seed: int = 0, batch_size: int = 1000
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A seeded torch.Generator on ``device``, for ``sample(n, generator=...)``."""
     return torch.Generator(device=device).manual_seed(seed)
-

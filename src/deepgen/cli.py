@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__
 from .cli_options import add_model_options, model_options
 from .errors import ConfigError, DeepgenError
+from .version import __version__
 
 # Options of `deepgen train` that belong to TrainConfig (the rest are model fields).
 TRAIN_OPTIONS = ("epochs", "images", "batch_size", "seed", "device", "log_every", "on_divergence", "max_grad_norm",
@@ -57,11 +57,14 @@ def cli():
 @click.option("--compile", "compile", is_flag=True, default=None,
               help="torch.compile each network (see benchmarks/throughput.py for where it helps)")
 @click.option("--channels-last", is_flag=True, default=None, help="channels-last memory format for conv networks")
+@click.option("--stream", "stream_specs", multiple=True, metavar="NAME=DATASET[:DIR]",
+              help="a named stream of a family with several (e.g. --stream target=mnist); repeatable")
 @click.option("--out", type=click.Path(), default=None, help="run folder [default: runs/FAMILY-DATA-sSEED]")
 @click.option("--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @add_model_options
-def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, resume_run, quiet, **options):
+def train(family, data, data_dir, image_size, image_channels, on_bad_file, stream_specs, out, resume_run, quiet,
+          **options):
     """Train FAMILY (vae, gan, ...) on a dataset, or continue a run with --resume RUN."""
     from . import api
     from .config import DataConfig, RunConfig, TrainConfig, validate
@@ -70,8 +73,8 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, 
     train_opts = {k: options.pop(k) for k in TRAIN_OPTIONS if options.get(k) is not None}
     model_opts = {k: v for k, v in options.items() if v is not None}
     if resume_run:
-        if family or model_opts:
-            given = [family] if family else [f"--{k.replace('_', '-')}" for k in model_opts]
+        if family or model_opts or stream_specs:
+            given = [family] if family else [f"--{k.replace('_', '-')}" for k in model_opts] or ["--stream"]
             raise ConfigError(f"--resume continues a run as it was configured; drop {', '.join(given)}")
         api.resume(resume_run, progress=not quiet, **train_opts)
         _echo(f"run folder: {resume_run}")
@@ -84,11 +87,13 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, 
         if key not in cls.Config.model_fields:
             owners = ", ".join(fields[key]["families"])
             raise ConfigError(f"--{key.replace('_', '-')} does not apply to {family} (it applies to {owners})")
+    dataset_options = {k: v for k, v in {"image_size": image_size, "on_bad_file": on_bad_file,
+                                         "image_channels": int(image_channels) if image_channels else None,
+                                         }.items() if v is not None}
     config = RunConfig(
         family=family, model=model_opts,
-        data=validate(DataConfig, {k: v for k, v in {"name": data, "data_dir": data_dir, "image_size": image_size,
-                                                     "image_channels": int(image_channels) if image_channels else None,
-                                                     "on_bad_file": on_bad_file}.items() if v is not None}, "data."),
+        data=validate(DataConfig, {"name": data, "data_dir": data_dir, "options": dataset_options}, "data."),
+        streams=_streams(stream_specs),
         train=validate(TrainConfig, train_opts, "train."),
     )
     out = Path(out or f"runs/{family}-{data}-s{config.train.seed}")
@@ -96,7 +101,23 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, 
     _echo(f"run folder: {out}")
 
 
-# --- sample / reconstruct ------------------------------------------------------------
+def _streams(specs: tuple[str, ...]) -> dict:
+    """``--stream NAME=DATASET[:DIR]`` options -> stream name -> DataConfig."""
+    from .config import DataConfig
+
+    streams = {}
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        dataset, _, data_dir = rest.partition(":")
+        if not sep or not name or not dataset:
+            raise ConfigError(f"--stream takes NAME=DATASET or NAME=DATASET:DIR, not {spec!r}")
+        if name in streams:
+            raise ConfigError(f"--stream {name}=... is given twice")
+        streams[name] = DataConfig(name=dataset, data_dir=data_dir or None)
+    return streams
+
+
+# --- sample / reconstruct / translate -------------------------------------------------
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("-n", "n", type=click.IntRange(1, 10000), default=64, show_default=True, help="number of samples")
@@ -104,8 +125,10 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, out, 
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the latent draws")
 @click.option("--nrow", type=click.IntRange(1, 1000), default=None, help="images per row")
 @click.option("--label", type=int, default=None,
-              help="class-conditional models (cgan, cvae): only this class [default: cycle through the classes]")
-@click.option("--drs", is_flag=True, help="gan: keep samples by discriminator rejection sampling (Azadi et al. 2019)")
+              help="conditional models (cgan, cvae): only this class [default: cycle through the classes]")
+@click.option("--drs", is_flag=True,
+              help="models with a density-ratio discriminator (gan): keep samples by discriminator rejection "
+                   "sampling (Azadi et al. 2019)")
 @click.option("--device", default="cpu", show_default=True)
 def sample(run, n, output, seed, nrow, label, drs, device):
     """Draw N samples from the model in RUN and save them as a PNG grid."""
@@ -114,8 +137,8 @@ def sample(run, n, output, seed, nrow, label, drs, device):
 
     model = api.load(run, device=device, warn=_warn)
     images = api.sample(model, n, seed, label=label, drs=drs)
-    if nrow is None and label is None and model.grid_nrow != 8:
-        nrow = model.grid_nrow  # one class per column
+    if nrow is None and label is None:
+        nrow = model.grid_nrow  # a conditional model: one class per column
     if distributed.is_main():
         click.echo(str(save_samples(images, output or Path(run) / "samples.png", nrow=nrow)))
 
@@ -130,14 +153,36 @@ def sample(run, n, output, seed, nrow, label, drs, device):
 def reconstruct(run, n, output, split, device):
     """Save images of a split beside their reconstructions (rows: input, reconstruction)."""
     from . import api
+    from .models.capabilities import Encoder, require
     from .report import reconstruction_grid
-    from .rundir import RunDir
     from .viz import save_grid
 
-    model = api.load(run, device=device, warn=_warn)
-    cfg = RunDir.open(run).config()
-    grid, nrow = reconstruction_grid(model, cfg, split, n)
+    model = require(api.load(run, device=device, warn=_warn), Encoder, "deepgen reconstruct")
+    grid, nrow = reconstruction_grid(model, api.run_data(run)[model.epoch_stream], split, n)
     path = save_grid(grid, output or Path(run) / "reconstructions.png", nrow=nrow)
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--direction", default=None, help="which way to translate [default: the model's first direction]")
+@click.option("-n", "n", type=click.IntRange(1, 1000), default=32, show_default=True, help="number of images")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="PNG path [default: RUN/translate-DIRECTION.png]")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def translate(run, direction, n, output, split, device):
+    """Translate images of one stream into another's (models that translate, e.g. cyclegan):
+    rows alternate the inputs and their translations."""
+    from . import api
+    from .models.capabilities import Translator, require
+    from .report import translation_grid
+    from .viz import save_grid
+
+    model = require(api.load(run, device=device, warn=_warn), Translator, "deepgen translate")
+    direction = direction or model.directions[0]
+    grid, nrow = translation_grid(model, api.run_data(run), direction, split, n)
+    path = save_grid(grid, output or Path(run) / f"translate-{direction}.png", nrow=nrow)
     click.echo(str(path))
 
 
@@ -161,21 +206,20 @@ def latent(run, tool, output, seed, mode, concepts, mask, device):
 
     from . import api
     from .latent import LATENT_TOOLS
-    from .rundir import RunDir
     from .viz import save_grid
 
-    fn = LATENT_TOOLS[tool]
+    entry = LATENT_TOOLS[tool]
     options = {"mode": mode, "mask": mask,
                "concepts": tuple(_int_list(concepts, "--concepts")) if concepts else None}
-    params = inspect.signature(fn).parameters
+    params = inspect.signature(entry.fn).parameters
     for key, value in options.items():
         if value is not None and key not in params:
             raise ConfigError(f"--{key} does not apply to {tool}")
     model = api.load(run, device=device, warn=_warn)
     kwargs = {k: v for k, v in options.items() if v is not None}
-    if "dataset" in params:
-        kwargs["dataset"] = RunDir.open(run).config().data.load()
-    images, nrow = fn(model, seed=seed, **kwargs)
+    if entry.reads_data:
+        kwargs["dataset"] = api.run_data(run)[model.epoch_stream]
+    images, nrow = entry.fn(model, seed=seed, **kwargs)
     click.echo(str(save_grid(images, output or Path(run) / f"{tool}.png", nrow=nrow)))
 
 
@@ -243,8 +287,9 @@ def lab(name, list_labs, out, fast, seed):
 # --- eval -------------------------------------------------------------------------------
 @cli.command("eval")
 @click.argument("run", type=click.Path())
-@click.option("--metrics", default="fid,kid,is,pr,parzen", show_default=True,
-              help="comma-separated: nll, parzen, fid, kid, is, pr (nll needs an encoder)")
+@click.option("--metrics", default=None,
+              help="comma-separated: nll, parzen, fid, kid, is, pr, modes, accuracy [default: the sample "
+                   "metrics (or modes for 2-D points) and accuracy, those the model can be measured by]")
 @click.option("-n", "--n", "n", type=click.IntRange(2), default=10000, show_default=True,
               help="test images and generated samples")
 @click.option("--k", "k", type=click.IntRange(1), default=5000, show_default=True,
@@ -255,8 +300,8 @@ def eval_command(run, metrics, n, k, seed, device):
     """Measure a run and write RUN/eval.json (each number with its uncertainty and protocol)."""
     from .metrics.evaluate import evaluate_run
 
-    evaluate_run(run, [m.strip() for m in metrics.split(",") if m.strip()], n=n, k=k, seed=seed,
-                 device=device, log=_echo)
+    names = None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()]
+    evaluate_run(run, names, n=n, k=k, seed=seed, device=device, log=_echo)
     _echo(str(Path(run) / "eval.json"))
 
 
@@ -311,7 +356,7 @@ def data_list(data_dir):
 
     for name, spec in DATASETS.items():
         if not spec.files:
-            where = "generated"
+            where = spec.origin
         else:
             try:
                 where = str(next(iter(locate_idx_files(spec, data_dir).values())).parent)

@@ -40,20 +40,48 @@ def validate(cls: type[Config], data: dict[str, Any], prefix: str = "") -> Confi
 
 
 class DataConfig(Config):
-    """Which dataset to train on and where to look for it."""
+    """One data stream: which dataset, where to look for it, its options, which part of it,
+    and (once a run has trained on it) what it held.
+
+    ``sha256`` and ``sizes`` are recorded when a run starts; loading the stream again for
+    resume, report or eval checks them, so a run never silently uses other data.
+    """
 
     name: str = Field("mnist", description="dataset name (see `deepgen data list`)")
-    data_dir: str | None = Field(None, description="directory searched first for the data")
-    image_size: int = Field(64, ge=4, le=1024, description="imagefolder: side of the square images, pixels")
-    image_channels: Literal[1, 3] = Field(3, description="imagefolder: 1 (grey) or 3 (RGB)")
-    on_bad_file: Literal["stop", "skip"] = Field("stop", description="imagefolder: an unreadable file")
+    data_dir: str | None = Field(None, description="directory searched first for the data (a file for "
+                                                   "arrays; relative to the run folder for stored data)")
+    options: dict[str, Any] = Field({}, description="the dataset's own options, e.g. imagefolder's image_size")
+    part: Literal["all", "labelled", "unlabelled"] = Field(
+        "all", description="all of the training split; only the labelled subset (labels_per_class of "
+                           "each class, chosen by subset_seed); or the rest of it without labels")
+    labels_per_class: int | None = Field(None, ge=1, description="labelled / unlabelled: labels kept per class")
+    subset_seed: int | None = Field(None, ge=0, description="seed of the labelled subset; default the run's seed")
+    sha256: str | None = Field(None, description="content hash of the stream's arrays, recorded at training")
+    sizes: dict[str, int] | None = Field(None, description="examples per split, recorded at training")
 
-    def load(self, log=None):
-        """The dataset this config names, loaded with its options."""
-        from .data import load_dataset
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_options(cls, data: Any) -> Any:
+        """Configs written before dataset options held imagefolder's settings at the top level."""
+        if isinstance(data, dict) and any(k in data for k in LEGACY_IMAGEFOLDER):
+            data = dict(data)
+            moved = {k: data.pop(k) for k in LEGACY_IMAGEFOLDER if k in data}
+            if data.get("name") == "imagefolder":
+                data["options"] = moved | dict(data.get("options") or {})
+        return data
 
-        return load_dataset(self.name, self.data_dir, image_size=self.image_size, channels=self.image_channels,
-                            on_bad_file=self.on_bad_file, log=log)
+    @model_validator(mode="after")
+    def _part_needs_labels(self) -> DataConfig:
+        if self.part != "all" and self.labels_per_class is None:
+            raise ValueError(f"part {self.part} needs labels_per_class")
+        return self
+
+    def request(self) -> DataConfig:
+        """This config without what training recorded (content hash, sizes)."""
+        return self.model_copy(update={"sha256": None, "sizes": None})
+
+
+LEGACY_IMAGEFOLDER = ("image_size", "image_channels", "on_bad_file")
 
 
 class TrainConfig(Config):
@@ -95,13 +123,35 @@ class TrainConfig(Config):
 
 
 class RunConfig(Config):
-    """Everything that defines a run: model family and its config, data and training."""
+    """Everything that defines a run: model family and its config, data and training.
+
+    ``data`` is the dataset asked for; ``streams`` holds every stream the model trains on
+    (for most families one, named "data"), resolved from ``data`` by the family when the run
+    starts and recorded with each stream's content hash. A stream given in ``streams``
+    before the run starts (``--stream NAME=DATASET``) is used as given.
+    """
 
     family: str
     model: dict[str, Any]
     data: DataConfig = DataConfig()
+    streams: dict[str, DataConfig] = {}
     train: TrainConfig = TrainConfig()
     deepgen_version: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_cvae(cls, data: Any) -> Any:
+        """Before the two CVAEs were two families, family cvae took condition=quadrants."""
+        if isinstance(data, dict) and data.get("family") == "cvae" and isinstance(data.get("model"), dict):
+            model = dict(data["model"])
+            if model.pop("condition", "label") == "quadrants":
+                data = data | {"family": "cvae-quadrants"}
+                model.pop("num_classes", None)
+            else:
+                for key in ("quadrants", "k"):
+                    model.pop(key, None)
+            data = data | {"model": model}
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"

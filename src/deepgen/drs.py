@@ -28,29 +28,22 @@ from __future__ import annotations
 import torch
 
 from .errors import ConfigError
-from .models.gan import CGAN, GAN, WGAN
+from .models.capabilities import DensityRatio, Sampler, require
+from .models.contract import GenerativeModel
 
 EPS = 1e-6
 
 
-def _check(model) -> None:
-    if not isinstance(model, GAN) or isinstance(model, (WGAN, CGAN)):
-        raise ConfigError(f"rejection sampling needs an unconditional gan, whose discriminator "
-                          f"estimates a density ratio; a {model.family} has none")
-    if model.config.loss not in ("nonsaturating", "minimax"):
-        raise ConfigError(f"rejection sampling needs a cross-entropy discriminator (loss nonsaturating or "
-                          f"minimax); an {model.config.loss} discriminator does not estimate log p_data/p_g")
-
-
 @torch.no_grad()
-def rejection_sample(model: GAN, n: int, generator: torch.Generator | None = None,
+def rejection_sample(model: GenerativeModel, n: int, generator: torch.Generator | None = None,
                      shift_quantile: float | None = 0.95, burn_in: int = 10_000,
                      batch_size: int = 10_000, max_draws: int | None = None) -> tuple[torch.Tensor, float]:
     """``n`` samples of ``model`` kept by DRS, and the acceptance rate in (0, 1].
 
     Args:
-        model: a ``gan`` family model with loss nonsaturating or minimax. With PacGAN packing
-            (pack m), whole packs of m candidates are kept or rejected together.
+        model: a :class:`Sampler` with a :class:`DensityRatio` (a ``gan`` with loss
+            nonsaturating or minimax). With PacGAN packing (``model.pack`` m), whole packs
+            of m candidates are kept or rejected together.
         n: samples wanted (>= 1). Returned in G's output space: points (n, D), or images
             (n, C, H, W) in [0, 1].
         shift_quantile: gamma is this quantile of F over each batch of candidates (0.95, a
@@ -63,11 +56,12 @@ def rejection_sample(model: GAN, n: int, generator: torch.Generator | None = Non
             (default 1,000 n).
 
     Raises:
-        ConfigError: the model's discriminator is not a density-ratio estimate (a WGAN
-            critic, LSGAN, a cGAN), or fewer than ``n`` samples were accepted
-            within ``max_draws`` candidates.
+        MissingCapability: the model has no density-ratio estimate (a WGAN critic, LSGAN,
+            a cGAN). ConfigError: fewer than ``n`` samples were accepted within
+            ``max_draws`` candidates.
     """
-    _check(model)
+    require(model, Sampler, "rejection sampling")
+    require(model, DensityRatio, "rejection sampling")
     if n < 1:
         raise ConfigError(f"the number of samples must be at least 1, not {n}")
     max_draws = 1000 * n if max_draws is None else max_draws
@@ -78,10 +72,9 @@ def rejection_sample(model: GAN, n: int, generator: torch.Generator | None = Non
     burn_in, batch_size = (-(-size // pack) * pack for size in (burn_in, batch_size))  # whole packs
 
     def candidates(m: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """m samples of G and the logits of their m / pack packs."""
-        z = model.latent_prior(m, generator)
-        x = model.G(z)
-        return model._output(x), model.D(x).double()
+        """m samples and the logits of their m / pack packs."""
+        x = model.sample(m, generator)
+        return x, model.log_density_ratio(x).double()
 
     top = candidates(burn_in)[1].max() if burn_in > 0 else torch.tensor(-torch.inf, dtype=torch.float64)
     kept, drawn = [], 0

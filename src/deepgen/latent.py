@@ -5,16 +5,22 @@ the nearest training images of samples.
 
 Each tool is a function returning (images (N, C, H, W) in [0, 1], images per row) and is
 registered by name for ``deepgen latent RUN TOOL``; the tools that need data take the
-run's ``dataset``. Codes come from ``model.latent_prior`` (the prior of a VAE or GAN; the
-training codes' moments for an autoencoder).
+run's ``dataset``. Each asks the model for the capability it needs (:class:`LatentSpace`,
+:class:`Encoder`, :class:`Completer`) and says which is missing. Codes come from
+``model.latent_prior`` (the prior of a VAE or GAN; the training codes' moments for an
+autoencoder); spans and grids are in the prior's standard units (``from_standard``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
 from .errors import ConfigError
-from .latent_data import arithmetic, check_image_model, complete, neighbours
+from .latent_data import arithmetic, complete, latent_images, neighbours
+from .models.capabilities import Completer, LatentSpace, Sampler, supports
 from .registry import Registry
 
 LATENT_TOOLS: Registry = Registry("latent tool")
@@ -43,9 +49,9 @@ def interpolate(model, rows: int = 8, steps: int = 10, mode: str = "linear", see
     """``rows`` pairs of codes from the prior, each joined by ``steps`` codes (ends included).
 
     Returns (images (rows * steps, C, H, W), steps).
-    Raises: ConfigError for an unknown mode or a model without a latent space.
+    Raises: ConfigError for an unknown mode; MissingCapability without a LatentSpace.
     """
-    check_image_model(model)
+    latent_images(model, "latent interpolate")
     if mode not in ("linear", "spherical"):
         raise ConfigError(f"interpolation mode must be linear or spherical, not {mode!r}")
     gen = torch.Generator(device=model.device).manual_seed(seed)
@@ -58,17 +64,17 @@ def interpolate(model, rows: int = 8, steps: int = 10, mode: str = "linear", see
 @torch.no_grad()
 def traverse(model, rows: int = 10, steps: int = 9, span: float = 3.0, seed: int = 0):
     """The lectures' latent perturbation: one code from the prior; row i varies coordinate
-    i over ``steps`` values in [-span, span] (prior standard deviations for N(0, I)) and
-    holds the rest. Returns (images (min(rows, D) * steps, C, H, W), steps)."""
-    check_image_model(model)
+    i over ``steps`` values in [-span, span] (prior standard deviations) and holds the
+    rest. Returns (images (min(rows, D) * steps, C, H, W), steps)."""
+    latent_images(model, "latent traverse")
     gen = torch.Generator(device=model.device).manual_seed(seed)
-    base = model.latent_prior(1, gen)[0]
+    base = model.to_standard(model.latent_prior(1, gen))[0]
     dims = min(rows, base.numel())
     values = torch.linspace(-span, span, steps, device=base.device)
-    z = base.repeat(dims, steps, 1)  # (dims, steps, D)
+    u = base.repeat(dims, steps, 1)  # (dims, steps, D)
     for i in range(dims):
-        z[i, :, i] = values
-    return model.generate(z.reshape(dims * steps, -1)), steps
+        u[i, :, i] = values
+    return model.generate(model.from_standard(u.reshape(dims * steps, -1))), steps
 
 
 @torch.no_grad()
@@ -78,24 +84,40 @@ def manifold(model, n: int = 20, seed: int = 0):
     autoencoder, scaled by its codes' running moments).
 
     Returns (images (n * n, C, H, W), n).
-    Raises: ConfigError unless latent_dim == 2.
+    Raises: MissingCapability without a LatentSpace; ConfigError unless latent_dim == 2.
     """
-    check_image_model(model)
-    if getattr(model, "latent_dim", None) != 2:
-        raise ConfigError(f"the manifold grid needs latent_dim 2, not {getattr(model, 'latent_dim', None)}; "
+    latent_images(model, "latent manifold")
+    if model.latent_dim != 2:
+        raise ConfigError(f"the manifold grid needs latent_dim 2, not {model.latent_dim}; "
                           "train with --latent-dim 2")
     p = torch.linspace(0.5 / n, 1 - 0.5 / n, n, device=model.device)
     q = torch.special.ndtri(p)
     zy, zx = torch.meshgrid(q.flip(0), q, indexing="ij")
-    z = torch.stack([zx.flatten(), zy.flatten()], dim=1)
-    if hasattr(model, "code_mean"):  # an autoencoder: the grid in units of its codes' spread
-        z = model.code_mean + model.code_var.sqrt() * z
-    return model.generate(z), n
+    u = torch.stack([zx.flatten(), zy.flatten()], dim=1)
+    return model.generate(model.from_standard(u)), n
 
 
-LATENT_TOOLS.register("interpolate", interpolate)
-LATENT_TOOLS.register("traverse", traverse)
-LATENT_TOOLS.register("manifold", manifold)
-LATENT_TOOLS.register("arithmetic", arithmetic)
-LATENT_TOOLS.register("complete", complete)
-LATENT_TOOLS.register("neighbours", neighbours)
+@dataclass(frozen=True)
+class LatentTool:
+    """A latent tool: the function, the capability it needs, and whether it reads the data."""
+
+    fn: Callable
+    needs: type
+    reads_data: bool = False
+
+
+LATENT_TOOLS.register("interpolate", LatentTool(interpolate, LatentSpace))
+LATENT_TOOLS.register("traverse", LatentTool(traverse, LatentSpace))
+LATENT_TOOLS.register("manifold", LatentTool(manifold, LatentSpace))
+LATENT_TOOLS.register("arithmetic", LatentTool(arithmetic, LatentSpace, reads_data=True))
+LATENT_TOOLS.register("complete", LatentTool(complete, (LatentSpace, Completer), reads_data=True))
+LATENT_TOOLS.register("neighbours", LatentTool(neighbours, Sampler, reads_data=True))
+
+
+def tools_for(model) -> list[str]:
+    """The latent tools ``model`` has the capabilities for (each may still refuse a setting,
+    e.g. the manifold grid a latent space that is not 2-D)."""
+    def ok(needs) -> bool:
+        return any(supports(model, n) for n in (needs if isinstance(needs, tuple) else (needs,)))
+
+    return [name for name, tool in LATENT_TOOLS.items() if ok(tool.needs) and model.is_image]

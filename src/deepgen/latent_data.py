@@ -5,27 +5,37 @@ completion by optimising z (Yeh et al. 2017), and the nearest training images of
 
 from __future__ import annotations
 
-import inspect
-
 import torch
-import torch.nn.functional as F
 
 from .data.batches import unit
 from .data.datasets import Dataset
 from .errors import ConfigError
-from .models.gan import GAN, WGAN
+from .models.capabilities import (
+    Completer,
+    Conditional,
+    Encoder,
+    LatentSpace,
+    Sampler,
+    require,
+    supports,
+)
 
 MASKS = ("center", "left", "right", "top", "bottom", "random")
 
 
-def check_image_model(model) -> None:
-    """Raises ConfigError unless ``model`` makes images: latent pictures show images."""
+def latent_images(model, tool: str, capability=LatentSpace):
+    """``model`` if it has ``capability`` and makes images (latent pictures show images).
+
+    Raises: MissingCapability; ConfigError for a model of points or sequences."""
+    require(model, capability, f"deepgen {tool}")
     if not model.is_image:
-        raise ConfigError("latent pictures need an image model; this one generates points")
+        raise ConfigError(f"deepgen {tool} draws images; this {model.family} models data of shape "
+                          f"{model.data_shape}")
+    return model
 
 
 def _unconditional(model, what: str) -> None:
-    if "labels" in inspect.signature(model.generate).parameters:
+    if supports(model, Conditional):
         raise ConfigError(f"{what} needs an unconditional model, whose codes alone decide the image; "
                           f"a {model.family}'s decoder also takes a condition")
 
@@ -36,22 +46,21 @@ def concept_codes(model, dataset: Dataset, label: int, count: int = 3, seed: int
                   pool: int = 2000) -> torch.Tensor:
     """``count`` latent codes (count, latent_dim) of exemplars of class ``label``.
 
-    A model with an encoder: the codes (posterior means) of the first ``count`` training
-    images of that class. A GAN: of ``pool`` prior draws, the ``count`` that the shipped
-    classifier of the dataset is surest show that class (Radford et al. picked theirs by
-    eye). Raises ConfigError for an unlabelled dataset or a label it lacks, CheckpointError
-    when a GAN's dataset has no shipped classifier.
+    A model with an :class:`Encoder`: the codes (posterior means) of the first ``count``
+    training images of that class. Otherwise: of ``pool`` prior draws, the ``count`` that the
+    shipped classifier of the dataset is surest show that class (Radford et al. picked
+    theirs by eye). Raises ConfigError for an unlabelled dataset or a label it lacks,
+    CheckpointError when the dataset has no shipped classifier.
     """
     train = dataset["train"]
     if train.labels is None:
         raise ConfigError(f"latent arithmetic needs class labels; {dataset.name} has none")
-    if hasattr(model, "encode"):
+    if supports(model, Encoder):
         idx = (train.labels == label).nonzero().flatten()[:count]
         if len(idx) < count:
             raise ConfigError(f"{dataset.name} has fewer than {count} training images of class {label}")
-        x = model.preprocess(train.images[idx].to(model.device), torch.Generator(device=model.device).manual_seed(seed))
-        codes = model.encode(x)
-        return codes[0] if isinstance(codes, tuple) else codes
+        x = model.preprocess(train.x[idx].to(model.device), torch.Generator(device=model.device).manual_seed(seed))
+        return model.encode(x)
     from .metrics.classifier import load_classifier
 
     classifier, _ = load_classifier(dataset.name)
@@ -71,7 +80,7 @@ def arithmetic(model, dataset: Dataset, concepts: tuple[int, int, int] = (7, 1, 
 
     Returns (images (16, C, H, W), 4).
     """
-    check_image_model(model)
+    latent_images(model, "latent arithmetic")
     _unconditional(model, "latent arithmetic")
     if len(concepts) != 3:
         raise ConfigError(f"latent arithmetic takes three concepts a - b + c, not {len(concepts)}")
@@ -107,23 +116,12 @@ def region_mask(kind: str, shape: tuple[int, int, int], seed: int = 0) -> torch.
     return known.expand(c, h, w).clone()
 
 
-def prior_loss(model, z: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """Yeh et al.'s prior term per example (B,): for a GAN, log(1 - D(G(z))) (eq. 3), for a
-    WGAN -f(G(z)); for models with a Gaussian prior, -log p(z) up to a constant,
-    0.5 ||(z - m) / s||^2 (m, s: 0, 1; an autoencoder's code moments)."""
-    if isinstance(model, GAN):
-        scores = model.D(images * 2 - 1)
-        return model.per_example({"prior": -scores if isinstance(model, WGAN) else -F.softplus(scores)})["prior"]
-    mean = getattr(model, "code_mean", torch.zeros((), device=z.device))
-    std = getattr(model, "code_var", torch.ones((), device=z.device)).sqrt()
-    return 0.5 * ((z - mean) / std).pow(2).sum(1)
-
-
 def complete_by_optimisation(model, x: torch.Tensor, known: torch.Tensor, steps: int = 300, lr: float = 0.05,
                              weight: float = 0.003, seed: int = 0) -> torch.Tensor:
     """Yeh et al. 2017: z* = argmin ||M * (G(z) - x)||_1 + weight * prior(z) (eq. 4-5, their
     lambda 0.003), by Adam from a prior draw, then the known pixels of x pasted over G(z*)
-    (they blend with Poisson editing; the overlay is the simpler version).
+    (they blend with Poisson editing; the overlay is the simpler version). The prior term
+    is the model's ``prior_energy`` (a GAN: log(1 - D(G(z))); a Gaussian prior: -log p(z)).
 
     x: (B, C, H, W) in [0, 1]; known: (C, H, W) or (B, C, H, W) mask, 1 = known.
     Returns (B, C, H, W) completions in [0, 1]. The model's weights are left unchanged.
@@ -136,7 +134,7 @@ def complete_by_optimisation(model, x: torch.Tensor, known: torch.Tensor, steps:
         opt = torch.optim.Adam([z], lr=lr)
         for _ in range(steps):
             images = model.generate(z)
-            loss = ((images - x).abs() * known).flatten(1).sum(1) + weight * prior_loss(model, z, images)
+            loss = ((images - x).abs() * known).flatten(1).sum(1) + weight * model.prior_energy(z, images)
             opt.zero_grad()
             loss.sum().backward()
             opt.step()
@@ -149,20 +147,22 @@ def complete_by_optimisation(model, x: torch.Tensor, known: torch.Tensor, steps:
 
 def complete(model, dataset: Dataset, n: int = 8, mask: str = "center", steps: int = 300, seed: int = 0):
     """Complete ``n`` test images with a ``mask`` region hidden. Rows: originals, what is
-    given (hidden pixels grey), completions. A quadrant-completion CVAE completes its own
-    quadrants, amortised: rows originals, given, baseline, then 3 CVAE samples.
+    given (hidden pixels grey), completions by optimising z. A :class:`Completer` (the
+    quadrant CVAE) completes its own region, amortised: rows originals, given, its
+    reference completions (the baseline), then 3 samples.
 
     Returns (images (rows * n, C, H, W), n).
     """
-    check_image_model(model)
-    x = unit(dataset["test"].images[:n]).to(model.device)
-    if getattr(model.config, "condition", None) == "quadrants":
+    amortised = supports(model, Completer)
+    latent_images(model, "latent complete", Completer if amortised else LatentSpace)
+    x = unit(dataset["test"].x[:n]).to(model.device)
+    if amortised:
         with torch.no_grad():
-            given = model.complete(x, baseline=True)[0]
-            known = model.known.view(x.shape[1:]).float()
+            known = model.known_mask().float()
             shown = known * x + (1 - known) * 0.5
+            references = list(model.reference_completions(x).values())
             samples = model.complete(x, 3, torch.Generator(device=model.device).manual_seed(seed))
-        return torch.cat([x, shown, given, *samples]), n
+        return torch.cat([x, shown, *references, *samples]), n
     _unconditional(model, "completion by optimising z")
     known = region_mask(mask, tuple(x.shape[1:]), seed).to(model.device)
     filled = complete_by_optimisation(model, x, known, steps=steps, seed=seed)
@@ -190,9 +190,9 @@ def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 5,
 def neighbours(model, dataset: Dataset, n: int = 8, k: int = 5, seed: int = 0):
     """Each of ``n`` samples beside its ``k`` nearest training images (pixel distance).
     A model that memorised shows near copies. Returns (images (n * (k + 1), C, H, W), k + 1)."""
-    check_image_model(model)
+    latent_images(model, "latent neighbours", Sampler)
     samples = model.sample(n, generator=torch.Generator(device=model.device).manual_seed(seed)).cpu()
-    train = unit(dataset["train"].images)
+    train = unit(dataset["train"].x)
     _, idx = nearest_neighbours(samples.flatten(1), train.flatten(1), k)
     rows = [torch.cat([s[None], train[i]]) for s, i in zip(samples, idx)]
     return torch.cat(rows), k + 1

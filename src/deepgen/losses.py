@@ -13,8 +13,20 @@ import torch.nn.functional as F
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _sum_except_batch(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(x.shape[0], -1).sum(dim=1)
+def sum_event(values: torch.Tensor, event_dims: int | None = None) -> torch.Tensor:
+    """Sum element-wise values over the dimensions of one event.
+
+    Args:
+        values: (*batch, *event) element-wise values (e.g. nats per pixel).
+        event_dims: how many trailing dimensions form one event; None: every dimension
+            but the first, i.e. (B, ...) -> (B,).
+    Returns: (*batch) sums.
+    """
+    if event_dims is None:
+        return values.reshape(values.shape[0], -1).sum(dim=1)
+    if event_dims == 0:
+        return values
+    return values.flatten(-event_dims).sum(dim=-1)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
@@ -24,8 +36,9 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
     Args:
         mu, logvar: (B, D) mean and log-variance of q(z|x).
         generator: source of eps; must live on ``mu``'s device.
-        eps: (B, D) the standard normal draw to use instead (e.g. ``Batch.randn``).
-    Returns: (B, D) a sample differentiable in mu and logvar.
+        eps: the standard normal draw to use instead (e.g. ``Batch.randn``): (B, D), or
+            (n, B, D) for n draws per example (importance sampling).
+    Returns: a sample of eps's shape, differentiable in mu and logvar.
     """
     if eps is None:
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
@@ -54,27 +67,37 @@ def kl_normal_normal(mu_q: torch.Tensor, logvar_q: torch.Tensor,
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag exp(logvar)) summed over the last dimension: (B, D) -> (B,) nats."""
+    """log N(z; mu, diag exp(logvar)) summed over the last dimension: (..., D) -> (...) nats.
+    Arguments broadcast, e.g. z (n, B, D) against mu (B, D)."""
     return -0.5 * torch.sum(LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar), dim=-1)
 
 
-def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log p(x | logits) for Bernoulli pixels, summed per example: (B, ...) -> (B,) nats.
+def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Element-wise log Bernoulli(x; sigmoid(logits)) = x * logits - softplus(logits), nats.
 
-    x in [0, 1] (binary for a true likelihood).
+    x in [0, 1] (binary for a true likelihood; grey levels give the cross-entropy used as
+    a likelihood by e.g. Sohn et al. 2015). Arguments broadcast.
     """
-    return -_sum_except_batch(F.binary_cross_entropy_with_logits(logits, x, reduction="none"))
+    return x * logits - F.softplus(logits)
 
 
-def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """log N(x; mean, exp(log_scale)^2) per pixel, summed per example: (B, ...) -> (B,) nats.
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor, event_dims: int | None = None) -> torch.Tensor:
+    """:func:`bernoulli_log_prob` summed per event (:func:`sum_event`): (B, ...) -> (B,) nats,
+    or e.g. logits (n, B, C, H, W) against x (B, C, H, W) with ``event_dims=3`` -> (n, B)."""
+    return sum_event(bernoulli_log_prob(logits, x), event_dims)
 
-    A density, so its value depends on the data's units (here pixels in [0, 1]).
-    ``log_scale`` broadcasts against ``x``.
-    """
-    log_scale = log_scale.expand_as(x)
-    per_pixel = -0.5 * LOG_2PI - log_scale - 0.5 * ((x - mean) * torch.exp(-log_scale)).pow(2)
-    return _sum_except_batch(per_pixel)
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Element-wise log N(x; mean, exp(log_scale)^2), nats. A density, so its value depends on
+    the data's units (here pixels in [0, 1]). Arguments broadcast."""
+    return -0.5 * LOG_2PI - log_scale - 0.5 * ((x - mean) * torch.exp(-log_scale)).pow(2)
+
+
+def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor,
+                            event_dims: int | None = None) -> torch.Tensor:
+    """:func:`gaussian_log_prob` summed per event (:func:`sum_event`): (B, ...) -> (B,) nats;
+    give ``event_dims`` when ``mean`` has more leading dimensions than x."""
+    return sum_event(gaussian_log_prob(x, mean, log_scale), event_dims)
 
 
 def elbo(log_px_given_z: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:

@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import base64
 import html
-import inspect
 import json
 import math
 from pathlib import Path
 
 import torch
 
-from .api import load, make_generator
-from .config import RunConfig
+from .api import load, make_generator, run_data
 from .data.datasets import Dataset
 from .errors import DeepgenError
 from .fileio import atomic_write_text
-from .models.base import MODELS, GenerativeModel
+from .models.capabilities import Conditional, Encoder, Sampler, Translator, require, supports
+from .models.contract import MODELS, GenerativeModel
 from .rundir import RunDir
 from .viz import curves_png, grid_image, png_bytes, samples_png
 
@@ -40,29 +39,48 @@ def _figure(data: bytes, caption: str) -> str:
     return f"<figure>{_img(data, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def reconstruction_grid(model: GenerativeModel, config: RunConfig, split: str = "test",
-                        n: int = 32, nrow: int = 8, seed: int = 0,
-                        dataset: Dataset | None = None) -> tuple[torch.Tensor, int]:
-    """Rows alternating the first ``n`` images of ``split`` (in [0, 1]) and their
-    reconstructions; returns (images (2n, C, H, W), images per row). The run's dataset is
-    loaded unless ``dataset`` is given.
+def reconstruction_grid(model: GenerativeModel, data: Dataset, split: str = "test", n: int = 32,
+                        nrow: int = 8, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """Rows alternating the first ``n`` images of ``split`` of ``data`` (in [0, 1]) and their
+    reconstructions; returns (images (2n, C, H, W), images per row). A :class:`Conditional`
+    model reconstructs each image given its label.
 
     Raises:
-        ConfigError: the model has no encoder. DataError: the dataset is missing.
+        MissingCapability: the model has no :class:`Encoder`. DataError: no such split.
     """
-    if not model.has_encoder:
-        model.reconstruct(torch.zeros(0))  # raises the model's own error
-    data = (dataset or config.data.load())[split]
-    x = data.images[:n].to(model.device)
+    require(model, Encoder, "reconstruction")
+    split_data = data[split]
+    x = split_data.x[:n].to(model.device)
     x_in = model.preprocess(x, make_generator(seed, model.device))
-    if "labels" in inspect.signature(model.reconstruct).parameters and data.labels is not None:
-        recon = model.reconstruct(x_in, labels=data.labels[:n])  # a label-conditional model
+    if supports(model, Conditional) and split_data.labels is not None:
+        recon = model.reconstruct(x_in, labels=split_data.labels[:n])
     else:
         recon = model.reconstruct(x_in)
     original = x.float() / 255.0
     rows = []
     for start in range(0, len(x), nrow):
         rows += [original[start:start + nrow], recon[start:start + nrow]]
+    return torch.cat(rows), nrow
+
+
+def translation_grid(model: GenerativeModel, streams: dict[str, Dataset], direction: str,
+                     split: str = "test", n: int = 32, nrow: int = 8, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """Rows alternating the first ``n`` images of ``split`` of the direction's first stream
+    (in [0, 1]) and their translations; returns (images (2n, C, H, W), images per row).
+
+    Raises:
+        MissingCapability: the model has no :class:`Translator`. ConfigError: an unknown
+            direction.
+    """
+    require(model, Translator, "translation")
+    source, _ = model.direction_streams(direction)
+    x = streams[source][split].x[:n].to(model.device)
+    with torch.no_grad():
+        out = model.translate(model.preprocess(x, make_generator(seed, model.device)), direction)
+    original = x.float() / 255.0
+    rows = []
+    for start in range(0, len(x), nrow):
+        rows += [original[start:start + nrow], out[start:start + nrow]]
     return torch.cat(rows), nrow
 
 
@@ -135,21 +153,53 @@ LATENT_FIGURES = (
 
 
 def _latent_figures(model: GenerativeModel, dataset: Dataset | None) -> list[str]:
-    """The latent tools' pictures; a tool the model does not support, or one that needs
-    the data when it could not be loaded, is left out."""
-    from .latent import LATENT_TOOLS
+    """The pictures of the latent tools the model has the capabilities for; a tool that
+    needs the data when it could not be loaded, or that refuses this model's setting (the
+    manifold grid of a latent space that is not 2-D), is left out."""
+    from .latent import LATENT_TOOLS, tools_for
 
     figs = []
+    supported = tools_for(model)
     for tool, caption in LATENT_FIGURES:
-        fn = LATENT_TOOLS[tool]
-        needs_data = "dataset" in inspect.signature(fn).parameters
-        if needs_data and dataset is None:
+        entry = LATENT_TOOLS[tool]
+        if tool not in supported or (entry.reads_data and dataset is None):
             continue
         try:
-            images, nrow = fn(model, **({"dataset": dataset} if needs_data else {}))
+            images, nrow = entry.fn(model, **({"dataset": dataset} if entry.reads_data else {}))
         except DeepgenError:
             continue
         figs.append(_figure(png_bytes(grid_image(images.detach(), nrow)), f"{tool}: {caption}"))
+    return figs
+
+
+def _model_figures(model: GenerativeModel, streams: dict[str, Dataset] | None, notes: list[str]) -> list[str]:
+    """Samples (or what the model previews) and reconstructions; a note for each that fails."""
+    figs = []
+    points = not model.is_image
+    size = 2500 if points else 64
+    test = None if streams is None else {name: ds["test"].x for name, ds in streams.items()}
+    reference = test[model.epoch_stream] if test is not None and points else None
+    try:
+        if test is not None:
+            samples = model.preview(test, size, make_generator(0))
+        else:
+            samples = model.sample(size, generator=make_generator(0)) if supports(model, Sampler) else None
+        if samples is not None:
+            figs.append(_figure(samples_png(samples, model.grid_nrow, reference), f"{len(samples)} samples (seed 0)"))
+    except DeepgenError as err:
+        notes.append(f'<p class="note">No samples: {html.escape(str(err))}</p>')
+    if supports(model, Encoder) and streams is not None:
+        try:
+            grid, nrow = reconstruction_grid(model, streams[model.epoch_stream])
+            figs.append(_figure(png_bytes(grid_image(grid, nrow)),
+                                "test images (odd rows) and their reconstructions (even rows)"))
+        except DeepgenError as err:
+            notes.append(f'<p class="note">No reconstructions: {html.escape(str(err))}</p>')
+    if supports(model, Translator) and streams is not None:
+        for direction in model.directions:
+            grid, nrow = translation_grid(model, streams, direction)
+            figs.append(_figure(png_bytes(grid_image(grid, nrow)),
+                                f"{direction}: test images (odd rows) and their translations (even rows)"))
     return figs
 
 
@@ -171,31 +221,17 @@ def run_section(path: Path) -> str:
         parts.append(f'<p class="note">Model not loaded: {html.escape(str(err))}</p>')
         model = None
     figs = _curves(MODELS[config.family], run.metrics())
-    dataset = None
+    streams = None
     if model is not None:
         try:
-            dataset = config.data.load()
+            streams = run_data(path)
         except DeepgenError as err:
             parts.append(f'<p class="note">Data not loaded, so no pictures that need it: {html.escape(str(err))}</p>')
     if model is not None:
-        points = not model.is_image
-        test_images = dataset["test"].images if dataset is not None else None
-        try:
-            samples = (model.preview(test_images, 2500 if points else 64, make_generator(0)) if test_images is not None
-                       else model.sample(2500 if points else 64, generator=make_generator(0)))
-            figs.append(_figure(samples_png(samples, model.grid_nrow, test_images if points else None),
-                                f"{len(samples)} samples (seed 0)"))
-        except DeepgenError as err:
-            parts.append(f'<p class="note">No samples: {html.escape(str(err))}</p>')
-        if model.has_encoder and dataset is not None:
-            try:
-                grid, nrow = reconstruction_grid(model, config, dataset=dataset)
-                figs.append(_figure(png_bytes(grid_image(grid, nrow)),
-                                    "test images (odd rows) and their reconstructions (even rows)"))
-            except DeepgenError as err:
-                parts.append(f'<p class="note">No reconstructions: {html.escape(str(err))}</p>')
+        figs += _model_figures(model, streams, parts)
     parts.append(f'<div class="figs">{"".join(figs)}</div>')
     if model is not None and model.is_image:
+        dataset = None if streams is None else streams[model.epoch_stream]
         latent_figs = _latent_figures(model, dataset)
         if latent_figs:
             parts.append(f"<h3>Latent space (deepgen latent RUN TOOL)</h3><div class='figs'>{''.join(latent_figs)}</div>")

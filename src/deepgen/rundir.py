@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .config import RunConfig
 from .errors import CheckpointError
 from .fileio import atomic_write_text
+from .version import __version__
 
 
 class RunDir:

@@ -2,8 +2,10 @@
 
 It knows nothing about model families. Per iteration it runs every player of the model
 in order, each for ``player.steps`` steps; a player that ``uses_data`` draws a new batch
-per step. An epoch is a pass over the training split (the last partial batch dropped);
-training length is counted in iterations, derived from epochs or images seen.
+per step, holding a batch of each stream it reads. An epoch is a pass over the training
+split of the model's first stream (the last partial batch dropped); the other streams
+pass over their own splits at their own pace. Training length is counted in iterations,
+derived from epochs or examples seen.
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from .checkpoint import (
     unflatten_optimizer,
 )
 from .config import TrainConfig
-from .data.batches import batch_slices, iterate_batches
+from .data.batches import StreamOrder
 from .data.datasets import Dataset
 from .distributed import resolve_device
-from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged
-from .models.base import Batch, GenerativeModel
+from .errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
+from .models.capabilities import ClosedForm, require
+from .models.contract import Batch, GenerativeModel, StreamBatch
 from .rundir import RunDir
+from .seeds import derive, generator
 from .stopflag import StopFlag
-from .validation import BestWeights, evaluate_split
+from .validation import BestWeights, as_streams, evaluate_split
 from .viz import save_samples
 
 
@@ -41,13 +45,14 @@ class _Rollback(Exception):
 
 
 class Trainer:
-    """Train ``model`` on ``dataset`` as ``config`` says, writing into ``run`` if given.
+    """Train ``model`` on ``data`` as ``config`` says, writing into ``run`` if given.
 
     Args:
         model: any registered :class:`GenerativeModel`.
-        dataset: in-memory dataset with a ``train`` split (``valid`` and ``test`` are
-            evaluated at epoch ends and at the end, when the model reports anything).
-        config: length, batch size, seed, device, logging.
+        data: the model's one stream as a Dataset, or stream name -> Dataset. Each has a
+            ``train`` split (``valid`` and ``test`` are evaluated at epoch ends and at the
+            end, when the model reports anything).
+        config: length, batch size (per stream), seed, device, logging.
         run: run folder for metrics.jsonl, checkpoints, samples and results.json; None
             trains in memory only.
         progress: show a progress bar (only on a terminal, only on rank 0).
@@ -58,11 +63,16 @@ class Trainer:
     Under torchrun (:mod:`deepgen.distributed`) every rank runs a Trainer: ``batch_size``
     is the global batch, each rank trains on its rows, gradients are averaged by
     DistributedDataParallel, and only rank 0 writes to ``run``.
+
+    Raises:
+        ConfigError: the streams do not match the model's, or the batch does not split
+            over processes. DataError: a stream is too small for one iteration.
     """
 
-    def __init__(self, model: GenerativeModel, dataset: Dataset, config: TrainConfig,
+    def __init__(self, model: GenerativeModel, data: Dataset | dict[str, Dataset], config: TrainConfig,
                  run: RunDir | None = None, progress: bool = True, log=None, evaluate: bool = True):
-        self.model, self.dataset, self.config, self.run = model, dataset, config, run
+        self.model, self.config, self.run = model, config, run
+        self.streams = as_streams(model, data)
         self.progress, self.evaluate = progress, evaluate
         self.is_main = distributed.is_main()
         log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
@@ -71,25 +81,31 @@ class Trainer:
         distributed.shard_rows(config.batch_size)  # the global batch must split evenly
         self.players = model.players()
         self.closed_form = not self.players  # e.g. a GMM fitted by EM: one "iteration"
-        if self.closed_form and not hasattr(model, "fit_closed_form"):
-            raise ConfigError(f"a {model.family} has neither players nor fit_closed_form")
-        self.data_steps = sum(p.steps for p in self.players if p.uses_data)
-        n_train = self.n_train = len(dataset["train"])
-        self.iters_per_epoch = (1 if self.closed_form
-                                else batch_slices(n_train, config.batch_size) // max(1, self.data_steps))
-        if self.iters_per_epoch < 1:
-            raise DataError(
-                f"the training split has {n_train} images, fewer than one iteration needs "
-                f"({self.data_steps} batches of {config.batch_size}); lower --batch-size")
+        if self.closed_form:
+            require(model, ClosedForm, f"training a {model.family}, which has no players,")
+        draws = {s: sum(p.steps for p in self.players if p.uses_data and (p.streams is None or s in p.streams))
+                 for s in model.streams}
+        self.draws_per_iteration = sum(draws.values())
+        self.orders = {s: StreamOrder(len(self.streams[s]["train"]), config.batch_size, n, config.seed, s,
+                                      self.device) for s, n in draws.items() if n > 0}
+        if not self.closed_form and model.epoch_stream not in self.orders:
+            raise ConfigError(f"no player of a {model.family} reads its first stream {model.epoch_stream!r}, "
+                              "whose passes count as epochs")
+        self.iters_per_epoch = 1 if self.closed_form else self.orders[model.epoch_stream].iterations_per_pass
         unit, amount = config.length()
-        per_iter = config.batch_size * max(1, self.data_steps)
+        per_iter = config.batch_size * max(1, self.draws_per_iteration)
         self.total_iterations = (1 if self.closed_form else amount * self.iters_per_epoch if unit == "epochs"
                                  else math.ceil(amount / per_iter))
         self.iteration = 0
         self.elapsed = 0.0
         self.rollbacks = 0
-        self.best = (BestWeights(model, self.players, dataset, config.patience)
+        self.best = (BestWeights(model, self.players, self.streams, config.patience)
                      if (config.keep_best or config.patience) and not self.closed_form and evaluate else None)
+
+    @property
+    def dataset(self) -> Dataset:
+        """The first stream's dataset (the one epochs count passes over)."""
+        return self.streams[self.model.epoch_stream]
 
     # --- state -------------------------------------------------------------------------
     def _state(self, optimizers, noise) -> tuple[dict, dict]:
@@ -107,6 +123,8 @@ class Trainer:
             "images_seen": self.images_seen, "total_iterations": self.total_iterations,
             "elapsed_seconds": self.elapsed, "optimizers": structures,
             "family": self.model.family,
+            # each stream's sampler position: a function of the iteration, recorded to be read
+            "streams": {s: dict(zip(("pass", "batch"), o.position(self.iteration))) for s, o in self.orders.items()},
         }
         if self.best is not None:
             state["best"] = self.best.state()
@@ -128,9 +146,10 @@ class Trainer:
 
     @property
     def images_seen(self) -> int:
+        """Training examples drawn so far, over every stream."""
         if self.closed_form:
-            return self.iteration * self.n_train
-        return self.iteration * self.data_steps * self.config.batch_size
+            return self.iteration * len(self.dataset["train"])
+        return self.iteration * self.draws_per_iteration * self.config.batch_size
 
     def checkpoint(self, optimizers, noise):
         """Write a checkpoint of the current state into the run folder; returns its path
@@ -158,23 +177,29 @@ class Trainer:
         if cfg.compile:
             for network in model.children():  # in place: the losses call these modules
                 network.compile()
-        train = self.dataset["train"]
-        images = train.images.to(self.device)
-        labels = None if train.labels is None else train.labels.to(self.device)
+        self.train_data = {name: self._on_device(ds["train"]) for name, ds in self.streams.items()}
         model.requires_grad_(True)
         optimizers = {p.name: p.make_optimizer(p.module.parameters()) for p in self.players}
         for opt in optimizers.values():
             for group in opt.param_groups:  # saved with the optimiser, so resuming keeps it
                 group.setdefault("base_lr", group["lr"])
-        noise = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        if resume is not None:
-            self._restore(resume, optimizers, noise)
-            if self.run is not None and self.is_main:
-                self.run.truncate_metrics(self.iteration)
-            if self.best is not None and self.best.should_stop:
-                self.total_iterations = self.iteration  # it had stopped early: nothing left to do
-        if self.closed_form:
-            return self._fit_closed_form(images, noise)
+        noise = generator(cfg.seed, "noise", device=self.device)
+        with torch.random.fork_rng(devices=[]):  # the global generator, seeded and saved too
+            torch.manual_seed(derive(cfg.seed, "global"))
+            if resume is not None:
+                self._restore(resume, optimizers, noise)
+                if self.run is not None and self.is_main:
+                    self.run.truncate_metrics(self.iteration)
+                if self.best is not None and self.best.should_stop:
+                    self.total_iterations = self.iteration  # it had stopped early: nothing left to do
+            if self.closed_form:
+                return self._fit_closed_form(noise)
+            self._loop(optimizers, noise)
+        return model
+
+    def _loop(self, optimizers, noise) -> None:
+        """Iterations until the configured length, rolling back on divergence if asked."""
+        cfg = self.config
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
         counts: dict[str, int] = defaultdict(int)
         bar = tqdm(total=self.total_iterations, initial=self.iteration, unit="it", file=sys.stderr,
@@ -182,15 +207,13 @@ class Trainer:
         self._wrap_players()
         if cfg.on_divergence == "rollback" and self.run is not None and self.iteration == 0:
             self.checkpoint(optimizers, noise)  # something to roll back to from the first step
-        batches = self._batches(len(images))
         self._tick = (time.perf_counter(), self.iteration)
         with StopFlag() as stop:
             while self.iteration < self.total_iterations:
                 try:
-                    batches = self._iteration(batches, images, labels, optimizers, noise, sums, counts, stop, bar)
+                    self._iteration(optimizers, noise, sums, counts, stop, bar)
                 except _Rollback:
                     self._wrap_players()  # DDP's reducer state is stale after an unfinished step
-                    batches = self._batches(len(images))
                     sums.clear()
                     counts.clear()
                     bar.reset(total=self.total_iterations)
@@ -201,30 +224,38 @@ class Trainer:
         if self.best is not None:  # end with the best weights; the checkpoints keep the training ones
             self.log(self.best.restore())
         self._finish()
-        return model
+
+    def _on_device(self, split) -> tuple:
+        """A training split's (x, labels, lengths) on the Trainer's device."""
+        move = lambda t: None if t is None else t.to(self.device)
+        return move(split.x), move(split.labels), move(split.lengths)
 
     def _wrap_players(self) -> None:
         """Each player's loss, through DistributedDataParallel when there are several ranks."""
         self.model.requires_grad_(True)  # DDP registers the parameters that require gradients
         self.losses = {p.name: distributed.data_parallel(p.module, p.loss) for p in self.players}
 
-    def _batch(self, idx: torch.Tensor, images: torch.Tensor, labels, noise: torch.Generator) -> Batch:
-        """The global batch ``idx``, preprocessed (every rank draws the same binarisation),
-        and this rank's rows of it."""
-        x = self.model.preprocess(images.index_select(0, idx), noise)
-        if self.config.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = None if labels is None else labels.index_select(0, idx)
+    def _batch(self, player, drawn: dict[str, int], noise: torch.Generator) -> Batch:
+        """The next global batch of each stream ``player`` reads, preprocessed (every rank
+        draws the same binarisation), and this rank's rows of it. ``drawn`` counts the
+        draws of each stream in this iteration so far."""
         world = distributed.world_size()
-        if world == 1:
-            return Batch(x, y, iteration=self.iteration)
-        rows = distributed.shard_rows(len(idx))
-        return Batch(x[rows], None if y is None else y[rows], shard=(distributed.rank(), world),
-                     iteration=self.iteration)
+        rows = distributed.shard_rows(self.config.batch_size) if world > 1 else slice(None)
+        shard = (distributed.rank(), world)
+        streams = {}
+        for name in player.streams or self.model.streams:
+            idx = self.orders[name].indices(self.iteration, drawn[name])
+            drawn[name] += 1
+            x, y, lengths = (None if t is None else t.index_select(0, idx) for t in self.train_data[name])
+            x = self.model.preprocess(x, noise)
+            if self.config.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            pick = lambda t: None if t is None else t[rows]
+            streams[name] = StreamBatch(x[rows], pick(y), pick(lengths), shard)
+        return Batch(streams, self.iteration)
 
-    def _iteration(self, batches, images, labels, optimizers, noise, sums, counts, stop, bar):
-        """One iteration: every player's steps, then logging and epoch-end work; returns
-        the batch iterator to use next."""
+    def _iteration(self, optimizers, noise, sums, counts, stop, bar) -> None:
+        """One iteration: every player's steps, then logging and epoch-end work."""
         cfg = self.config
         if distributed.any_rank(stop.requested, self.device):
             path = self.checkpoint(optimizers, noise)
@@ -237,14 +268,14 @@ class Trainer:
             for opt in optimizers.values():
                 for group in opt.param_groups:
                     group["lr"] = group["base_lr"] * scale
-        batch = None
+        batch, drawn = None, dict.fromkeys(self.orders, 0)
         for player in self.players:
             if len(self.players) > 1:
                 for other in self.players:
                     other.module.requires_grad_(other is player)
             for _ in range(player.steps):
                 if player.uses_data or batch is None:
-                    batch = self._batch(next(batches), images, labels, noise)
+                    batch = self._batch(player, drawn, noise)
                 out = self.losses[player.name](batch, noise)
                 loss = out["loss"].mean()
                 global_loss = distributed.all_mean(loss.detach())  # so every rank decides alike
@@ -271,7 +302,7 @@ class Trainer:
             now = time.perf_counter()
             tick, tick_iter = self._tick
             self.elapsed += now - tick
-            speed = (self.iteration - tick_iter) * self.data_steps * cfg.batch_size / max(now - tick, 1e-9)
+            speed = (self.iteration - tick_iter) * self.draws_per_iteration * cfg.batch_size / max(now - tick, 1e-9)
             means = distributed.all_mean(torch.stack([v / counts[k] for k, v in sums.items()]))
             record = dict(zip(sums, means.tolist()))
             sums.clear()
@@ -286,14 +317,6 @@ class Trainer:
                 self.total_iterations = self.iteration
             self.checkpoint(optimizers, noise)
             self._tick = (self._tick[0] + time.perf_counter() - t0, self._tick[1])  # images/s: training only
-            if end_of_epoch and self.iteration < self.total_iterations:
-                batches = self._batches(len(images))
-        return batches
-
-    def _batches(self, n: int):
-        """The batch iterator from the current iteration on (data order depends on (seed, epoch))."""
-        return iterate_batches(n, self.config.batch_size, self.config.seed, self.iteration // self.iters_per_epoch,
-                               (self.iteration % self.iters_per_epoch) * self.data_steps, self.device)
 
     def _diverged(self, what: str, optimizers, noise, bar) -> None:
         """Stop, or roll back to the newest checkpoint with lower learning rates."""
@@ -322,11 +345,12 @@ class Trainer:
                  f"(rollback {self.rollbacks} of {cfg.max_rollbacks})")
         raise _Rollback
 
-    def _fit_closed_form(self, images: torch.Tensor, noise: torch.Generator) -> GenerativeModel:
+    def _fit_closed_form(self, noise: torch.Generator) -> GenerativeModel:
         """Models without players (fitted in closed form, e.g. by EM) take one "iteration"."""
         if self.iteration < 1:
             start = time.perf_counter()
-            note = self.model.fit_closed_form(self.model.preprocess(images, noise), seed=self.config.seed)
+            x = self.model.preprocess(self.train_data[self.model.epoch_stream][0], noise)
+            note = self.model.fit_closed_form(x, seed=self.config.seed)
             if note:
                 self.log(f"{self.model.family}: {note}")
             self.iteration, self.elapsed = 1, time.perf_counter() - start
@@ -349,38 +373,44 @@ class Trainer:
         cfg = self.config
         epoch = self.iteration / self.iters_per_epoch
         line = f"epoch {epoch:.3g}/{self.total_iterations / self.iters_per_epoch:.3g}"
-        if self.evaluate and "valid" in self.dataset.splits:
-            stats = evaluate_split(self.model, self.dataset, "valid", cfg.seed + 1, self.device)
+        if self.evaluate and all("valid" in ds.splits for ds in self.streams.values()):
+            stats = evaluate_split(self.model, self.streams, "valid", derive(cfg.seed, "valid"), self.device)
             if stats:
                 record = {k: v["mean"] for k, v in stats.items()}
                 record.update(iteration=self.iteration, epoch=epoch, images=self.images_seen, split="valid")
                 if self.run is not None and self.is_main:
                     self.run.append_metrics(record)
-                line += "  valid " + "  ".join(f"{k} {v:.4g}" for k, v in record.items()
-                                               if k in stats)
+                line += "  valid " + "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k in stats)
                 if self.best is not None:
                     self.best.update(stats, epoch)
         if self.run is not None and self.is_main:
-            self.model.eval()
-            gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
-            points = self.dataset.is_points
-            held_out = self.dataset["valid" if "valid" in self.dataset.splits else "train"].images
-            samples = self.model.preview(held_out, 2500 if points else 64, gen)
-            self.model.train()
-            reference = held_out if points else None
-            save_samples(samples, self.run.samples_dir / f"iteration-{self.iteration:09d}.png",
-                         self.model.grid_nrow, reference)
+            self._save_preview()
         self.log(line)
 
-    def _finish(self) -> None:
-        if self.run is None or not self.evaluate or "test" not in self.dataset.splits:
+    def _save_preview(self) -> None:
+        """The sample grid of this epoch (fixed noise), or a scatter over the data for points."""
+        held_out = {name: ds["valid" if "valid" in ds.splits else "train"].x for name, ds in self.streams.items()}
+        points = self.dataset.is_points
+        self.model.eval()
+        samples = self.model.preview(held_out, 2500 if points else 64,
+                                     generator(self.config.seed, "preview", device=self.device))
+        self.model.train()
+        if samples is None:
             return
-        stats = evaluate_split(self.model, self.dataset, "test", self.config.seed + 3, self.device)
+        reference = held_out[self.model.epoch_stream] if points else None
+        save_samples(samples, self.run.samples_dir / f"iteration-{self.iteration:09d}.png",
+                     self.model.grid_nrow, reference)
+
+    def _finish(self) -> None:
+        if self.run is None or not self.evaluate or not all("test" in ds.splits for ds in self.streams.values()):
+            return
+        stats = evaluate_split(self.model, self.streams, "test", derive(self.config.seed, "test"), self.device)
         key, unit = self.model.summary
         results = {
             "split": "test", "metrics": stats, "iteration": self.iteration,
             "epochs": self.iteration / self.iters_per_epoch, "images_seen": self.images_seen,
             "seed": self.config.seed, "dataset": self.dataset.name,
+            "streams": {name: ds.name for name, ds in self.streams.items()},
             "protocol": self.model.evaluate_protocol, "units": self.model.units,
             "training_seconds": round(self.elapsed, 2),
         }

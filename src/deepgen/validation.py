@@ -3,37 +3,67 @@ on the test split at the end (numbers in ``metrics.jsonl`` and ``results.json``)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 from . import distributed
 from .data.datasets import Dataset
+from .data.streams import check_streams
 from .errors import ConfigError
-from .models.base import Batch, GenerativeModel
+from .models.contract import Batch, GenerativeModel
+from .seeds import batch_generator, derive
 from .stats import mean_stderr
 
 EVAL_BATCH = 1000
 
 
-def evaluate_split(model: GenerativeModel, dataset: Dataset, split: str, seed: int,
+def as_streams(model: GenerativeModel, data: Dataset | Mapping[str, Dataset]) -> dict[str, Dataset]:
+    """``data`` as stream name -> Dataset for ``model``: a lone Dataset is the stream of a
+    one-stream family.
+
+    Raises:
+        ConfigError: the names differ from the model's streams.
+    """
+    if isinstance(data, Dataset):
+        if len(model.streams) != 1:
+            raise ConfigError(f"a {model.family} trains on the streams {', '.join(model.streams)}; "
+                              "pass a dict of stream name -> dataset")
+        return {model.streams[0]: data}
+    check_streams(model.streams, dict(data), model.family)
+    return {name: data[name] for name in model.streams}
+
+
+def evaluate_split(model: GenerativeModel, streams: Dataset | Mapping[str, Dataset], split: str, seed: int,
                    device: torch.device) -> dict[str, dict[str, float]]:
-    """Mean and standard error of ``model.evaluate`` over a split, with its own fixed
-    randomness (``seed``), so training randomness is untouched. Returns {} if the model
-    reports nothing. Batches of 1,000 images are split over ranks under torchrun, each with
-    its own generator, so the numbers do not depend on the number of processes."""
-    data = dataset[split]
-
-    def one_batch(index: int, start: int, stop: int) -> dict[str, torch.Tensor]:
-        gen = distributed.batch_generator(seed, index, device)
-        x = data.images[start:stop].to(device)
-        y = None if data.labels is None else data.labels[start:stop].to(device)
-        return {k: v.double() for k, v in model.evaluate(Batch(model.preprocess(x, gen), y), gen).items()}
-
+    """Mean and standard error of ``model.evaluate`` over a split of every stream (a lone
+    Dataset: the one stream of a one-stream family), with its own fixed randomness
+    (``seed``; the Trainer uses ``derive(run seed, "valid")`` and ``"test"``), so training
+    randomness is untouched. A family with several streams reports ``STREAM/key``. Returns
+    {} if the model reports nothing. Batches of 1,000 examples are split over ranks under
+    torchrun, each with its own generator, so the numbers do not depend on the number of
+    processes."""
+    streams = as_streams(model, streams)
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        values = distributed.map_batches(one_batch, len(data), EVAL_BATCH)
+    out: dict[str, dict[str, float]] = {}
+    for name in model.streams:
+        data = streams[name][split]
+        prefix = f"{name}/" if len(model.streams) > 1 else ""
+        stream_seed = seed if len(model.streams) == 1 else derive(seed, "stream", name)
+
+        def one_batch(index: int, start: int, stop: int, data=data, name=name, stream_seed=stream_seed):
+            gen = batch_generator(stream_seed, index, device)
+            move = lambda t: None if t is None else t[start:stop].to(device)
+            batch = Batch.of(model.preprocess(move(data.x), gen), move(data.labels), lengths=move(data.lengths),
+                             stream=name)
+            return {k: v.double() for k, v in model.evaluate(batch, gen).items()}
+
+        with torch.no_grad():
+            values = distributed.map_batches(one_batch, len(data), EVAL_BATCH)
+        out.update({prefix + key: mean_stderr(v) for key, v in values.items()})
     model.train(was_training)
-    return {key: mean_stderr(v) for key, v in values.items()}
+    return out
 
 
 class BestWeights:
@@ -52,13 +82,14 @@ class BestWeights:
             has no ``valid`` split.
     """
 
-    def __init__(self, model: GenerativeModel, players, dataset: Dataset, patience: int | None):
+    def __init__(self, model: GenerativeModel, players, streams: Mapping[str, Dataset], patience: int | None):
         self.selection = model.selection()
         if not self.selection:
             raise ConfigError(f"--keep-best/--patience select weights by a validation metric, and a "
                               f"{model.family} reports none; train without them")
-        if "valid" not in dataset.splits:
-            raise ConfigError(f"--keep-best/--patience need a validation split, and {dataset.name} has none")
+        for dataset in streams.values():
+            if "valid" not in dataset.splits:
+                raise ConfigError(f"--keep-best/--patience need a validation split, and {dataset.name} has none")
         self.modules = {p.name: p.module for p in players if p.name in self.selection}
         self.patience = patience
         self.record: dict[str, dict] = {}  # player -> {"metric", "value", "epoch"}

@@ -20,12 +20,12 @@ if "--float64" in sys.argv:
 distributed.init_from_env()
 try:
     mnist = deepgen.load_dataset("mnist")["train"]  # 2,000 images keep the evaluations short
-    data = deepgen.data.from_tensors(mnist.images[:2000], mnist.labels[:2000], name="mnist-2000")
+    data = deepgen.data.from_tensors(mnist.x[:2000], mnist.labels[:2000], name="mnist-2000")
     if "--resume" in sys.argv:
-        deepgen.resume(out, progress=False, dataset=data, images=images)
+        deepgen.resume(out, progress=False, data=data, images=images)
     else:
         config = RunConfig(family=family, model={}, data=DataConfig(name="mnist"),
                            train=TrainConfig(images=images, batch_size=32, seed=3, log_every=1))
-        deepgen.train(config, out, progress=False, dataset=data)
+        deepgen.train(config, out, progress=False, data=data)
 finally:
     distributed.shutdown()

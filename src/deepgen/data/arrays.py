@@ -9,12 +9,14 @@ validation and test, by a fixed permutation.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import DataError
+from ..fileio import atomic_write_bytes
 from .datasets import Dataset, Split
 
 
@@ -82,3 +84,43 @@ def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
     data.name = "arrays"
     data.source = f"{path} ({sum(len(s) for s in data.splits.values())} images)"
     return data
+
+
+# --- data stored in a run folder --------------------------------------------------------
+
+def save_splits(dataset: Dataset, path: Path) -> Path:
+    """Write every split of ``dataset`` to an ``.npz`` at ``path`` atomically (no pickle):
+    arrays ``SPLIT/x``, ``SPLIT/labels``, ``SPLIT/lengths`` and ``num_classes``. A run
+    trained on data built in memory keeps it this way, so resume, report and eval use it."""
+    arrays = {"num_classes": np.array(-1 if dataset.num_classes is None else dataset.num_classes)}
+    for name, split in dataset.splits.items():
+        for field, t in (("x", split.x), ("labels", split.labels), ("lengths", split.lengths)):
+            if t is not None:
+                arrays[f"{name}/{field}"] = t.detach().cpu().numpy()
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def stored_dataset(spec, data_dir=None, **_) -> Dataset:
+    """The splits :func:`save_splits` wrote to ``data_dir`` (an .npz file)."""
+    if data_dir is None:
+        raise DataError("stored data needs its file (data_dir)")
+    path = Path(data_dir)
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as loaded:
+            arrays = {k: loaded[k] for k in loaded.files}
+    except FileNotFoundError:
+        raise DataError(f"the run's stored data {path} is missing") from None
+    except Exception as err:  # noqa: BLE001  any damage to the archive means "unreadable"
+        raise DataError(f"the run's stored data {path} is unreadable: {type(err).__name__}: {err}") from None
+    splits = {}
+    for key in arrays:
+        name, _, field = key.partition("/")
+        if field == "x":
+            get = lambda f: torch.from_numpy(arrays[f"{name}/{f}"]) if f"{name}/{f}" in arrays else None
+            splits[name] = Split(get("x"), get("labels"), get("lengths"))
+    if "train" not in splits:
+        raise DataError(f"the run's stored data {path} has no training split")
+    classes = int(arrays["num_classes"]) if "num_classes" in arrays else -1
+    return Dataset("stored", splits, num_classes=None if classes < 0 else classes, source=str(path))

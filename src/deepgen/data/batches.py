@@ -1,4 +1,4 @@
-"""Per-batch conversion of uint8 images and the order batches are drawn in.
+"""Per-batch conversion of uint8 images and the order each stream's batches are drawn in.
 
 Datasets stay in memory as uint8; each batch is indexed out of the tensor and converted
 to torch's default float dtype (float32 unless changed with ``torch.set_default_dtype``),
@@ -7,11 +7,13 @@ so there are no per-item Python transforms.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 
+from ..errors import DataError
 from ..registry import Registry
+from ..seeds import generator
 
 Preprocess = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 PREPROCESS: Registry[Preprocess] = Registry("preprocessing")
@@ -41,22 +43,46 @@ PREPROCESS.register("symmetric", symmetric)
 PREPROCESS.register("binarize", binarize)
 
 
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The order of ``n`` training images in ``epoch``: a function of (seed, epoch) only,
-    so a resumed run draws the same batches as an uninterrupted one."""
-    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63))
-    return torch.randperm(n, generator=g)
+def pass_permutation(n: int, seed: int, stream: str, pass_index: int) -> torch.Tensor:
+    """The order of ``n`` training examples of ``stream`` in its pass ``pass_index``: a
+    function of (seed, stream, pass) only (:mod:`deepgen.seeds`), so a resumed run draws
+    the same batches as an uninterrupted one."""
+    return torch.randperm(n, generator=generator(seed, "stream", stream, "pass", pass_index))
 
 
-def batch_slices(n: int, batch_size: int) -> int:
-    """Number of full batches in an epoch of ``n`` images (the remainder is dropped)."""
-    return n // batch_size
+class StreamOrder:
+    """Which rows of one stream's training split each draw of a run takes.
 
+    A stream is drawn ``draws`` times per iteration (once per step of every player that
+    reads it). A pass over it is ``n // batch_size`` batches (the last partial batch is
+    dropped); a pass ends after ``iterations_per_pass`` whole iterations, so one
+    iteration's draws never straddle two passes (the few batches left over are skipped).
+    The rows of a draw are a function of (seed, stream, iteration, draw) only: there is no
+    sampler state to save for an exact resume.
 
-def iterate_batches(n: int, batch_size: int, seed: int, epoch: int, start: int = 0,
-                    device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
-    """Index tensors (batch_size,) into ``n`` training images, in the order of ``epoch``,
-    from batch ``start`` on; the last partial batch is dropped."""
-    perm = epoch_permutation(n, seed, epoch).to(device)
-    for b in range(start, batch_slices(n, batch_size)):
-        yield perm[b * batch_size:(b + 1) * batch_size]
+    Raises:
+        DataError: the stream is too small for one iteration's draws.
+    """
+
+    def __init__(self, n: int, batch_size: int, draws: int, seed: int, stream: str,
+                 device: torch.device | str = "cpu"):
+        self.n, self.batch_size, self.draws = n, batch_size, max(1, draws)
+        self.seed, self.stream, self.device = seed, stream, device
+        self.iterations_per_pass = (n // batch_size) // self.draws
+        if self.iterations_per_pass < 1:
+            raise DataError(f"stream {stream!r}: its training split has {n} examples, fewer than one "
+                            f"iteration needs ({self.draws} batches of {batch_size}); lower --batch-size")
+        self._cache: tuple[int, torch.Tensor] | None = None
+
+    def position(self, iteration: int) -> tuple[int, int]:
+        """(pass, first batch within the pass) of ``iteration``."""
+        return iteration // self.iterations_per_pass, (iteration % self.iterations_per_pass) * self.draws
+
+    def indices(self, iteration: int, draw: int) -> torch.Tensor:
+        """Row indices (batch_size,) of the ``draw``-th draw (0-based) of ``iteration``."""
+        pass_index, first = self.position(iteration)
+        if self._cache is None or self._cache[0] != pass_index:
+            perm = pass_permutation(self.n, self.seed, self.stream, pass_index).to(self.device)
+            self._cache = (pass_index, perm)
+        b = first + draw
+        return self._cache[1][b * self.batch_size:(b + 1) * self.batch_size]

@@ -1,11 +1,12 @@
-"""Registration of the built-in datasets: mnist, fashion-mnist and fake."""
+"""Registration of the built-in datasets: mnist, fashion-mnist, fake, the 2-D mixtures, image
+folders, NumPy arrays, and the data a run folder stores."""
 
 from __future__ import annotations
 
-from .arrays import arrays_dataset
-from .datasets import DATASETS, DatasetSpec, IdxFile, fake_dataset, idx_dataset
+from .arrays import arrays_dataset, stored_dataset
+from .datasets import DATASETS, DatasetSpec, FakeOptions, IdxFile, fake_dataset, idx_dataset
 from .fetch import WebSource, WheelSource
-from .imagefolder import imagefolder_dataset
+from .imagefolder import ImageFolderOptions, imagefolder_dataset
 from .toy import toy_dataset
 
 
@@ -63,6 +64,7 @@ DATASETS.register("fake", DatasetSpec(
     name="fake",
     description="random uint8 images (default 1x28x28) with random labels, for smoke tests",
     load=fake_dataset,
+    options=FakeOptions,
 ))
 for _name, _text in (("ring8", "8 Gaussians on the unit circle, std 0.01 (2-D points)"),
                      ("grid25", "25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (2-D points)"),
@@ -70,11 +72,20 @@ for _name, _text in (("ring8", "8 Gaussians on the unit circle, std 0.01 (2-D po
     DATASETS.register(_name, DatasetSpec(name=_name, description=_text + "; 20k/2k/2.5k", load=toy_dataset))
 DATASETS.register("imagefolder", DatasetSpec(
     name="imagefolder",
-    description="your own PNG/JPEG folder (--data-dir PATH; --image-size, --channels, --on-bad-file)",
+    description="your own PNG/JPEG folder (--data-dir PATH; --image-size, --image-channels, --on-bad-file)",
     load=imagefolder_dataset,
+    options=ImageFolderOptions,
+    origin="your folder (--data-dir)",
 ))
 DATASETS.register("arrays", DatasetSpec(
     name="arrays",
     description="your own NumPy images: --data-dir FILE.npz (images, labels) or FILE.npy",
     load=arrays_dataset,
+    origin="your file (--data-dir)",
+))
+DATASETS.register("stored", DatasetSpec(
+    name="stored",
+    description="data a run was trained on from memory, stored in its folder (RUN/data/STREAM.npz)",
+    load=stored_dataset,
+    origin="a run folder",
 ))

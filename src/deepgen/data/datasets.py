@@ -6,6 +6,7 @@ Every dataset has ``train``, ``valid`` and ``test`` splits.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from ..errors import DataError
+from ..config import Config, DataConfig, validate
+from ..errors import ConfigError, DataError
 from ..fileio import sha256_bytes
 from ..registry import Registry
 from .idx import parse_idx, read_idx_bytes
@@ -24,33 +27,77 @@ SYSTEM_DIRS = (Path("/usr/share/datasets"),)
 
 @dataclass
 class Split:
-    """One split: ``images`` uint8 (N, C, H, W) in [0, 255], or float points (N, D) for toy
-    data (used as they are); ``labels`` int64 (N,) or None."""
+    """One split: ``x`` uint8 images (N, C, H, W) in [0, 255], float points (N, D) (used as
+    they are), or int64 token ids (N, T) padded after each sequence's end; ``labels``
+    int64 (N,) or None; ``lengths`` int64 (N,) sequence lengths (token data only)."""
 
-    images: torch.Tensor
+    x: torch.Tensor
     labels: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None
 
     def __len__(self) -> int:
-        return int(self.images.shape[0])
+        return int(self.x.shape[0])
+
+    def take(self, index: torch.Tensor, keep_labels: bool = True) -> Split:
+        """The rows ``index`` (a 1-D index tensor), with or without their labels."""
+        pick = lambda t: None if t is None else t[index]
+        return Split(self.x[index], pick(self.labels) if keep_labels else None, pick(self.lengths))
 
 
 @dataclass
 class Dataset:
-    """A dataset held in memory. ``image_shape`` is (C, H, W) for images, (D,) for points."""
+    """A dataset held in memory: named splits of images, points or token sequences.
+
+    ``origin`` is the :class:`deepgen.config.DataConfig` that loads it again (set by
+    :func:`load_dataset`); None for data built in memory (``from_tensors``), which a run
+    folder then stores beside its checkpoints.
+    """
 
     name: str
     splits: dict[str, Split]
     num_classes: int | None = None
     source: str = ""
+    origin: DataConfig | None = None
+    vocabulary: tuple[str, ...] | None = None  # token data: the string of each token id
 
     @property
-    def image_shape(self) -> tuple[int, ...]:
-        """(C, H, W) for images, (D,) for points."""
-        return tuple(self.splits["train"].images.shape[1:])
+    def data_shape(self) -> tuple[int, ...]:
+        """The shape of one example: (C, H, W) images, (D,) points, (T,) token ids."""
+        return tuple(self.splits["train"].x.shape[1:])
+
+    @property
+    def kind(self) -> str:
+        """"images" (uint8), "points" (float) or "sequences" (integer token ids)."""
+        x = self.splits["train"].x
+        if x.dtype == torch.uint8:
+            return "images"
+        return "points" if x.is_floating_point() else "sequences"
 
     @property
     def is_points(self) -> bool:
-        return self.splits["train"].images.is_floating_point()
+        return self.kind == "points"
+
+    def sizes(self) -> dict[str, int]:
+        """Examples per split: train, valid, test, then any others by name."""
+        order = {"train": 0, "valid": 1, "test": 2}
+        names = sorted(self.splits, key=lambda n: (order.get(n, 3), n))
+        return {name: len(self.splits[name]) for name in names}
+
+    def content_sha256(self) -> str:
+        """sha256 of every split's arrays (values, dtypes and shapes): equal exactly when
+        the data is, whatever file or code it came from."""
+        h = hashlib.sha256()
+        for name, split in sorted(self.splits.items()):
+            for field_name in ("x", "labels", "lengths"):
+                t = getattr(split, field_name)
+                h.update(f"{name}/{field_name}/".encode())
+                if t is None:
+                    h.update(b"none")
+                    continue
+                t = t.detach().cpu().contiguous()
+                h.update(f"{t.dtype}/{tuple(t.shape)}/".encode())
+                h.update(t.numpy().data)
+        return h.hexdigest()
 
     def __getitem__(self, split: str) -> Split:
         if split not in self.splits:
@@ -67,9 +114,13 @@ class IdxFile:
     shape: tuple[int, ...]
 
 
+class NoOptions(Config):
+    """A dataset without options."""
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A registered dataset: how to find or make it, and how to fetch it."""
+    """A registered dataset: how to find or make it, its options, and how to fetch it."""
 
     name: str
     description: str
@@ -77,6 +128,8 @@ class DatasetSpec:
     files: tuple[IdxFile, ...] = ()
     fetch_hint: str = ""
     sources: tuple = field(default=())  # fetch sources tried in order (see fetch.py)
+    options: type[Config] = NoOptions  # the dataset's options (``DataConfig.options``)
+    origin: str = "generated"  # where a dataset without files comes from, for `deepgen data list`
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -172,11 +225,20 @@ def idx_dataset(spec: DatasetSpec, data_dir=None, n_valid: int = 10_000, **_) ->
     return Dataset(spec.name, splits, num_classes=10, source=where)
 
 
+class FakeOptions(Config):
+    """Options of ``fake``: image shape, split sizes and the seed of its pixels."""
+
+    shape: tuple[int, int, int] = Field((1, 28, 28), description="(C, H, W) of the images")
+    sizes: tuple[int, int, int] = Field((2048, 256, 256), description="train, valid and test images")
+    seed: int = Field(0, ge=0, description="seed of the random pixels and labels")
+
+
 def fake_dataset(spec: DatasetSpec, data_dir=None, shape=(1, 28, 28), sizes=(2048, 256, 256),
                  seed: int = 0, **_) -> Dataset:
     """Random uint8 images of ``shape`` (C, H, W) with random labels 0-9, for smoke tests."""
-    if len(shape) != 3 or min(shape) < 1:
-        raise DataError(f"fake data needs a shape C,H,W of positive sizes, not {tuple(shape)}")
+    if len(shape) != 3 or min(shape) < 1 or min(sizes) < 1 or max(shape) > 1024 or max(sizes) > 10**6:
+        raise DataError(f"fake data needs a shape C,H,W of sizes 1 to 1024 and split sizes of 1 to "
+                        f"10^6, not {tuple(shape)} and {tuple(sizes)}")
     g = torch.Generator().manual_seed(seed)
     splits = {}
     for split, n in zip(("train", "valid", "test"), sizes):
@@ -185,12 +247,32 @@ def fake_dataset(spec: DatasetSpec, data_dir=None, shape=(1, 28, 28), sizes=(204
     return Dataset(spec.name, splits, num_classes=10, source="generated")
 
 
-def load_dataset(name: str, data_dir=None, **options) -> Dataset:
-    """Load dataset ``name`` from the first place it is found (see :func:`search_dirs`).
+def dataset_options(name: str, options: dict) -> dict:
+    """``options`` validated against dataset ``name``'s options (defaults filled in).
 
     Raises:
-        ConfigError: unknown dataset name.
+        ConfigError: unknown dataset, an option the dataset does not take, or a bad value.
+    """
+    spec = DATASETS[name]
+    unknown = sorted(set(options) - set(spec.options.model_fields))
+    if unknown:
+        takes = ", ".join(spec.options.model_fields) or "none"
+        raise ConfigError(f"dataset {name} takes no option {', '.join(unknown)} (its options: {takes})")
+    return validate(spec.options, options, prefix=f"{name} option ").model_dump()
+
+
+def load_dataset(name: str, data_dir=None, log=None, **options) -> Dataset:
+    """Load dataset ``name`` from the first place it is found (see :func:`search_dirs`),
+    with its ``options`` (e.g. imagefolder's ``image_size``); the result records the
+    :class:`DataConfig` that loads it again (``origin``).
+
+    Raises:
+        ConfigError: unknown dataset name, or an option it does not take.
         DataError: missing (with the fetch command in the message), corrupt or truncated.
     """
     spec = DATASETS[name]
-    return spec.load(spec, data_dir=data_dir, **options)
+    options = dataset_options(name, options)
+    dataset = spec.load(spec, data_dir=data_dir, log=log, **options)
+    dataset.origin = DataConfig(name=name, data_dir=None if data_dir is None else str(data_dir),
+                                options=options)
+    return dataset

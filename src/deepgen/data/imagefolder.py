@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from PIL import Image
+from pydantic import Field
 
+from ..config import Config
 from ..errors import DataError
 from ..fileio import atomic_write_bytes
 from .datasets import Dataset, Split, default_cache_dir
@@ -90,12 +93,20 @@ def load_arrays(root: Path, size: int, channels: int, on_bad_file: str = "stop",
     return stacked, labels, classes, False
 
 
-def imagefolder_dataset(spec, data_dir=None, image_size: int = 64, channels: int = 3,
+class ImageFolderOptions(Config):
+    """Options of ``imagefolder``: image size, channels and what to do with a bad file."""
+
+    image_size: int = Field(64, ge=4, le=1024, description="side of the square images, pixels")
+    image_channels: Literal[1, 3] = Field(3, description="1 (grey) or 3 (RGB)")
+    on_bad_file: Literal["stop", "skip"] = Field("stop", description="an unreadable file: stop, or skip it")
+
+
+def imagefolder_dataset(spec, data_dir=None, image_size: int = 64, image_channels: int = 3,
                         on_bad_file: str = "stop", log=None, **_) -> Dataset:
     """Load an image folder (``data_dir``) as a Dataset; see the module docstring."""
     if data_dir is None:
         raise DataError("imagefolder needs the folder: pass --data-dir PATH")
-    images, labels, classes, cached = load_arrays(Path(data_dir).expanduser(), image_size, channels,
+    images, labels, classes, cached = load_arrays(Path(data_dir).expanduser(), image_size, image_channels,
                                                   on_bad_file, log)
     n = len(images)
     held = max(1, n // 20)

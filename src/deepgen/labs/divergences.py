@@ -44,7 +44,7 @@ def _train(theta: float, steps: int, g: torch.Generator, critic: bool) -> torch.
         p, q = sample(torch.tensor(0.0), 256, g), sample(t, 256, g)
         fp, fq = net(p).squeeze(1), net(q).squeeze(1)
         if critic:
-            f = lambda x: net(x).squeeze(1)  # noqa: E731
+            f = lambda x: net(x).squeeze(1)
             loss = (fq - fp + LAMBDA * losses.gradient_penalty(f, p, q, g)).mean()
         else:
             loss = losses.discriminator_loss(fp, fq).mean()

@@ -72,9 +72,9 @@ def kl_gaussians(mu_q, var_q, mu_p, cov_p) -> torch.Tensor:
               "Tipping & Bishop 1999; Kingma & Welling 2013, eq. 1; Burda et al. 2015, Theorem 1")
 def run(fast: bool = False, seed: int = 0):
     data = load_dataset("mnist")
-    to_float = lambda s: data[s].images.flatten(1).double() / 255  # noqa: E731
+    to_float = lambda s: data[s].x.flatten(1).double() / 255
     basis, mean, w, sigma2 = fit_ppca(to_float("train"), seed)
-    project = lambda x: (x - mean) @ basis  # noqa: E731
+    project = lambda x: (x - mean) @ basis
     train, test = project(to_float("train")), project(to_float("test"))[: 200 if fast else 1000]
     log_sigma = torch.tensor([0.5 * math.log(sigma2)], dtype=torch.float64)
     g = torch.Generator().manual_seed(seed)

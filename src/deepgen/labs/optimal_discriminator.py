@@ -54,7 +54,7 @@ def run(fast: bool = False, seed: int = 0):
         d = torch.sigmoid(net(torch.tensor(xs, dtype=torch.float32).unsqueeze(1))).squeeze(1).double().numpy()
     mask = np.maximum(p, q) >= SUPPORT
     max_err = float(np.abs(d - d_star)[mask].max())
-    value = lambda dd: integrate(xlogy(p, dd) + xlogy(q, 1 - dd), xs)  # noqa: E731
+    value = lambda dd: integrate(xlogy(p, dd) + xlogy(q, 1 - dd), xs)
     v_trained, v_star = value(d), value(d_star)
     theory = -math.log(4) + 2 * jsd(p, q, xs)
 

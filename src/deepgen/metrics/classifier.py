@@ -81,7 +81,7 @@ def train_classifier(data: Dataset, epochs: int = 12, seed: int = 0, log=print) 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Classifier(data.num_classes or 10, data.image_shape[0])
-    images = torch.cat([data["train"].images, data["valid"].images])
+    images = torch.cat([data["train"].x, data["valid"].x])
     labels = torch.cat([data["train"].labels, data["valid"].labels])
     steps = epochs * (len(images) // 128)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -99,8 +99,8 @@ def train_classifier(data: Dataset, epochs: int = 12, seed: int = 0, log=print) 
             loss.backward()
             opt.step()
             sched.step()
-        log(f"epoch {epoch + 1}/{epochs}: test accuracy {accuracy(model, data['test'].images, data['test'].labels):.4f}")
-    return model.eval(), accuracy(model, data["test"].images, data["test"].labels)
+        log(f"epoch {epoch + 1}/{epochs}: test accuracy {accuracy(model, data['test'].x, data['test'].labels):.4f}")
+    return model.eval(), accuracy(model, data["test"].x, data["test"].labels)
 
 
 def save_classifier(model: Classifier, name: str, test_accuracy: float, path: Path | None = None) -> Path:

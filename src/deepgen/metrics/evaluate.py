@@ -11,33 +11,58 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import torch
 
-from .. import __version__, distributed
-from ..api import load, make_generator, sample
+from .. import distributed
+from ..api import load, make_generator, run_data, sample
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
+from ..models.capabilities import Capability, Classifier, Likelihood, Sampler, require, supports
 from ..registry import Registry
 from ..rundir import RunDir
+from ..seeds import batch_generator
+from ..version import __version__
 from .classifier import classifier_outputs, load_classifier
 from .features import density_coverage, fid, inception_score, kid, precision_recall
 from .likelihood import evaluate_nll
 from .parzen import parzen_protocol
 
-METRICS: Registry = Registry("metric")
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric of ``deepgen eval``: how it is computed, the capability it needs, the kind
+    of data it applies to (None: any), and whether a plain ``deepgen eval`` runs it."""
+
+    compute: Callable[[Context], dict]
+    needs: type[Capability]
+    kind: str | None = "images"
+    default: bool = True
+
+
+METRICS: Registry[Metric] = Registry("metric")
 BOOTSTRAP = 10
 
 
-def register_metric(name: str):
+def register_metric(name: str, needs: type[Capability] = Sampler, kind: str | None = "images",
+                    default: bool = True):
     """Decorator: register ``fn(ctx: Context) -> dict`` as the metric ``name`` of ``deepgen eval``."""
 
     def wrap(fn):
-        METRICS.register(name, fn)
+        METRICS.register(name, Metric(fn, needs, kind, default))
         return fn
     return wrap
+
+
+def default_metrics(model, kind: str) -> list[str]:
+    """The metrics a plain ``deepgen eval`` computes for ``model`` on data of ``kind``: the
+    default ones it has the capability for and that apply to its data."""
+    return [name for name, m in METRICS.items()
+            if m.default and supports(model, m.needs) and m.kind in (None, kind)]
 
 
 class Context:
@@ -47,8 +72,9 @@ class Context:
         self.run, self.n, self.k, self.seed = run, n, k, seed
         self.config = RunDir.open(run).config()
         self.model = load(run, device=device)
-        self.data = self.config.data.load()
-        self.test = self.data["test"].images[:n]
+        self.streams = run_data(run)
+        self.data = self.streams[self.model.epoch_stream]
+        self.test = self.data["test"].x[:n]
 
     @cached_property
     def samples(self) -> torch.Tensor:
@@ -57,7 +83,7 @@ class Context:
 
     @cached_property
     def classifier(self):
-        return load_classifier(self.config.data.name)
+        return load_classifier(self.data.name)
 
     @cached_property
     def real_outputs(self):
@@ -75,15 +101,15 @@ def _bootstrap(fn, a: torch.Tensor, b: torch.Tensor, seed: int) -> float:
     return float(torch.tensor(vals).std())
 
 
-@register_metric("nll")
+@register_metric("nll", needs=Likelihood, kind=None, default=False)
 def _nll(ctx: Context) -> dict:
     return evaluate_nll(ctx.model, ctx.test, k=ctx.k, seed=ctx.seed)
 
 
 @register_metric("parzen")
 def _parzen(ctx: Context) -> dict:
-    flat = lambda x: x.flatten(1)  # noqa: E731
-    valid = ctx.data["valid"].images[:1000].float() / 255
+    flat = lambda x: x.flatten(1)
+    valid = ctx.data["valid"].x[:1000].float() / 255
     out = parzen_protocol(flat(ctx.samples), flat(valid), flat(ctx.test.float() / 255))
     out["protocol"] = ("Gaussian Parzen window on pixels in [0, 1] (Goodfellow et al. 2014): sigma from "
                        "logspace(-1, 0, 10) chosen on 1,000 validation images; mean +- std/sqrt(N) over test images")
@@ -122,18 +148,18 @@ def _pr(ctx: Context) -> dict:
     real, fake = ctx.real_outputs[0], ctx.fake_outputs[0]
     p, r = precision_recall(real, fake, k=3)
     d, c = density_coverage(real, fake, k=5)
-    se = lambda q, m: math.sqrt(max(q * (1 - q), 0) / m)  # noqa: E731  binomial, manifolds held fixed
+    se = lambda q, m: math.sqrt(max(q * (1 - q), 0) / m)
     return {"precision": {"mean": p, "stderr": se(p, len(fake))}, "recall": {"mean": r, "stderr": se(r, len(real))},
             "density": {"mean": d}, "coverage": {"mean": c, "stderr": se(c, len(real))},
             "protocol": "k-NN manifolds of classifier features: precision/recall k = 3 (Kynkäänniemi et al. 2019), "
                         "density/coverage k = 5 (Naeem et al. 2020); stderr binomial with the manifolds held fixed"}
 
 
-@register_metric("modes")
+@register_metric("modes", kind="points")
 def _modes(ctx: Context) -> dict:
     from ..data.toy import TOY_MIXTURES
 
-    name = ctx.config.data.name
+    name = ctx.data.name
     if name not in TOY_MIXTURES:
         raise ConfigError(f"the modes metric needs a mixture dataset ({', '.join(TOY_MIXTURES)}), not {name!r}")
     from .modes import mode_metrics
@@ -145,27 +171,68 @@ def _modes(ctx: Context) -> dict:
     return out
 
 
-def evaluate_run(run: str | Path, metrics: list[str], n: int = 10_000, k: int = 5000, seed: int = 0,
-                 device: str = "cpu", log=print) -> dict:
-    """Compute ``metrics`` for the run and write ``RUN/eval.json`` (merged with earlier ones)."""
-    for name in metrics:
+@register_metric("accuracy", needs=Classifier, kind=None)
+def _accuracy(ctx: Context) -> dict:
+    model = ctx.model
+    stream = model.accuracy_stream or model.streams[0]
+    test = ctx.streams[stream]["test"]
+    if test.labels is None:
+        raise ConfigError(f"accuracy needs labels, and the test split of stream {stream!r} has none")
+    x, y = test.x[:ctx.n], test.labels[:ctx.n]
+
+    def one_batch(index: int, start: int, stop: int) -> torch.Tensor:
+        gen = batch_generator(ctx.seed, index, model.device)
+        inputs = model.preprocess(x[start:stop].to(model.device), gen)
+        return (model.class_logits(inputs).argmax(1).cpu() == y[start:stop]).double()
+
+    with torch.no_grad():
+        correct = distributed.map_batches(one_batch, len(x), 1000)
+    p = float(correct.mean())
+    return {"mean": p, "stderr": math.sqrt(p * (1 - p) / len(x)), "n_test": len(x), "stream": stream,
+            "unit": "fraction of test examples classified correctly",
+            "protocol": f"argmax of the model's class logits on the test split of stream {stream!r}; "
+                        "stderr binomial, sqrt(p (1 - p) / n)"}
+
+
+def evaluate_run(run: str | Path, metrics: list[str] | None = None, n: int = 10_000, k: int = 5000,
+                 seed: int = 0, device: str = "cpu", log=print) -> dict:
+    """Compute ``metrics`` for the run and write ``RUN/eval.json`` (merged with earlier ones).
+
+    ``metrics`` None: every default metric the model has the capability for and that
+    applies to its data (:func:`default_metrics`).
+
+    Raises:
+        ConfigError: an unknown metric, n < 2, or a metric for another kind of data.
+        MissingCapability: a metric the model cannot be measured by.
+    """
+    for name in metrics or []:
         METRICS[name]  # unknown names fail before any work
     if n < 2:
         raise ConfigError(f"--n must be at least 2, not {n}")
     run = Path(run)
     ctx = Context(run, n, k, seed, device)
+    kind = ctx.data.kind
+    if metrics is None:
+        metrics = default_metrics(ctx.model, kind)
+        if not metrics:
+            raise ConfigError(f"no metric applies to a {ctx.model.family} on {kind}; name one with --metrics")
+    for name in metrics:
+        metric = METRICS[name]
+        require(ctx.model, metric.needs, f"the {name} metric")
+        if metric.kind not in (None, kind):
+            raise ConfigError(f"the {name} metric applies to {metric.kind}, and this run's data are {kind}")
     path = run / "eval.json"
     results = json.loads(path.read_text()) if path.exists() else {"metrics": {}}
     for name in metrics:
         start = time.perf_counter()
-        value = METRICS[name](ctx)
+        value = METRICS[name].compute(ctx)
         value["seconds"] = round(time.perf_counter() - start, 2)
         value["n"], value["seed"] = len(ctx.test), seed
         results["metrics"][name] = value
         log(f"{name}: {_headline(name, value)} ({value['seconds']:.0f} s)")
     if "classifier" in ctx.__dict__:
-        results["classifier"] = {"dataset": ctx.config.data.name, "sha256": ctx.classifier[1]}
-    results.update(run=str(run), dataset=ctx.config.data.name, deepgen_version=__version__)
+        results["classifier"] = {"dataset": ctx.data.name, "sha256": ctx.classifier[1]}
+    results.update(run=str(run), dataset=ctx.data.name, deepgen_version=__version__)
     if distributed.is_main():
         atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results

@@ -8,12 +8,12 @@ and chunked over samples so memory stays bounded.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .. import distributed, losses
 from ..errors import ConfigError
+from ..models.capabilities import ExactDensity, ImportanceWeighted, Likelihood, require, supports
+from ..seeds import batch_generator
 from ..stats import mean_stderr
 
 # Samples decoded per image per call. chunk * batch_size ~ 2,000 rows keeps the decoder's
@@ -27,16 +27,15 @@ def iwae_log_likelihood(model, x: torch.Tensor, k: int = 5000, chunk: int = CHUN
     """IWAE_k estimate of log p(x) per image, and the k-sample mean ELBO per image.
 
     Args:
-        model: has ``log_importance_weights(x, n, generator) -> (n, B)`` nats.
+        model: an :class:`ImportanceWeighted` model (``log_importance_weights(x, n,
+            generator) -> (n, B)`` nats).
         x: (B, C, H, W) model inputs (already preprocessed, e.g. binarised).
         k: importance samples per image (1 gives a one-sample ELBO estimate).
         chunk: samples decoded at once per image (memory ~ chunk * B * pixels floats).
     Returns: (log_px (B,), elbo (B,)), nats, float64.
-    Raises: ConfigError if the model has no encoder.
+    Raises: MissingCapability if the model has no importance weights; ConfigError if k < 1.
     """
-    if not hasattr(model, "log_importance_weights"):
-        raise ConfigError(f"a {getattr(model, 'family', type(model).__name__)} has no encoder; "
-                          "the importance-sampled likelihood needs one")
+    require(model, ImportanceWeighted, "the importance-sampled likelihood")
     if k < 1:
         raise ConfigError(f"k must be at least 1, not {k}")
     parts, done = [], 0
@@ -53,22 +52,24 @@ def evaluate_nll(model, images: torch.Tensor, k: int = 5000, batch_size: int = B
                  seed: int = 0) -> dict:
     """Negative log-likelihood of uint8 ``images`` (N, C, H, W) under ``model``.
 
-    A model with an exact ``log_density`` (e.g. the GMM) is evaluated exactly; a model
-    with an encoder by the IWAE_k bound, with the k-sample ELBO beside it. Images are
+    An :class:`ExactDensity` model (e.g. the GMM) is evaluated exactly; an
+    :class:`ImportanceWeighted` one (e.g. a VAE) by the IWAE_k bound, with the k-sample
+    ELBO beside it. Images are
     preprocessed as the model was trained (dynamic binarisation is drawn once). Batches are
     split over ranks under torchrun; each batch draws from its own generator
-    (:func:`deepgen.distributed.batch_generator` of ``seed``), so the result does not
+    (:func:`deepgen.seeds.batch_generator` of ``seed``), so the result does not
     depend on the number of processes. Returns nats per image and bits per dimension, each
     with its standard error over images.
 
-    Raises: ConfigError if the model has neither an exact likelihood nor an encoder.
+    Raises: MissingCapability if the model has no :class:`Likelihood`.
     """
+    require(model, Likelihood, "deepgen eval --metrics nll")
     model.eval()
     device = model.device
-    exact = hasattr(model, "log_density")
+    exact = supports(model, ExactDensity)
 
     def one_batch(index: int, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = distributed.batch_generator(seed, index, device)
+        gen = batch_generator(seed, index, device)
         x = model.preprocess(images[start:stop].to(device), gen)
         if exact:
             lp = model.log_density(x).double()
@@ -80,7 +81,7 @@ def evaluate_nll(model, images: torch.Tensor, k: int = 5000, batch_size: int = B
     dims = images[0].numel()
     out = {
         "nll": {**mean_stderr(-log_px), "unit": "nats"},
-        "bits_per_dim": {**mean_stderr(-log_px / (dims * math.log(2))), "unit": "bits/dim"},
+        "bits_per_dim": {**mean_stderr(losses.bits_per_dim(-log_px, dims)), "unit": "bits/dim"},
     }
     if exact:
         out["protocol"] = "exact log-density of the test images (continuous pixels in [0, 1])"

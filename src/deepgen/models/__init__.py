@@ -5,24 +5,76 @@ from . import cvae as _cvae  # noqa: F401
 from . import gan as _gan  # noqa: F401
 from . import gmm as _gmm  # noqa: F401
 from . import vae as _vae  # noqa: F401
-from .base import (
-    MODELS,
-    Batch,
-    GenerativeModel,
-    ModelConfig,
-    Player,
-    build_model,
-    make_config,
-    register_model,
+from .ae import AE, AEConfig
+from .base import ModelConfig, build_model, make_config
+from .capabilities import (
+    Capability,
+    Classifier,
+    ClosedForm,
+    Completer,
+    Conditional,
+    DensityRatio,
+    Encoder,
+    ExactDensity,
+    ImportanceWeighted,
+    LatentSpace,
+    Likelihood,
+    MissingCapability,
+    Sampler,
+    Translator,
+    require,
+    supports,
 )
+from .contract import MODELS, Batch, GenerativeModel, Player, StreamBatch, register_model
+from .cvae import CVAE, LabelCVAEConfig, QuadrantCVAE, QuadrantCVAEConfig
 from .gan import CGAN, GAN, WGAN, WGANGP, CGANConfig, GANConfig, WGANConfig, WGANGPConfig
 from .gmm import GMM, GMMConfig
-from .ae import AE, AEConfig
-from .cvae import CVAE, CVAEConfig
 from .vae import IWAE, VAE, IWAEConfig, VAEConfig
 
 __all__ = [
-    "AE", "AEConfig", "CVAE", "CVAEConfig", "IWAE", "IWAEConfig",
-    "CGAN", "CGANConfig", "GAN", "WGAN", "WGANGP", "GANConfig", "WGANConfig", "WGANGPConfig", "GMM", "GMMConfig", "MODELS", "VAE", "VAEConfig", "Batch", "GenerativeModel",
-    "ModelConfig", "Player", "build_model", "make_config", "register_model",
+    "AE",
+    "CGAN",
+    "CVAE",
+    "GAN",
+    "GMM",
+    "IWAE",
+    "MODELS",
+    "VAE",
+    "WGAN",
+    "WGANGP",
+    "AEConfig",
+    "Batch",
+    "CGANConfig",
+    "Capability",
+    "Classifier",
+    "ClosedForm",
+    "Completer",
+    "Conditional",
+    "DensityRatio",
+    "Encoder",
+    "ExactDensity",
+    "GANConfig",
+    "GMMConfig",
+    "GenerativeModel",
+    "IWAEConfig",
+    "ImportanceWeighted",
+    "LabelCVAEConfig",
+    "LatentSpace",
+    "Likelihood",
+    "MissingCapability",
+    "ModelConfig",
+    "Player",
+    "QuadrantCVAE",
+    "QuadrantCVAEConfig",
+    "Sampler",
+    "StreamBatch",
+    "Translator",
+    "VAEConfig",
+    "WGANConfig",
+    "WGANGPConfig",
+    "build_model",
+    "make_config",
+    "register_model",
+    "require",
+    "supports",
 ]

@@ -13,7 +13,9 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from .base import Batch, GenerativeModel, ModelConfig, Player, adam, register_model
+from .base import ModelConfig, adam
+from .capabilities import Encoder, LatentSpace
+from .contract import Batch, GenerativeModel, Player, register_model
 from .vae import NETS, apply_net_defaults
 
 
@@ -34,13 +36,12 @@ class AEConfig(ModelConfig):
 
 
 @register_model
-class AE(GenerativeModel):
+class AE(LatentSpace, Encoder, GenerativeModel):
     """Autoencoder on images (B, C, H, W) in [0, 1]; decoder outputs pass through a
     sigmoid. ``recon`` = sum over pixels of (x - x_hat)^2 per image (squared pixel units)."""
 
     family = "ae"
     Config = AEConfig
-    has_encoder = True
     summary = ("recon", "squared error per image")
     units = {"recon": "squared pixel units per image", "mse": "squared pixel units per pixel"}
     evaluate_protocol = "sum over pixels of (x - decode(encode(x)))^2, pixels in [0, 1]"
@@ -52,8 +53,8 @@ class AE(GenerativeModel):
     def __init__(self, config: AEConfig):
         super().__init__(config)
         enc, dec = NETS[config.net]
-        self.encoder = enc(config.image_shape, config.latent_dim, config.hidden_dim)
-        self.decoder = dec(config.image_shape, config.latent_dim, config.hidden_dim)
+        self.encoder = enc(self.data_shape, config.latent_dim, config.hidden_dim)
+        self.decoder = dec(self.data_shape, config.latent_dim, config.hidden_dim)
         self.register_buffer("code_mean", torch.zeros(config.latent_dim))
         self.register_buffer("code_var", torch.ones(config.latent_dim))
 
@@ -92,15 +93,14 @@ class AE(GenerativeModel):
         """x (B, C, H, W) model inputs -> decode(encode(x)) in [0, 1]."""
         return self.decode(self.encode(x))
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, C, H, W) in [0, 1]: decode(z) for z ~ N(code_mean, diag code_var)."""
-        return self.generate(self.latent_prior(n, generator))
+    def from_standard(self, u: torch.Tensor) -> torch.Tensor:
+        """Standard coordinates u (n, latent_dim) -> codes code_mean + sqrt(code_var) u: the
+        prior is N(code_mean, diag code_var), the running moments of the training codes."""
+        return self.code_mean + self.code_var.sqrt() * u
 
-    def latent_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ N(code_mean, diag code_var), (n, latent_dim): the training codes' moments."""
-        eps = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
-        return self.code_mean + self.code_var.sqrt() * eps
+    def to_standard(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes (n, latent_dim) -> (z - code_mean) / sqrt(code_var)."""
+        return (z - self.code_mean) / self.code_var.sqrt()
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """codes (n, latent_dim) -> images (n, C, H, W) in [0, 1]."""

@@ -14,14 +14,16 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 
 from .. import losses
 from ..errors import ConfigError
 from ..nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init_
 from ..registry import Registry
-from .base import (Batch, GenerativeModel, ModelConfig, Player, adam, cycling_labels, one_hot_labels,
-                   register_model)
+from .base import ModelConfig, adam, one_hot_labels
+from .capabilities import Conditional, DensityRatio, LatentSpace
+from .contract import Batch, GenerativeModel, Player, register_model
 
 # name -> (discriminator loss(real_out, fake_out), generator loss(fake_out)), each (B,).
 GAN_LOSSES: Registry[tuple] = Registry("GAN loss")
@@ -57,31 +59,17 @@ class GANConfig(AdversarialConfig):
                              "real data (Mescheder et al. 2018, eq. 9); 0 = off")
 
 
-@register_model
-class GAN(GenerativeModel):
-    """A GAN on images in [-1, 1]. ``D`` returns logits; D(x) = sigmoid(logit).
-
-    Logged per step: ``d_real`` = D(x) and ``d_fake`` = D(G(z)) (means, in [0, 1]).
-    """
-
-    family = "gan"
-    Config = GANConfig
-    units = {"d_real": "probability", "d_fake": "probability", "value": "nats",
-             "r1": "squared logit per input unit"}
-    evaluate_protocol = "D(x) on the split's images, D(G(z)) on as many samples, V(D, G) per pair"
-    report_curves = [
-        ("Discriminator outputs", "mean probability", [("discriminator/d_real", "D(x)"),
-                                                       ("discriminator/d_fake", "D(G(z))")]),
-        ("Losses", "nats per example", [("discriminator/loss", "discriminator -V(D, G)"),
-                                        ("generator/loss", "generator")]),
-    ]
+class Adversarial(LatentSpace, GenerativeModel):
+    """What every adversarial family shares: G and D (or the critic) by data kind, PacGAN
+    packing, the conditioning channels of a cGAN, and the map between G's output and
+    samples. Not a family itself."""
 
     critic_batch_norm = True  # WGAN-GP's critic has none
     condition_dim = 0  # one-hot label size of a conditional GAN
 
     def __init__(self, config: AdversarialConfig):
         super().__init__(config)
-        shape = config.image_shape
+        shape = self.data_shape
         pack, k = self.pack, self.condition_dim
         # D sees the label as k extra channels (cGAN), and PacGAN's packs side by side.
         d_shape = (pack * (shape[0] + k), *shape[1:])
@@ -108,7 +96,8 @@ class GAN(GenerativeModel):
         return self.generator(z)
 
     def D(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, *shape) (and labels y) -> logits (B / pack,) of packs of ``pack`` rows."""
+        """x (B, *shape) in G's output range (and labels y) -> scores (B / pack,) of packs of
+        ``pack`` rows: logits, or critic values."""
         return self.discriminator(self.packed(x))
 
     def packed(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,6 +111,47 @@ class GAN(GenerativeModel):
             raise ConfigError(f"a batch of {len(x)} does not divide into packs of {pack}; choose a "
                               f"batch size (per process) that is a multiple of --pack")
         return x.reshape(len(x) // pack, pack * x.shape[1], *x.shape[2:])
+
+    def per_example(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-pack values (B / pack,) -> (B,), each example carrying its pack's value, so
+        losses stay per example and their mean is unchanged."""
+        return out if self.pack == 1 else {k: v.repeat_interleave(self.pack) for k, v in out.items()}
+
+    def _players(self, name: str, d_loss, steps: int, optimizer, after_step=None) -> list[Player]:
+        """D (or critic) ``steps`` times on data, then G once on noise, same optimiser kind."""
+        return [
+            Player(name, self.discriminator, d_loss, optimizer, steps=steps, after_step=after_step),
+            Player("generator", self.generator, self._g_loss, optimizer, uses_data=False),
+        ]
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """z (n, latent_dim) -> G(z) as images in [0, 1] (n, C, H, W), or points (n, D)."""
+        return self.to_samples(self.generator(z))
+
+    def to_samples(self, x: torch.Tensor) -> torch.Tensor:
+        """G's output -> samples: images [-1, 1] -> [0, 1]; points as they are."""
+        return (x + 1.0) / 2.0 if self.is_image else x
+
+    def from_samples(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_samples`: samples -> D's input range."""
+        return x * 2.0 - 1.0 if self.is_image else x
+
+
+class GANLosses(Adversarial):
+    """The GAN objective (Goodfellow et al. 2014: minimax or non-saturating; Mao et al.
+    2017: least squares) with PacGAN packing and the R1 penalty. ``D`` returns logits;
+    D(x) = sigmoid(logit). Logged per step: ``d_real`` = D(x) and ``d_fake`` = D(G(z))
+    (means, in [0, 1]). Shared by ``gan`` and ``cgan``; not a family itself."""
+
+    units = {"d_real": "probability", "d_fake": "probability", "value": "nats",
+             "r1": "squared logit per input unit"}
+    evaluate_protocol = "D(x) on the split's images, D(G(z)) on as many samples, V(D, G) per pair"
+    report_curves = [
+        ("Discriminator outputs", "mean probability", [("discriminator/d_real", "D(x)"),
+                                                       ("discriminator/d_fake", "D(G(z))")]),
+        ("Losses", "nats per example", [("discriminator/loss", "discriminator -V(D, G)"),
+                                        ("generator/loss", "generator")]),
+    ]
 
     def _d_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -138,11 +168,6 @@ class GAN(GenerativeModel):
             out["r1"] = r1.detach()
         return self.per_example(out)
 
-    def per_example(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-pack values (B / pack,) -> (B,), each example carrying its pack's value, so
-        losses stay per example and their mean is unchanged."""
-        return out if self.pack == 1 else {k: v.repeat_interleave(self.pack) for k, v in out.items()}
-
     def _g_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         fake = self.G(batch.randn(self.latent_dim, generator=generator), batch.y)
         fake_logits = self.D(fake, batch.y)
@@ -154,13 +179,6 @@ class GAN(GenerativeModel):
         return self._players("discriminator", self._d_loss, c.d_steps,
                              lambda params: adam(params, c.lr, (c.beta1, c.beta2)))
 
-    def _players(self, name: str, d_loss, steps: int, optimizer, after_step=None) -> list[Player]:
-        """D (or critic) ``steps`` times on data, then G once on noise, same optimiser kind."""
-        return [
-            Player(name, self.discriminator, d_loss, optimizer, steps=steps, after_step=after_step),
-            Player("generator", self.generator, self._g_loss, optimizer, uses_data=False),
-        ]
-
     @torch.no_grad()
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         n = len(batch) - len(batch) % self.pack  # whole packs only
@@ -170,22 +188,31 @@ class GAN(GenerativeModel):
         return self.per_example({"d_real": torch.sigmoid(real_logits), "d_fake": torch.sigmoid(fake_logits),
                                  "value": losses.gan_value(real_logits, fake_logits)})
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, C, H, W) in [0, 1] from G(z), z ~ N(0, I) (batch norm in eval mode
-        when the model is in eval mode), or n points (n, D) as G outputs them."""
-        return self.generate(self.latent_prior(n, generator))
 
-    def latent_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ N(0, I), shape (n, latent_dim), on the model's device."""
-        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+@register_model
+class GAN(DensityRatio, GANLosses):
+    """A GAN on images in [-1, 1] (DCGAN networks) or on points (MLPs). With a
+    cross-entropy loss its discriminator estimates the density ratio, so discriminator
+    rejection sampling works on it."""
 
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """z (n, latent_dim) -> G(z) as images in [0, 1] (n, C, H, W), or points (n, D)."""
-        return self._output(self.generator(z))
+    family = "gan"
+    Config = GANConfig
 
-    def _output(self, x: torch.Tensor) -> torch.Tensor:
-        return (x + 1.0) / 2.0 if self.is_image else x
+    def withheld(self) -> dict[type, str]:
+        if self.config.loss not in ("nonsaturating", "minimax"):
+            return {DensityRatio: f"an {self.config.loss} discriminator does not estimate log p_data/p_g "
+                                  "(train with --loss nonsaturating or minimax)"}
+        return {}
+
+    def log_density_ratio(self, samples: torch.Tensor) -> torch.Tensor:
+        """Samples (n, ...) -> D's logits (n / pack,): at the optimal D, log p_data/p_g of each
+        pack (Goodfellow et al. 2014, Prop. 1; for packs, the sum over its members)."""
+        return self.D(self.from_samples(samples))
+
+    def prior_energy(self, z: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+        """Yeh et al.'s prior term log(1 - D(G(z))) (2017, eq. 3), per example (n,)."""
+        logits = self.D(self.from_samples(decoded))
+        return self.per_example({"prior": -F.softplus(logits)})["prior"]
 
 
 class CGANConfig(GANConfig):
@@ -195,12 +222,12 @@ class CGANConfig(GANConfig):
 
 
 @register_model
-class CGAN(GAN):
+class CGAN(Conditional, GANLosses):
     """Conditional GAN (Mirza & Osindero 2014, eq. 2): G(z, y) and D(x, y), with y the
     class one-hot. G reads [z, y]; D reads x with y as ``num_classes`` constant extra
     channels (for points, extra coordinates). In the discriminator step the fakes take the
     real batch's labels, so fake labels follow the data's class frequencies. Samples cycle
-    through the classes; ``grid_nrow`` = num_classes puts one class per column."""
+    through the classes, one class per column of a grid."""
 
     family = "cgan"
     Config = CGANConfig
@@ -210,7 +237,7 @@ class CGAN(GAN):
         return self.config.num_classes
 
     @property
-    def grid_nrow(self) -> int:
+    def num_classes(self) -> int:
         return self.config.num_classes
 
     def _one_hot(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
@@ -224,10 +251,6 @@ class CGAN(GAN):
         maps = onehot.view(*onehot.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
         return self.discriminator(self.packed(torch.cat([x, maps], 1)))
 
-    def default_labels(self, n: int) -> torch.Tensor:
-        """The classes samples cycle through: :func:`cycling_labels` (n,)."""
-        return cycling_labels(n, self.config.num_classes, self.device)
-
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,
                labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -237,9 +260,9 @@ class CGAN(GAN):
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """z (n, latent_dim) and labels (n,) (default :meth:`default_labels`) -> G(z, y)."""
         labels = self.default_labels(len(z)) if labels is None else labels.to(self.device)
-        return self._output(self.G(z, labels))
+        return self.to_samples(self.G(z, labels))
 
-    def preview(self, images: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def preview(self, held_out, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """8 samples of every class, one class per column of a ``grid_nrow`` grid."""
         return self.sample(8 * self.config.num_classes, generator)
 
@@ -254,7 +277,7 @@ class WGANConfig(AdversarialConfig):
 
 
 @register_model
-class WGAN(GAN):
+class WGAN(Adversarial):
     """Wasserstein GAN with weight clipping. The critic f has no sigmoid; -critic loss
     (``wasserstein``) estimates W1(p_data, p_g) up to the Lipschitz constant the clipping
     allows."""
@@ -283,6 +306,10 @@ class WGAN(GAN):
     def _g_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         fake_scores = self.discriminator(self.generator(batch.randn(self.latent_dim, generator=generator)))
         return {"loss": losses.wgan_generator_loss(fake_scores)}
+
+    def prior_energy(self, z: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+        """Yeh et al.'s prior term with a critic: -f(G(z)) per example (n,)."""
+        return -self.discriminator(self.from_samples(decoded))
 
     def clip_critic(self) -> None:
         """Clip every critic weight into [-clip, clip] (Algorithm 1, line 7)."""

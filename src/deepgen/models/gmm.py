@@ -21,7 +21,9 @@ import torch
 from pydantic import Field
 
 from ..errors import ConfigError
-from .base import Batch, GenerativeModel, ModelConfig, register_model
+from .base import ModelConfig
+from .capabilities import ClosedForm, ExactDensity, Sampler
+from .contract import Batch, GenerativeModel, register_model
 
 
 class GMMConfig(ModelConfig):
@@ -36,7 +38,7 @@ class GMMConfig(ModelConfig):
 
 
 @register_model
-class GMM(GenerativeModel):
+class GMM(Sampler, ExactDensity, ClosedForm, GenerativeModel):
     """Gaussian mixture on flattened images (B, C, H, W) in [0, 1]; fitted by EM, not SGD."""
 
     family = "gmm"
@@ -48,7 +50,7 @@ class GMM(GenerativeModel):
 
     def __init__(self, config: GMMConfig):
         super().__init__(config)
-        d, k = math.prod(config.image_shape), config.components
+        d, k = math.prod(self.data_shape), config.components
         self.register_buffer("weights", torch.full((k,), 1.0 / k))
         self.register_buffer("means", torch.zeros(k, d))
         self.register_buffer("variances", torch.ones(k, d))
@@ -103,7 +105,7 @@ class GMM(GenerativeModel):
         k = k.to(self.means.device)
         eps = torch.randn(n, self.means.shape[1], generator=generator, device=self.means.device)
         x = self.means[k] + self.variances[k].sqrt() * eps
-        x = x.view(n, *self.image_shape).float()
+        x = x.view(n, *self.data_shape).float()
         return x.clamp(0, 1) if self.is_image else x
 
 

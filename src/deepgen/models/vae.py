@@ -19,7 +19,9 @@ from torch import nn
 
 from .. import losses
 from ..nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
-from .base import Batch, GenerativeModel, ModelConfig, Player, adam, register_model
+from .base import ModelConfig, adam
+from .capabilities import Encoder, ImportanceWeighted, LatentSpace
+from .contract import Batch, GenerativeModel, Player, register_model
 
 NETS = {"mlp": (MLPEncoder, MLPDecoder), "conv": (ConvEncoder, ConvDecoder)}
 DEFAULTS = {"mlp": {"latent_dim": 20, "hidden_dim": 400}, "conv": {"latent_dim": 32, "hidden_dim": 256}}
@@ -52,7 +54,7 @@ class VAEConfig(ModelConfig):
 
 
 @register_model
-class VAE(GenerativeModel):
+class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
     """A VAE on images (B, C, H, W) in [0, 1].
 
     Per-example terms, shape (B,), in nats: ``elbo`` = -``recon`` - ``kl`` where ``recon``
@@ -61,7 +63,6 @@ class VAE(GenerativeModel):
 
     family = "vae"
     Config = VAEConfig
-    has_encoder = True
     summary = ("neg_elbo", "nats")
     units = {"elbo": "nats", "recon": "nats", "kl": "nats", "neg_elbo": "nats", "bits_per_dim": "bits/dim"}
     evaluate_protocol = ("single-sample ELBO per image; inputs preprocessed as configured "
@@ -76,8 +77,8 @@ class VAE(GenerativeModel):
     def __init__(self, config: VAEConfig):
         super().__init__(config)
         enc, dec = NETS[config.net]
-        self.encoder = enc(config.image_shape, 2 * config.latent_dim, config.hidden_dim)
-        self.decoder = dec(config.image_shape, config.latent_dim, config.hidden_dim)
+        self.encoder = enc(self.data_shape, 2 * config.latent_dim, config.hidden_dim)
+        self.decoder = dec(self.data_shape, config.latent_dim, config.hidden_dim)
         # Gaussian p(x|z): one learned log standard deviation shared by all pixels.
         self.log_scale = nn.Parameter(torch.zeros(1)) if config.likelihood == "gaussian" else None
 
@@ -85,20 +86,26 @@ class VAE(GenerativeModel):
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, C, H, W) -> (mu, logvar), each (B, latent_dim)."""
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x): x (B, C, H, W) -> (mu, logvar), each (B, latent_dim)."""
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, H, W) -> the posterior mean mu(x) (B, latent_dim)."""
+        return self.posterior(x)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, latent_dim) -> decoder output (B, C, H, W): logits or Gaussian means."""
         return self.decoder(z)
 
     def log_px_given_z(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) per example, (B,) nats."""
+        """log p(x|z) per example: x (B, C, H, W) and decoder outputs (B, C, H, W) -> (B,),
+        or outputs (n, B, C, H, W) of n latents per example -> (n, B); nats."""
+        event = x.dim() - 1
         if self.log_scale is None:
-            return losses.bernoulli_log_likelihood(out, x)
-        return losses.gaussian_log_likelihood(x, out, self.log_scale)
+            return losses.bernoulli_log_likelihood(out, x, event)
+        return losses.gaussian_log_likelihood(x, out, self.log_scale, event)
 
     def mean_image(self, out: torch.Tensor) -> torch.Tensor:
         """E[x|z] in [0, 1] from the decoder output."""
@@ -108,7 +115,7 @@ class VAE(GenerativeModel):
                    eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """{"elbo", "recon", "kl"}, each (B,) nats, from one reparameterised sample of z
         (``eps`` (B, latent_dim): the standard normal draw to use, else drawn here)."""
-        mu, logvar = self.encode(x)
+        mu, logvar = self.posterior(x)
         z = losses.reparameterize(mu, logvar, generator, eps)
         log_px = self.log_px_given_z(x, self.decode(z))
         kl = losses.kl_normal_std_normal(mu, logvar)
@@ -144,28 +151,13 @@ class VAE(GenerativeModel):
         n * B latents at once; x is broadcast, never copied n times. ``eps`` (n, B,
         latent_dim): the standard normal draws to use, else drawn here.
         """
-        mu, logvar = self.encode(x)
+        mu, logvar = self.posterior(x)
         if eps is None:
             eps = torch.randn((n, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * logvar) * eps  # (n, B, L)
+        z = losses.reparameterize(mu, logvar, eps=eps)  # (n, B, L)
         out = self.decode(z.reshape(-1, z.shape[-1])).view(n, *x.shape)
-        if self.log_scale is None:  # Bernoulli: x * l - softplus(l), summed over pixels
-            log_px = (out * x - torch.nn.functional.softplus(out)).flatten(2).sum(2)
-        else:
-            per_pixel = (-0.5 * losses.LOG_2PI - self.log_scale
-                         - 0.5 * ((x - out) * torch.exp(-self.log_scale)).pow(2))
-            log_px = per_pixel.flatten(2).sum(2)
         log_pz = losses.log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
-        return log_px + log_pz - losses.log_normal(z, mu.expand_as(z), logvar.expand_as(z))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, C, H, W) in [0, 1]: E[x|z] for z ~ N(0, I)."""
-        return self.generate(self.latent_prior(n, generator))
-
-    def latent_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ p(z) = N(0, I), (n, latent_dim)."""
-        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+        return self.log_px_given_z(x, out) + log_pz - losses.log_normal(z, mu, logvar)
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """z (n, latent_dim) -> E[x|z] (n, C, H, W) in [0, 1]."""
@@ -174,8 +166,7 @@ class VAE(GenerativeModel):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, C, H, W) model inputs -> E[x|z = mu(x)] in [0, 1]."""
-        mu, _ = self.encode(x)
-        return self.mean_image(self.decode(mu))
+        return self.mean_image(self.decode(self.encode(x)))
 
 
 class IWAEConfig(VAEConfig):
