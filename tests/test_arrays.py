@@ -34,6 +34,7 @@ def test_bad_arrays(bad, match):
         from_tensors(bad)
 
 
+@pytest.mark.slow
 def test_npz_and_npy_files_through_the_cli(tmp_path):
     rng = np.random.default_rng(1)
     np.savez(tmp_path / "d.npz", images=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),

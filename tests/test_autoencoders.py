@@ -40,6 +40,7 @@ def test_the_iwae_bound_is_at_least_the_mean_elbo_of_its_samples():
     assert torch.allclose(out["loss"], -out["iwae"])
 
 
+@pytest.mark.slow
 def test_an_autoencoder_reconstructs_mnist_better_than_the_mean_image(mnist):
     subset = deepgen.data.from_tensors(mnist["train"].x[:6000], mnist["train"].labels[:6000])
     model = build_model("ae", {"net": "mlp", "latent_dim": 5}, subset.data_shape, seed=0)

@@ -30,6 +30,7 @@ def trained(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_folder(trained):
     vae = trained / "vae"
     assert json.loads((vae / "config.json").read_text())["model"]["latent_dim"] == 20
@@ -39,6 +40,7 @@ def test_train_writes_a_complete_run_folder(trained):
     assert results["selected"]["vae"]["epoch"] == 1  # --keep-best: the one epoch there was
 
 
+@pytest.mark.slow
 def test_sample_reconstruct_report(trained, tmp_path):
     from PIL import Image
 
@@ -62,6 +64,7 @@ def test_sample_reconstruct_report(trained, tmp_path):
     assert page.count("<figcaption>arithmetic: arithmetic 7 - 1 + 4") == 1  # the VAE's, by its encoder; fake data has no GAN classifier
 
 
+@pytest.mark.slow
 def test_reconstruct_on_a_gan_is_a_clear_error(trained):
     assert_one_line_error(run_cli("reconstruct", str(trained / "gan")), "needs Encoder; a gan does not have it")
 
@@ -79,6 +82,7 @@ def test_negative_epochs(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_truncated_idx_file(tmp_path):
     d = tmp_path / "data" / "mnist"
     d.mkdir(parents=True)
@@ -99,26 +103,31 @@ def test_truncated_idx_file(tmp_path):
     assert_one_line_error(proc, "damaged or truncated gzip")
 
 
+@pytest.mark.slow
 def test_option_of_another_family(tmp_path):
     proc = run_cli("train", "vae", "--data", "fake", "--d-steps", "2", "--out", str(tmp_path / "x"))
     assert_one_line_error(proc, "--d-steps does not apply to vae")
 
 
+@pytest.mark.slow
 def test_bad_choice_and_unknown_family(tmp_path):
     assert_one_line_error(run_cli("train", "vae", "--net", "rnn"), "'rnn' is not one of")
     assert_one_line_error(run_cli("train", "diffusion", "--data", "fake"), "unknown model family 'diffusion'")
 
 
+@pytest.mark.slow
 def test_sample_from_a_folder_that_is_not_a_run(tmp_path):
     assert_one_line_error(run_cli("sample", str(tmp_path)), "not a deepgen run folder")
     assert_one_line_error(run_cli("sample", str(tmp_path / "nope")), "no run folder at")
 
 
+@pytest.mark.slow
 def test_existing_out_folder(trained):
     proc = run_cli("train", "vae", "--data", "fake", "--out", str(trained / "vae"))
     assert_one_line_error(proc, "already exists")
 
 
+@pytest.mark.slow
 def test_data_list_and_help():
     proc = run_cli("data", "list")
     assert proc.returncode == 0 and "fashion-mnist" in proc.stdout and "fake" in proc.stdout
@@ -126,6 +135,7 @@ def test_data_list_and_help():
     assert proc.returncode == 0 and "--latent-dim" in proc.stdout and "--d-steps" in proc.stdout
 
 
+@pytest.mark.slow
 def test_cuda_asked_for_where_there_is_none(tmp_path):
     import torch
 

@@ -131,6 +131,7 @@ def test_linear_lr_decay_ends_near_zero_and_is_saved_with_the_optimiser(tiny, tm
     assert not all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), constant.state_dict().values()))
 
 
+@pytest.mark.slow
 def test_label_cvae_samples_are_recognised_as_their_class(mnist):
     """Class-conditional samples after a short MNIST run are classified as the asked-for
     class by the shipped MNIST classifier (99.8% on real test digits). A 2-D latent: with a

@@ -256,3 +256,18 @@ def test_a_family_with_only_a_likelihood_is_measured_by_it(density_run):
     assert default_metrics(model, "images") == []
     nll = evaluate_run(density_run, ["nll"], n=16, log=quiet)["metrics"]["nll"]
     assert "exact" in nll["protocol"] and math.isfinite(nll["nll"]["mean"])
+
+
+def test_the_command_line_names_the_streams_a_family_needs(tmp_path, capsys):
+    from deepgen.cli import main
+    from deepgen.rundir import RunDir
+
+    args = ["train", "toy-pair", "--data", "fake", "--epochs", "1", "--batch-size", "256", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2
+    assert "a toy-pair trains on the streams source, target; missing target" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    assert main([*args, "--stream", "target", "--out", str(tmp_path / "b")]) == 2
+    assert "--stream takes NAME=DATASET" in capsys.readouterr().err
+    assert main([*args, "--stream", "target=fake", "--out", str(tmp_path / "c")]) == 0
+    config = RunDir.open(tmp_path / "c").config()
+    assert [config.streams[s].name for s in ("source", "target")] == ["fake", "fake"]

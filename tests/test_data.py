@@ -44,6 +44,7 @@ def test_search_order(tmp_path, monkeypatch):
     assert dirs[-1].as_posix() == "/usr/share/datasets/mnist"
 
 
+@pytest.mark.slow
 def test_data_dir_wins_and_a_bad_copy_there_is_reported(tmp_path, mnist):
     spec = DATASETS["mnist"]
     good = mnist_like(mnist)

@@ -20,6 +20,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # several processes under torchrun
+
 SCRIPT = Path(__file__).parent / "scripts" / "train_distributed.py"
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
 STEPS = 12  # iterations of 32 images

@@ -51,6 +51,7 @@ class PackedOptimalLogit(nn.Module):
 PACK = 3
 
 
+@pytest.mark.slow
 def test_exact_drs_of_packs_keeps_whole_packs_drawn_from_the_data():
     model = build_model("gan", {"net": "mlp", "latent_dim": 2, "hidden_dim": 8, "pack": PACK}, (2,))
     model.generator, model.discriminator = nn.Identity(), PackedOptimalLogit()

@@ -8,6 +8,8 @@ from conftest import run_cli
 import deepgen
 from deepgen.models import build_model
 
+pytestmark = pytest.mark.slow  # trains on real MNIST, then the CLI measures it
+
 
 @pytest.fixture(scope="module")
 def vae_run(mnist, tmp_path_factory):

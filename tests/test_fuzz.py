@@ -17,6 +17,8 @@ from deepgen.errors import CheckpointError, ConfigError, DeepgenError
 from deepgen.fileio import sha256_bytes
 from deepgen.models import build_model
 
+pytestmark = pytest.mark.slow  # thousands of hypothesis cases
+
 FUZZ = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -16,6 +16,8 @@ from deepgen.data.arrays import arrays_dataset
 from deepgen.data.imagefolder import load_arrays
 from deepgen.errors import DataError
 
+pytestmark = pytest.mark.slow  # thousands of hypothesis cases
+
 FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MUTATION = dict(cut=st.integers(0, 400), flips=st.lists(st.tuples(st.integers(0, 10**5), st.integers(1, 255)),
                                                          max_size=6), junk=st.binary(max_size=32))

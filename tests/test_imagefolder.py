@@ -56,6 +56,7 @@ def test_missing_folder():
         deepgen.load_dataset("imagefolder")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["vae", "gan"])
 def test_a_64px_rgb_folder_trains_from_the_cli(folder, tmp_path, family):
     out = tmp_path / family

@@ -7,6 +7,8 @@ from conftest import run_cli
 
 from deepgen.labs import LABS, run_lab
 
+pytestmark = pytest.mark.slow  # each lab trains its networks to a tolerance
+
 
 @pytest.mark.parametrize("name", list(LABS))
 def test_lab_meets_its_tolerances(name, tmp_path, request):

@@ -72,6 +72,7 @@ def test_the_manifold_grid_needs_two_latent_dimensions():
         interpolate(build_model("gmm", {"components": 2}, (1, 28, 28)))
 
 
+@pytest.mark.slow
 def test_each_tool_runs_from_the_cli_on_a_trained_mnist_model(mnist, tmp_path):
     model = build_model("vae", {"net": "mlp", "latent_dim": 2}, mnist.data_shape)
     deepgen.fit(model, mnist, out=tmp_path / "run", epochs=1, progress=False, log=lambda m: None)
@@ -108,6 +109,7 @@ def test_region_masks_hide_what_they_say():
         region_mask("diagonal", shape)
 
 
+@pytest.mark.slow
 def test_completion_keeps_the_known_pixels_and_fits_them_better_than_its_start(mnist):
     """A decoder whose images *can* match: a trained-for-one-epoch VAE; completion must keep
     the given pixels exactly and lower the contextual (known-pixel) error below that of the

@@ -6,6 +6,8 @@ import torch
 from deepgen.metrics import fid, inception_score, kid, precision_recall
 from deepgen.metrics.classifier import accuracy, classifier_outputs, load_classifier
 
+pytestmark = pytest.mark.slow  # real MNIST through the shipped classifiers
+
 
 @pytest.fixture(scope="module")
 def net():

@@ -6,10 +6,13 @@ measured by the commands in the README; these runs are short enough for the suit
 
 import json
 
+import pytest
 import torch
 
 import deepgen
 from deepgen.models import build_model
+
+pytestmark = pytest.mark.slow  # trains on real MNIST
 
 # Test -ELBO after 2 epochs of the MLP VAE (784-400-20), dynamically binarised MNIST:
 # measured 115.9, 115.7, 115.4 nats for seeds 0, 1, 2 (2026-11-21, 2 CPU cores).

@@ -14,6 +14,14 @@ from deepgen.config import DataConfig, RunConfig, TrainConfig, validate
 from deepgen.data import take_part
 from deepgen.data.streams import labelled_indices
 from deepgen.errors import ConfigError, DataError
+from deepgen.models import (
+    MODELS,
+    ExactDensity,
+    GenerativeModel,
+    ModelConfig,
+    Player,
+    register_model,
+)
 from deepgen.rundir import RunDir
 
 
@@ -45,6 +53,7 @@ def _three_hundred():
                                 torch.randint(0, 10, (300,), generator=g))
 
 
+@pytest.mark.slow
 def test_data_built_in_memory_is_stored_with_the_run_and_used_again(tmp_path):
     """300 in-memory images: resume, report and eval use those, never the 2,048-image
     default of the fake dataset or anything else."""
@@ -118,3 +127,49 @@ def test_a_stream_a_family_does_not_have_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="a vae trains on the streams data; unknown target"):
         deepgen.train(config, tmp_path / "run", progress=False, log=quiet)
     assert not (tmp_path / "run").exists()
+
+
+class Unigram(ExactDensity, GenerativeModel):
+    """Token sequences under one categorical distribution per token: reads ``lengths``."""
+
+    family = "toy-unigram"
+    Config = ModelConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.logits = torch.nn.Parameter(torch.zeros(4))
+
+    def log_density(self, x, lengths=None):
+        lengths = torch.full((len(x),), x.shape[1]) if lengths is None else lengths
+        valid = torch.arange(x.shape[1]) < lengths[:, None]
+        return (torch.log_softmax(self.logits, 0)[x] * valid).sum(1)
+
+    def players(self):
+        loss = lambda b, g: {"loss": -self.log_density(b.x, b.lengths)}  # noqa: E731
+        return [Player("unigram", self, loss, lambda p: torch.optim.SGD(p, lr=0.5))]
+
+    def evaluate(self, batch, generator):
+        return {"nll": -self.log_density(batch.x, batch.lengths)}
+
+
+if "toy-unigram" not in MODELS:
+    register_model(Unigram)
+
+
+def test_token_sequences_train_resume_and_are_stored_with_their_lengths(tmp_path):
+    """Token ids with lengths are a stream like images: the padding after each end is
+    never read, the run stores the sequences and their vocabulary, resume uses them."""
+    g = torch.Generator().manual_seed(0)
+    seqs = [[1] * int(n) + [2] for n in torch.randint(1, 7, (200,), generator=g)]  # padding is token 0
+    data = deepgen.data.from_sequences(seqs, ["a", "b", "c", "d"])
+    assert data.kind == "sequences" and data.data_shape == (7,) and data["train"].lengths is not None
+    model = deepgen.build_model("toy-unigram", {}, data.data_shape)
+    deepgen.fit(model, data, out=tmp_path / "run", epochs=1, batch_size=10, progress=False, log=quiet)
+    deepgen.resume(tmp_path / "run", epochs=3, progress=False, log=quiet)
+    again = deepgen.run_data(tmp_path / "run")["data"]
+    assert again.vocabulary == ("a", "b", "c", "d") and torch.equal(again["train"].lengths, data["train"].lengths)
+    probs = torch.softmax(deepgen.load(tmp_path / "run").logits.detach(), 0)
+    share = sum(len(s) - 1 for s in seqs) / sum(len(s) for s in seqs)  # token 1's share of real tokens
+    assert abs(float(probs[1]) - share) < 0.05 and float(probs[0]) < 0.05  # the padding was not read
+    with pytest.raises(DataError, match="sequence 0 must hold 1 to 7 token ids in"):
+        deepgen.data.from_sequences([[9]], ["a"], max_length=7)

@@ -38,6 +38,18 @@ def test_resume_gives_bitwise_the_same_weights(family, options, tiny, tmp_path):
     assert [r["iteration"] for r in metrics if r["split"] == "valid"] == [8, 16, 24]
 
 
+def test_two_runs_of_one_seed_write_byte_identical_checkpoints(tiny, tmp_path):
+    """Every random stream of a run comes from its seed, the global torch generator too
+    (it is saved in optim.safetensors), so the whole checkpoint repeats, not only the weights."""
+    for name in ("a", "b"):
+        torch.manual_seed(len(name) * 7 + ord(name))  # the caller's global state must not matter
+        deepgen.fit(build_model("gan", {"channels": 8}, SHAPE), tiny, out=tmp_path / name, epochs=1,
+                    batch_size=32, progress=False, log=lambda m: None)
+    a, b = (checkpoint_dirs(tmp_path / name)[0] for name in ("a", "b"))
+    for file in ("model.safetensors", "optim.safetensors"):
+        assert (a / file).read_bytes() == (b / file).read_bytes(), file
+
+
 def test_length_in_images(tiny):
     trainer = Trainer(build_model("vae", {"net": "mlp"}, SHAPE), tiny, TrainConfig(images=1000, batch_size=100))
     assert trainer.total_iterations == 10
@@ -129,6 +141,7 @@ def _wait_for_progress(out, proc, after: int, timeout=120) -> int:
     raise AssertionError("the run made no progress")
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_finishes_and_leaves_nothing_corrupt(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(_train_cmd(out, 40), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -148,6 +161,7 @@ def test_sigkill_then_resume_finishes_and_leaves_nothing_corrupt(tmp_path):
     assert iterations == sorted(set(iterations))  # no duplicated records after the resume
 
 
+@pytest.mark.slow
 def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(_train_cmd(out, 40), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -160,6 +174,7 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
     assert latest_checkpoint(out).iteration == stopped_at  # written at the interruption
 
 
+@pytest.mark.slow
 def test_killed_at_three_random_points_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path):
     import random
 
@@ -211,6 +226,7 @@ def test_rollbacks_run_out_and_gradient_norms_are_guarded(tiny, tmp_path):
                                                       max_grad_norm=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # torch.compile internals
 def test_channels_last_and_compile_train_the_same_model(tiny):
     """--channels-last and --compile change how the networks run, not what they learn: a

@@ -1,4 +1,4 @@
-"""Datasets from NumPy files and in-memory tensors.
+"""Datasets from NumPy files and in-memory tensors and token sequences.
 
 ``arrays``: ``--data-dir`` names a ``.npy`` file (the images) or an ``.npz`` with
 ``images`` and optionally ``labels``; read with ``allow_pickle=False``. Images may be
@@ -57,6 +57,42 @@ def from_tensors(images, labels=None, name: str = "tensors", held_out: float = 0
     return Dataset(name, splits, num_classes=classes, source=f"{n} in-memory images")
 
 
+def from_sequences(sequences, vocabulary, labels=None, name: str = "sequences", held_out: float = 0.05,
+                   max_length: int | None = None) -> Dataset:
+    """A Dataset of token sequences: ``sequences`` lists of token ids in
+    [0, len(vocabulary)), held as int64 (N, T) padded with 0 after each sequence's end,
+    with ``lengths`` (N,); T is ``max_length`` or the longest sequence. Labels and the
+    5% / 5% validation and test split as :func:`from_tensors`.
+
+    Raises:
+        DataError: an empty sequence, a token outside the vocabulary, one longer than
+            ``max_length``, or fewer than 3 sequences.
+    """
+    vocabulary = tuple(str(v) for v in vocabulary)
+    seqs = [list(map(int, s)) for s in sequences]
+    longest = max((len(s) for s in seqs), default=0)
+    width = max_length or longest
+    for i, seq in enumerate(seqs):
+        if not seq or len(seq) > width or min(seq) < 0 or max(seq) >= len(vocabulary):
+            raise DataError(f"{name}: sequence {i} must hold 1 to {width} token ids in [0, {len(vocabulary)}), "
+                            f"not {seq[:10]}")
+    x = torch.zeros(len(seqs), width, dtype=torch.long)
+    for i, seq in enumerate(seqs):
+        x[i, :len(seq)] = torch.tensor(seq)
+    lengths = torch.tensor([len(seq) for seq in seqs], dtype=torch.long)
+    y = None if labels is None else torch.as_tensor(np.asarray(labels)).long()
+    if y is not None and y.shape != (len(x),):
+        raise DataError(f"{name}: labels must be ({len(x)},), not {tuple(y.shape)}")
+    n, held = len(x), max(1, int(len(x) * held_out))
+    if n < 2 * held + 1:
+        raise DataError(f"{name}: {n} sequences; at least 3 are needed (train, valid, test)")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    parts = {"valid": perm[:held], "test": perm[held:2 * held], "train": perm[2 * held:]}
+    splits = {k: Split(x[i], None if y is None else y[i], lengths[i]) for k, i in parts.items()}
+    classes = int(y.max()) + 1 if y is not None and len(y) else None
+    return Dataset(name, splits, num_classes=classes, source=f"{n} in-memory sequences", vocabulary=vocabulary)
+
+
 def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
     """Load ``--data-dir FILE.npz|FILE.npy`` (see the module docstring)."""
     if data_dir is None:
@@ -90,9 +126,12 @@ def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
 
 def save_splits(dataset: Dataset, path: Path) -> Path:
     """Write every split of ``dataset`` to an ``.npz`` at ``path`` atomically (no pickle):
-    arrays ``SPLIT/x``, ``SPLIT/labels``, ``SPLIT/lengths`` and ``num_classes``. A run
+    arrays ``SPLIT/x``, ``SPLIT/labels``, ``SPLIT/lengths``, ``num_classes`` and, for token
+    data, ``vocabulary``. A run
     trained on data built in memory keeps it this way, so resume, report and eval use it."""
     arrays = {"num_classes": np.array(-1 if dataset.num_classes is None else dataset.num_classes)}
+    if dataset.vocabulary is not None:
+        arrays["vocabulary"] = np.array(dataset.vocabulary, dtype=str)
     for name, split in dataset.splits.items():
         for field, t in (("x", split.x), ("labels", split.labels), ("lengths", split.lengths)):
             if t is not None:
@@ -123,4 +162,6 @@ def stored_dataset(spec, data_dir=None, **_) -> Dataset:
     if "train" not in splits:
         raise DataError(f"the run's stored data {path} has no training split")
     classes = int(arrays["num_classes"]) if "num_classes" in arrays else -1
-    return Dataset("stored", splits, num_classes=None if classes < 0 else classes, source=str(path))
+    vocabulary = tuple(str(v) for v in arrays["vocabulary"]) if "vocabulary" in arrays else None
+    return Dataset("stored", splits, num_classes=None if classes < 0 else classes, source=str(path),
+                   vocabulary=vocabulary)
