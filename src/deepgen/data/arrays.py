@@ -42,19 +42,31 @@ def from_tensors(images, labels=None, name: str = "tensors", held_out: float = 0
     optional integer labels (N,)."""
     arr = images.detach().cpu().numpy() if torch.is_tensor(images) else np.asarray(images)
     x = torch.from_numpy(_as_nchw_uint8(arr, name))
-    y = None
-    if labels is not None:
-        y = torch.as_tensor(np.asarray(labels.cpu() if torch.is_tensor(labels) else labels)).long()
-        if y.shape != (len(x),):
-            raise DataError(f"{name}: labels must be ({len(x)},), not {tuple(y.shape)}")
+    return _held_out_dataset(name, x, _labels(labels, len(x), name), None, held_out, "images")
+
+
+def _labels(labels, n: int, name: str) -> torch.Tensor | None:
+    """Integer labels (n,) as int64, or None; raises DataError for another shape."""
+    if labels is None:
+        return None
+    y = torch.as_tensor(np.asarray(labels.cpu() if torch.is_tensor(labels) else labels)).long()
+    if y.shape != (n,):
+        raise DataError(f"{name}: labels must be ({n},), not {tuple(y.shape)}")
+    return y
+
+
+def _held_out_dataset(name: str, x: torch.Tensor, y: torch.Tensor | None, lengths: torch.Tensor | None,
+                      held_out: float, what: str, vocabulary: tuple[str, ...] | None = None) -> Dataset:
+    """Rows of x (and y, lengths) split by a fixed permutation: ``held_out`` of them (at least
+    one each) for validation and test, the rest for training."""
     n, held = len(x), max(1, int(len(x) * held_out))
     if n < 2 * held + 1:
-        raise DataError(f"{name}: {n} images; at least 3 are needed (train, valid, test)")
+        raise DataError(f"{name}: {n} {what}; at least 3 are needed (train, valid, test)")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     parts = {"valid": perm[:held], "test": perm[held:2 * held], "train": perm[2 * held:]}
-    splits = {k: Split(x[i], None if y is None else y[i]) for k, i in parts.items()}
+    splits = {k: Split(x, y, lengths).take(i) for k, i in parts.items()}
     classes = int(y.max()) + 1 if y is not None and len(y) else None
-    return Dataset(name, splits, num_classes=classes, source=f"{n} in-memory images")
+    return Dataset(name, splits, num_classes=classes, source=f"{n} in-memory {what}", vocabulary=vocabulary)
 
 
 def from_sequences(sequences, vocabulary, labels=None, name: str = "sequences", held_out: float = 0.05,
@@ -80,17 +92,7 @@ def from_sequences(sequences, vocabulary, labels=None, name: str = "sequences", 
     for i, seq in enumerate(seqs):
         x[i, :len(seq)] = torch.tensor(seq)
     lengths = torch.tensor([len(seq) for seq in seqs], dtype=torch.long)
-    y = None if labels is None else torch.as_tensor(np.asarray(labels)).long()
-    if y is not None and y.shape != (len(x),):
-        raise DataError(f"{name}: labels must be ({len(x)},), not {tuple(y.shape)}")
-    n, held = len(x), max(1, int(len(x) * held_out))
-    if n < 2 * held + 1:
-        raise DataError(f"{name}: {n} sequences; at least 3 are needed (train, valid, test)")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    parts = {"valid": perm[:held], "test": perm[held:2 * held], "train": perm[2 * held:]}
-    splits = {k: Split(x[i], None if y is None else y[i], lengths[i]) for k, i in parts.items()}
-    classes = int(y.max()) + 1 if y is not None and len(y) else None
-    return Dataset(name, splits, num_classes=classes, source=f"{n} in-memory sequences", vocabulary=vocabulary)
+    return _held_out_dataset(name, x, _labels(labels, len(x), name), lengths, held_out, "sequences", vocabulary)
 
 
 def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
