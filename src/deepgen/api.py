@@ -61,10 +61,7 @@ def fit(model: GenerativeModel, data: str | Dataset | dict[str, Dataset] = "mnis
     if isinstance(data, str):
         data = load_dataset(data, data_dir)
     streams = as_streams(model, data)
-    for name, dataset in streams.items():
-        if tuple(model.shape(name)) != dataset.data_shape:
-            raise ConfigError(f"the model takes examples of shape {model.shape(name)} in stream {name!r}, "
-                              f"the data has {dataset.data_shape}")
+    model.check_data(streams)
     records = record_streams(streams)
     config = RunConfig(family=model.family, model=model.config.model_dump(mode="json"),
                        data=records[model.epoch_stream].request(), streams=records,
@@ -87,7 +84,8 @@ def train(config: RunConfig, out: str | os.PathLike | None = None, *, progress: 
         streams = load_streams(config, log=log)
     else:
         streams = as_streams(MODELS[config.family], data)
-    model = build_model(config.family, config.model, {n: ds.data_shape for n, ds in streams.items()},
+    values = MODELS[config.family].configure(dict(config.model), streams)
+    model = build_model(config.family, values, {n: ds.data_shape for n, ds in streams.items()},
                         seed=config.train.seed)
     config = config.model_copy(update={"model": model.config.model_dump(mode="json"),
                                        "streams": record_streams(streams)})

@@ -196,8 +196,10 @@ def translate(run, direction, n, output, split, device):
 @click.option("--concepts", default=None, help="arithmetic: classes A,B,C for A - B + C [default: 7,1,4]")
 @click.option("--mask", type=click.Choice(["center", "left", "right", "top", "bottom", "random"]), default=None,
               help="complete: the hidden region [default: center]")
+@click.option("--between", nargs=2, default=None, metavar="A B",
+              help="models of strings, interpolate: from expression A to expression B")
 @click.option("--device", default="cpu", show_default=True)
-def latent(run, tool, output, seed, mode, concepts, mask, device):
+def latent(run, tool, output, seed, mode, concepts, mask, between, device):
     """Picture the latent space of RUN. TOOL: interpolate, traverse, manifold (latent_dim 2),
     arithmetic (A - B + C over class exemplars), complete (fill a hidden region by optimising
     z; a quadrant CVAE fills its quadrants) or neighbours (samples beside their nearest
@@ -206,8 +208,15 @@ def latent(run, tool, output, seed, mode, concepts, mask, device):
 
     from . import api
     from .latent import LATENT_TOOLS
+    from .models.capabilities import Strings, supports
     from .viz import save_grid
 
+    model = api.load(run, device=device, warn=_warn)
+    if supports(model, Strings) and not model.is_image:
+        _string_tool(model, run, tool, output, seed, between)
+        return
+    if between:
+        raise ConfigError("--between applies to models of strings (gvae, charvae)")
     entry = LATENT_TOOLS[tool]
     options = {"mode": mode, "mask": mask,
                "concepts": tuple(_int_list(concepts, "--concepts")) if concepts else None}
@@ -215,7 +224,6 @@ def latent(run, tool, output, seed, mode, concepts, mask, device):
     for key, value in options.items():
         if value is not None and key not in params:
             raise ConfigError(f"--{key} does not apply to {tool}")
-    model = api.load(run, device=device, warn=_warn)
     kwargs = {k: v for k, v in options.items() if v is not None}
     if entry.reads_data:
         kwargs["dataset"] = api.run_data(run)[model.epoch_stream]
@@ -223,11 +231,47 @@ def latent(run, tool, output, seed, mode, concepts, mask, device):
     click.echo(str(save_grid(images, output or Path(run) / f"{tool}.png", nrow=nrow)))
 
 
+def _string_tool(model, run, tool: str, output, seed: int, between) -> None:
+    """A latent tool of a model of strings: print its rows and save them as RUN/TOOL.txt."""
+    from .fileio import atomic_write_text
+    from .latent_strings import STRING_TOOLS
+
+    fn = STRING_TOOLS[tool]
+    rows = fn(model, between=tuple(between), seed=seed) if between else fn(model, seed=seed)
+    text = "\n".join("  ->  ".join("(invalid)" if s is None else s for s in row) for row in rows) + "\n"
+    click.echo(text, nl=False)
+    click.echo(str(atomic_write_text(output or Path(run) / f"{tool}.txt", text)))
+
+
 def _int_list(text: str, option: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",")]
     except ValueError:
         raise ConfigError(f"{option} takes comma-separated integers such as 7,1,4, not {text!r}") from None
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--target", required=True, help='the expression to find, e.g. "1/3 + x + sin(x*x)"')
+@click.option("--iterations", type=click.IntRange(1, 100), default=5, show_default=True, help="batches")
+@click.option("--batch", type=click.IntRange(1, 1000), default=50, show_default=True, help="points per batch")
+@click.option("--gp-points", type=click.IntRange(10, 20000), default=2000, show_default=True,
+              help="training expressions the Gaussian process starts from")
+@click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="repeats, with seeds 0 .. SEEDS-1")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="JSON path [default: RUN/optimize.json; the plot beside it as .png]")
+@click.option("--device", default="cpu", show_default=True)
+def optimize(run, target, iterations, batch, gp_points, seeds, output, device):
+    """Bayesian optimisation of expressions in the latent space of RUN (gvae, charvae):
+    find expressions close to TARGET (Kusner et al. 2017, sec. 4.1)."""
+    from . import api
+    from .optimize import optimize_run
+
+    model = api.load(run, device=device, warn=_warn)
+    path = optimize_run(model, api.run_data(run), target, Path(output or Path(run) / "optimize.json"),
+                        iterations=iterations, batch=batch, gp_points=gp_points, seeds=seeds, log=_echo)
+    _echo(str(path))
 
 
 # --- report / demo ------------------------------------------------------------------

@@ -16,7 +16,15 @@ from .api import load, make_generator, run_data
 from .data.datasets import Dataset
 from .errors import DeepgenError
 from .fileio import atomic_write_text
-from .models.capabilities import Conditional, Encoder, Sampler, Translator, require, supports
+from .models.capabilities import (
+    Conditional,
+    Encoder,
+    Sampler,
+    Strings,
+    Translator,
+    require,
+    supports,
+)
 from .models.contract import MODELS, GenerativeModel
 from .rundir import RunDir
 from .viz import curves_png, grid_image, png_bytes, samples_png
@@ -188,19 +196,50 @@ def _model_figures(model: GenerativeModel, streams: dict[str, Dataset] | None, n
             figs.append(_figure(samples_png(samples, model.grid_nrow, reference), f"{len(samples)} samples (seed 0)"))
     except DeepgenError as err:
         notes.append(f'<p class="note">No samples: {html.escape(str(err))}</p>')
-    if supports(model, Encoder) and streams is not None:
+    if supports(model, Encoder) and model.is_image and streams is not None:
         try:
             grid, nrow = reconstruction_grid(model, streams[model.epoch_stream])
             figs.append(_figure(png_bytes(grid_image(grid, nrow)),
                                 "test images (odd rows) and their reconstructions (even rows)"))
         except DeepgenError as err:
             notes.append(f'<p class="note">No reconstructions: {html.escape(str(err))}</p>')
-    if supports(model, Translator) and streams is not None:
+    if supports(model, Translator) and model.is_image and streams is not None:
         for direction in model.directions:
             grid, nrow = translation_grid(model, streams, direction)
             figs.append(_figure(png_bytes(grid_image(grid, nrow)),
                                 f"{direction}: test images (odd rows) and their translations (even rows)"))
     return figs
+
+
+def _strings_section(model: GenerativeModel, streams: dict[str, Dataset] | None, optimized: Path) -> str:
+    """A model of strings: prior samples, an interpolation between two test expressions,
+    and the Bayesian optimisation's results when `deepgen optimize` was run."""
+    from .latent_strings import interpolate_strings, sample_strings
+
+    show = lambda s: "<i>invalid</i>" if s is None else f"<code>{html.escape(s)}</code>"  # noqa: E731
+    samples = sample_strings(model, 100)[0]
+    valid = sum(s is not None for s in samples)
+    out = [f"<h3>Strings</h3><p>Prior samples (greedy decoding; {valid} of 100 valid): "
+           + ", ".join(show(s) for s in samples[:12]) + "</p>"]
+    if streams is not None:
+        test = [s for s in model.strings_of(streams[model.epoch_stream]["test"].x[:20]) if s]
+        if len(test) >= 2:
+            line = interpolate_strings(model, between=(test[0], test[1]))[0]
+            out.append(f"<p>Interpolation from {show(test[0])} to {show(test[1])}: "
+                       + " &rarr; ".join(show(s) for s in line) + "</p>")
+    if optimized.is_file():
+        result = json.loads(optimized.read_text())
+        summary, best = result.get("summary", {}), result.get("best") or {}
+        valid_fraction, mean_score = summary.get("valid_fraction", {}), summary.get("mean_score", {})
+        out.append(f"<p>Bayesian optimisation towards {show(result.get('target'))} over "
+                   f"{valid_fraction.get('n', 0)} seed(s): valid proposals {valid_fraction.get('mean', 0):.3f} ± "
+                   f"{valid_fraction.get('sd', 0):.3f}, average score {mean_score.get('mean', 0):.3f} ± "
+                   f"{mean_score.get('sd', 0):.3f}; best {show(best.get('expression'))} (score "
+                   f"{best.get('score', float('nan')):.4f})</p>")
+        png = optimized.with_suffix(".png")
+        if png.is_file():
+            out.append(_figure(png.read_bytes(), "the target and the best expression found"))
+    return "".join(out)
 
 
 def run_section(path: Path) -> str:
@@ -230,6 +269,8 @@ def run_section(path: Path) -> str:
     if model is not None:
         figs += _model_figures(model, streams, parts)
     parts.append(f'<div class="figs">{"".join(figs)}</div>')
+    if model is not None and supports(model, Strings):
+        parts.append(_strings_section(model, streams, path / "optimize.json"))
     if model is not None and model.is_image:
         dataset = None if streams is None else streams[model.epoch_stream]
         latent_figs = _latent_figures(model, dataset)

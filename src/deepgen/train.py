@@ -73,6 +73,7 @@ class Trainer:
                  run: RunDir | None = None, progress: bool = True, log=None, evaluate: bool = True):
         self.model, self.config, self.run = model, config, run
         self.streams = as_streams(model, data)
+        model.check_data(self.streams)
         self.progress, self.evaluate = progress, evaluate
         self.is_main = distributed.is_main()
         log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))

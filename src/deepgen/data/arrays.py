@@ -129,11 +129,13 @@ def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
 def save_splits(dataset: Dataset, path: Path) -> Path:
     """Write every split of ``dataset`` to an ``.npz`` at ``path`` atomically (no pickle):
     arrays ``SPLIT/x``, ``SPLIT/labels``, ``SPLIT/lengths``, ``num_classes`` and, for token
-    data, ``vocabulary``. A run
+    data, ``vocabulary`` and ``grammar``. A run
     trained on data built in memory keeps it this way, so resume, report and eval use it."""
     arrays = {"num_classes": np.array(-1 if dataset.num_classes is None else dataset.num_classes)}
     if dataset.vocabulary is not None:
         arrays["vocabulary"] = np.array(dataset.vocabulary, dtype=str)
+    if dataset.grammar is not None:
+        arrays["grammar"] = np.array(dataset.grammar, dtype=str)
     for name, split in dataset.splits.items():
         for field, t in (("x", split.x), ("labels", split.labels), ("lengths", split.lengths)):
             if t is not None:
@@ -165,5 +167,6 @@ def stored_dataset(spec, data_dir=None, **_) -> Dataset:
         raise DataError(f"the run's stored data {path} has no training split")
     classes = int(arrays["num_classes"]) if "num_classes" in arrays else -1
     vocabulary = tuple(str(v) for v in arrays["vocabulary"]) if "vocabulary" in arrays else None
+    grammar = str(arrays["grammar"]) if "grammar" in arrays else None
     return Dataset("stored", splits, num_classes=None if classes < 0 else classes, source=str(path),
-                   vocabulary=vocabulary)
+                   vocabulary=vocabulary, grammar=grammar)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .arrays import arrays_dataset, stored_dataset
 from .datasets import DATASETS, DatasetSpec, FakeOptions, IdxFile, fake_dataset, idx_dataset
+from .expressions import ExpressionOptions, expressions_dataset
 from .fetch import WebSource, WheelSource
 from .imagefolder import ImageFolderOptions, imagefolder_dataset
 from .toy import toy_dataset
@@ -82,6 +83,14 @@ DATASETS.register("arrays", DatasetSpec(
     description="your own NumPy images: --data-dir FILE.npz (images, labels) or FILE.npy",
     load=arrays_dataset,
     origin="your file (--data-dir)",
+))
+DATASETS.register("expressions", DatasetSpec(
+    name="expressions",
+    description="strings of a context-free grammar as production-id or character sequences; by default "
+                "100k distinct expressions of S -> S '+' T | ..., T -> 'sin(' S ')' | 'x' | ... (Kusner et al. "
+                "2017); your own with --data-dir STRINGS.txt and the grammar option",
+    load=expressions_dataset,
+    options=ExpressionOptions,
 ))
 DATASETS.register("stored", DatasetSpec(
     name="stored",

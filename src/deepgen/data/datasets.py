@@ -59,6 +59,7 @@ class Dataset:
     source: str = ""
     origin: DataConfig | None = None
     vocabulary: tuple[str, ...] | None = None  # token data: the string of each token id
+    grammar: str | None = None  # token data of a grammar: its text in nltk notation
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -84,11 +85,14 @@ class Dataset:
         return {name: len(self.splits[name]) for name in names}
 
     def content_sha256(self) -> str:
-        """sha256 of every split's arrays (values, dtypes and shapes) and of the vocabulary of
-        token data: equal exactly when the data is, whatever file or code it came from."""
+        """sha256 of every split's arrays (values, dtypes and shapes) and of the vocabulary
+        and grammar of token data: equal exactly when the data is, whatever file or code it
+        came from."""
         h = hashlib.sha256()
         if self.vocabulary is not None:
             h.update(("vocabulary/" + "\x00".join(self.vocabulary)).encode())
+        if self.grammar is not None:
+            h.update(("grammar/" + self.grammar).encode())
         for name, split in sorted(self.splits.items()):
             for field_name in ("x", "labels", "lengths"):
                 t = getattr(split, field_name)

@@ -59,7 +59,7 @@ def take_part(dataset: Dataset, part: str, per_class: int | None, seed: int) -> 
         split = train.take(keep)
     splits = dataset.splits | {"train": split}
     return Dataset(dataset.name, splits, dataset.num_classes, f"{dataset.source}; {part} part",
-                   None, dataset.vocabulary)
+                   None, dataset.vocabulary, dataset.grammar)
 
 
 def load_stream(config: DataConfig, base_dir: str | os.PathLike | None = None, seed: int = 0,

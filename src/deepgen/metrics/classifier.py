@@ -22,7 +22,7 @@ from .. import distributed
 from ..data.datasets import Dataset
 from ..errors import CheckpointError
 from ..fileio import atomic_write_bytes, sha256_bytes
-from ..seeds import derive, generator
+from ..seeds import derive
 
 FEATURES = 128
 

@@ -22,7 +22,15 @@ from .. import distributed
 from ..api import load, make_generator, run_data, sample
 from ..errors import ConfigError
 from ..fileio import atomic_write_text
-from ..models.capabilities import Capability, Classifier, Likelihood, Sampler, require, supports
+from ..models.capabilities import (
+    Capability,
+    Classifier,
+    Likelihood,
+    Sampler,
+    Strings,
+    require,
+    supports,
+)
 from ..registry import Registry
 from ..rundir import RunDir
 from ..seeds import batch_generator
@@ -192,6 +200,21 @@ def _accuracy(ctx: Context) -> dict:
             "unit": "fraction of test examples classified correctly",
             "protocol": f"argmax of the model's class logits on the test split of stream {stream!r}; "
                         "stderr binomial, sqrt(p (1 - p) / n)"}
+
+
+@register_metric("validity", needs=Strings, kind="sequences")
+def _validity(ctx: Context) -> dict:
+    model, n = ctx.model, ctx.n
+    z = model.latent_prior(n, make_generator(ctx.seed, model.device))
+    with torch.no_grad():
+        strings = [s for i in range(0, n, 1000) for s in model.decode_strings(z[i:i + 1000])]
+    valid = [s for s in strings if s is not None]
+    p = len(valid) / n
+    return {"mean": p, "stderr": math.sqrt(p * (1 - p) / n), "unique": len(set(valid)) / max(1, len(valid)),
+            "examples": strings[:10], "unit": "fraction of prior draws decoded to a string of the grammar",
+            "protocol": "greedy decoding of n draws of z from the prior; a sequence is valid when it derives or "
+                        "parses as a string of the grammar (cut off at the length limit: invalid); stderr "
+                        "binomial; unique: distinct strings among the valid ones"}
 
 
 def evaluate_run(run: str | Path, metrics: list[str] | None = None, n: int = 10_000, k: int = 5000,

@@ -4,6 +4,7 @@ from . import ae as _ae  # noqa: F401
 from . import cvae as _cvae  # noqa: F401
 from . import gan as _gan  # noqa: F401
 from . import gmm as _gmm  # noqa: F401
+from . import grammar_vae as _grammar_vae  # noqa: F401
 from . import vae as _vae  # noqa: F401
 from .ae import AE, AEConfig
 from .base import ModelConfig, build_model, make_config
@@ -21,6 +22,7 @@ from .capabilities import (
     Likelihood,
     MissingCapability,
     Sampler,
+    Strings,
     Translator,
     require,
     supports,
@@ -68,6 +70,7 @@ __all__ = [
     "QuadrantCVAEConfig",
     "Sampler",
     "StreamBatch",
+    "Strings",
     "Translator",
     "VAEConfig",
     "WGANConfig",

@@ -195,6 +195,21 @@ class Classifier(Capability):
         raise NotImplementedError
 
 
+class Strings(Capability):
+    """Maps strings to latent codes and back (a model of a grammar's strings)."""
+
+    def encode_strings(self, strings: list[str]) -> torch.Tensor:
+        """Strings -> latent codes (n, latent_dim) (the posterior means).
+
+        Raises: GrammarError (a DataError) for a string the model cannot read."""
+        raise NotImplementedError
+
+    def decode_strings(self, z: torch.Tensor, generator: torch.Generator | None = None) -> list[str | None]:
+        """Latent codes (n, latent_dim) -> n strings, None where the decoded sequence is not
+        a string of the grammar. Greedy without a generator; sampled with one."""
+        raise NotImplementedError
+
+
 class ClosedForm(Capability):
     """Fitted in closed form (e.g. by EM) instead of by gradient steps: ``players()`` is []."""
 

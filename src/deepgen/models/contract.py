@@ -191,6 +191,21 @@ class GenerativeModel(nn.Module):
         unlabelled part) overrides this."""
         return {cls.streams[0]: data}
 
+    @classmethod
+    def configure(cls, values: dict[str, Any], streams: Mapping[str, Any]) -> dict[str, Any]:
+        """The model config ``values`` completed from the data it will train on (stream ->
+        Dataset), before the model is built; by default unchanged (the example shapes are
+        filled in by ``build_model``). A grammar model takes the data's grammar here."""
+        return values
+
+    def check_data(self, streams: Mapping[str, Any]) -> None:
+        """Raise ConfigError unless ``streams`` (stream -> Dataset) is data this model reads:
+        by default, each stream's example shape must be the model's."""
+        for name, dataset in streams.items():
+            if tuple(self.shape(name)) != tuple(dataset.data_shape):
+                raise ConfigError(f"the model takes examples of shape {self.shape(name)} in stream {name!r}, "
+                                  f"the data has {dataset.data_shape}")
+
     @property
     def epoch_stream(self) -> str:
         """The stream whose passes count as epochs: the first of ``streams``."""
