@@ -75,6 +75,17 @@ def test_masked_decoding_only_ever_expands_the_top_of_the_stack(seed, sample):
             assert int(rows[production]) == GRAMMAR.stack_row(stack)  # its left side is the top
             stack = GRAMMAR.expand(stack, production)
         assert (GRAMMAR.derive(row) is not None) == (not stack)  # complete exactly when emptied
+        assert not stack  # finish_in_time: never cut off at the length limit
+
+
+def test_without_finishing_in_time_a_long_derivation_is_cut_off_and_invalid():
+    model = deepgen.build_model("gvae", {"latent_dim": 4, "hidden_dim": 16, "filters": 4, "finish_in_time": False},
+                                (15,))
+    logits = torch.zeros(1, 15, len(GRAMMAR))
+    logits[0, :, 0] = 10.0  # always S -> S '+' T: the stack never empties
+    assert model.strings_of(model.decode_ids(logits)) == [None]
+    model.config.finish_in_time = True
+    assert model.strings_of(model.decode_ids(logits))[0] is not None
 
 
 @pytest.fixture(scope="module")

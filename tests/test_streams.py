@@ -134,6 +134,7 @@ class Unigram(ExactDensity, GenerativeModel):
 
     family = "toy-unigram"
     Config = ModelConfig
+    reads = ("sequences",)
 
     def __init__(self, config):
         super().__init__(config)

@@ -255,7 +255,7 @@ def _int_list(text: str, option: str) -> list[int]:
 @click.option("--target", required=True, help='the expression to find, e.g. "1/3 + x + sin(x*x)"')
 @click.option("--iterations", type=click.IntRange(1, 100), default=5, show_default=True, help="batches")
 @click.option("--batch", type=click.IntRange(1, 1000), default=50, show_default=True, help="points per batch")
-@click.option("--gp-points", type=click.IntRange(10, 20000), default=2000, show_default=True,
+@click.option("--gp-points", type=click.IntRange(10, 20000), default=1000, show_default=True,
               help="training expressions the Gaussian process starts from")
 @click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
               help="repeats, with seeds 0 .. SEEDS-1")

@@ -216,7 +216,7 @@ def _strings_section(model: GenerativeModel, streams: dict[str, Dataset] | None,
     and the Bayesian optimisation's results when `deepgen optimize` was run."""
     from .latent_strings import interpolate_strings, sample_strings
 
-    show = lambda s: "<i>invalid</i>" if s is None else f"<code>{html.escape(s)}</code>"  # noqa: E731
+    show = lambda s: "<i>invalid</i>" if s is None else f"<code>{html.escape(s)}</code>"
     samples = sample_strings(model, 100)[0]
     valid = sum(s is not None for s in samples)
     out = [f"<h3>Strings</h3><p>Prior samples (greedy decoding; {valid} of 100 valid): "
@@ -230,11 +230,11 @@ def _strings_section(model: GenerativeModel, streams: dict[str, Dataset] | None,
     if optimized.is_file():
         result = json.loads(optimized.read_text())
         summary, best = result.get("summary", {}), result.get("best") or {}
-        valid_fraction, mean_score = summary.get("valid_fraction", {}), summary.get("mean_score", {})
+        valid_fraction, average = summary.get("valid_fraction", {}), summary.get("average_score", {})
         out.append(f"<p>Bayesian optimisation towards {show(result.get('target'))} over "
                    f"{valid_fraction.get('n', 0)} seed(s): valid proposals {valid_fraction.get('mean', 0):.3f} ± "
-                   f"{valid_fraction.get('sd', 0):.3f}, average score {mean_score.get('mean', 0):.3f} ± "
-                   f"{mean_score.get('sd', 0):.3f}; best {show(best.get('expression'))} (score "
+                   f"{valid_fraction.get('sd', 0):.3f}, average score of the valid proposals "
+                   f"{average.get('mean', 0):.3f} ± {average.get('sd', 0):.3f} (± sd over seeds); best {show(best.get('expression'))} (score "
                    f"{best.get('score', float('nan')):.4f})</p>")
         png = optimized.with_suffix(".png")
         if png.is_file():

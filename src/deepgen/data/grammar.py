@@ -16,6 +16,7 @@ the grammar. An extra production id, :attr:`Grammar.end`, pads a derivation afte
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -81,6 +82,7 @@ class Grammar:
         self._lhs = [nt[p.lhs()] for p in self.productions]
         self._rhs = [tuple(s if isinstance(s, str) else nt[s] for s in p.rhs()) for p in self.productions]
         self._by_lhs = [[i for i, lhs in enumerate(self._lhs) if lhs == k] for k in range(len(self.nonterminals))]
+        self.costs = self.completion_costs()
 
     def __len__(self) -> int:
         """Production ids, the padding one included."""
@@ -182,6 +184,34 @@ class Grammar:
     def stack_row(self, stack: list[int]) -> int:
         """The mask row of ``stack``'s top (the empty stack's row when it is empty)."""
         return stack[-1] if stack else len(self.nonterminals)
+
+    def completion_costs(self) -> list[int]:
+        """The fewest productions that finish each non-terminal (by fixed-point iteration):
+        cost(A) = min over A's productions of 1 + the costs of their non-terminals.
+
+        Raises: ConfigError for a non-terminal that never finishes."""
+        cost = [math.inf] * len(self.nonterminals)
+        changed = True
+        while changed:
+            changed = False
+            for lhs, rhs in zip(self._lhs, self._rhs):
+                c = 1 + sum(cost[s] for s in rhs if not isinstance(s, str))
+                if c < cost[lhs]:
+                    cost[lhs], changed = c, True
+        stuck = [str(self.nonterminals[k]) for k, c in enumerate(cost) if c == math.inf]
+        if stuck:
+            raise ConfigError(f"the non-terminal(s) {', '.join(stuck)} never derive a string")
+        return [int(c) for c in cost]
+
+    def finishing(self, stack: list[int], steps: int, costs: list[int]) -> list[int]:
+        """The productions of ``stack``'s top after which the whole stack can still be
+        finished within ``steps`` productions (this one included); :attr:`end` alone for an
+        empty stack."""
+        if not stack:
+            return [self.end]
+        rest = sum(costs[s] for s in stack[:-1])
+        return [p for p in self._by_lhs[stack[-1]]
+                if 1 + rest + sum(costs[s] for s in self._rhs[p] if not isinstance(s, str)) <= steps]
 
     def start_stack(self) -> list[int]:
         """The stack a derivation starts from: the start symbol alone."""

@@ -160,6 +160,8 @@ class GenerativeModel(nn.Module):
     Class attributes a family may set:
         streams: the names of the data streams it trains on, the first being the one whose
             passes count as epochs (``epoch_stream``) and whose data samples imitate.
+        reads: the kinds of data (``Dataset.kind``: "images", "points", "sequences") the
+            family reads; a run on another kind stops with a ConfigError before training.
         summary: (test metric key, unit) of the headline number in results.json.
         units: the unit of each key ``evaluate`` returns.
         evaluate_protocol: how the test numbers are computed, in words.
@@ -170,6 +172,7 @@ class GenerativeModel(nn.Module):
     family: ClassVar[str]
     Config: ClassVar[type]
     streams: ClassVar[tuple[str, ...]] = (DEFAULT_STREAM,)
+    reads: ClassVar[tuple[str, ...]] = ("images", "points")
     summary: ClassVar[tuple[str, str]] = ("", "")
     units: ClassVar[dict[str, str]] = {}
     evaluate_protocol: ClassVar[str] = ""
@@ -200,8 +203,11 @@ class GenerativeModel(nn.Module):
 
     def check_data(self, streams: Mapping[str, Any]) -> None:
         """Raise ConfigError unless ``streams`` (stream -> Dataset) is data this model reads:
-        by default, each stream's example shape must be the model's."""
+        each stream must be a kind the family ``reads`` with the model's example shape."""
         for name, dataset in streams.items():
+            if dataset.kind not in self.reads:
+                raise ConfigError(f"a {self.family} reads {' or '.join(self.reads)}; stream {name!r} holds "
+                                  f"{dataset.kind}")
             if tuple(self.shape(name)) != tuple(dataset.data_shape):
                 raise ConfigError(f"the model takes examples of shape {self.shape(name)} in stream {name!r}, "
                                   f"the data has {dataset.data_shape}")
