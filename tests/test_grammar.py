@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,15 @@ import deepgen
 from deepgen.config import DataConfig, RunConfig, TrainConfig
 from deepgen.data.grammar import EXPRESSIONS, Grammar, GrammarError, evaluate
 from deepgen.errors import ConfigError, DataError
-from deepgen.optimize import POINTS, expected_improvement, expression_score, fit_gp, propose
+from deepgen.optimize import (
+    POINTS,
+    expected_improvement,
+    expression_score,
+    fit_gp,
+    gp_subset,
+    propose,
+)
+from deepgen.rundir import RunDir
 
 GRAMMAR = Grammar(EXPRESSIONS)
 TARGET = "1/3 + x + sin(x*x)"
@@ -135,11 +144,14 @@ def test_eval_report_and_the_latent_tools_of_a_model_of_strings(small_runs, tmp_
     assert "Prior samples (greedy decoding" in page and "Interpolation from" in page
 
 
-def test_bayesian_optimisation_in_a_trained_latent_space_runs_end_to_end(small_runs, tmp_path):
+@pytest.mark.parametrize("family", ["gvae", "charvae"])
+def test_bayesian_optimisation_in_a_trained_latent_space_runs_end_to_end(small_runs, tmp_path, family):
     from deepgen.optimize import optimize_run
 
-    model = deepgen.load(small_runs["gvae"])
-    path = optimize_run(model, deepgen.run_data(small_runs["gvae"]), TARGET, tmp_path / "o.json",
+    model = deepgen.load(small_runs[family])
+    sampled = model.decode_strings(torch.zeros(3, 4), torch.Generator().manual_seed(0))  # decoding by sampling
+    assert len(sampled) == 3 and all(s is None or isinstance(s, str) for s in sampled)
+    path = optimize_run(model, deepgen.run_data(small_runs[family]), TARGET, tmp_path / "o.json",
                         iterations=2, batch=4, gp_points=60, seeds=2, log=quiet)
     result = json.loads(path.read_text())
     assert len(result["seeds"]) == 2 and len(result["seeds"][0]["iterations"]) == 2
@@ -149,8 +161,18 @@ def test_bayesian_optimisation_in_a_trained_latent_space_runs_end_to_end(small_r
     assert path.with_suffix(".png").stat().st_size > 0
 
 
+def test_the_gp_starts_from_the_best_training_expressions_and_a_random_rest():
+    scores = np.array([5.0, 0.1, 3.0, 0.1, 7.0, 2.0, 9.0, 4.0])
+    pick = gp_subset(scores, 4, 0.5, np.random.default_rng(0))
+    assert list(pick[:2]) == [1, 3] and len(set(pick)) == 4
+    drawn = {int(i) for seed in range(30) for i in gp_subset(scores, 4, 0.5, np.random.default_rng(seed))[2:]}
+    assert drawn == {0, 2, 4, 5, 6, 7}  # the rest comes from all of the others
+    assert len(gp_subset(scores, 4, 0.0, np.random.default_rng(0))) == 4
+    assert list(gp_subset(scores, 20, 0.5, np.random.default_rng(0))) == list(range(8))
+
+
 def test_the_gp_and_expected_improvement_find_the_minimum_of_a_1d_function():
-    f = lambda x: (x[:, 0] - 0.3) ** 2  # noqa: E731
+    f = lambda x: (x[:, 0] - 0.3) ** 2
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (6, 1))
     y = f(x)
@@ -177,6 +199,31 @@ def test_your_own_grammar_and_strings_file(tmp_path):
     with pytest.raises(ConfigError, match="not a context-free grammar in nltk notation: Unable to parse line 1: "
                                           "S => x; Expected an arrow"):
         Grammar("S => x")
+
+
+def test_the_command_line_trains_on_your_grammar_and_strings(tmp_path):
+    grammar = tmp_path / "g.cfg"
+    grammar.write_text("S -> S 'and' B | B\nB -> 'yes' | 'no' | 'not' B\n")
+    words = ["yes", "no", "not yes", "not no", "not not yes"]
+    lines = [f"{a} and {b} and {c}" for a in words for b in words for c in words[:3]][:60]
+    lines.insert(7, "yes or no")
+    (tmp_path / "s.txt").write_text("\n".join(lines) + "\n")
+    args = ["train", "gvae", "--data", "expressions", "--data-dir", str(tmp_path / "s.txt"), "--grammar",
+            str(grammar), "--epochs", "1", "--batch-size", "16", "--latent-dim", "2", "--hidden-dim", "8",
+            "--filters", "2", "--quiet"]
+    proc = run_cli(*args, "--out", str(tmp_path / "refused"))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    expected = (f"deepgen: error: {tmp_path / 's.txt'}, line 8: 'yes or no' is not in the grammar: no terminal "
+                "starts at character 4 ('o') (--on-bad-line skip skips such lines)")
+    assert proc.stderr.strip().splitlines() == [expected]
+    assert not (tmp_path / "refused").exists()
+    proc = run_cli(*args, "--on-bad-line", "skip", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    config = RunDir(tmp_path / "run").config()
+    assert config.data.options["on_bad_line"] == "skip" and config.data.options["grammar"] == str(grammar)
+    model = deepgen.load(tmp_path / "run")
+    assert model.grammar.names == Grammar(grammar.read_text()).names
+    assert all(s is None or model.grammar.parse(s) for s in model.decode_strings(torch.zeros(3, 2)))
 
 
 def test_sequence_models_refuse_other_data():

@@ -37,6 +37,10 @@ def cli():
               help="imagefolder: 1 grey, 3 RGB [default: 3]")
 @click.option("--on-bad-file", type=click.Choice(["stop", "skip"]), default=None,
               help="imagefolder: stop at an unreadable image, or skip it [default: stop]")
+@click.option("--grammar", type=click.Path(dir_okay=False), default=None,
+              help="expressions: a grammar file in nltk notation [default: the lectures' expression grammar]")
+@click.option("--on-bad-line", type=click.Choice(["stop", "skip"]), default=None,
+              help="expressions from a file: stop at a line outside the grammar, or skip it [default: stop]")
 @click.option("--epochs", type=int, default=None, help="passes over the training split [default: 10]")
 @click.option("--images", type=int, default=None, help="training length in images seen, instead of --epochs")
 @click.option("--batch-size", type=int, default=None, help="images per batch [default: 128]")
@@ -63,8 +67,8 @@ def cli():
 @click.option("--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @add_model_options
-def train(family, data, data_dir, image_size, image_channels, on_bad_file, stream_specs, out, resume_run, quiet,
-          **options):
+def train(family, data, data_dir, image_size, image_channels, on_bad_file, grammar, on_bad_line, stream_specs, out,
+          resume_run, quiet, **options):
     """Train FAMILY (vae, gan, ...) on a dataset, or continue a run with --resume RUN."""
     from . import api
     from .config import DataConfig, RunConfig, TrainConfig, validate
@@ -89,6 +93,8 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, strea
             raise ConfigError(f"--{key.replace('_', '-')} does not apply to {family} (it applies to {owners})")
     dataset_options = {k: v for k, v in {"image_size": image_size, "on_bad_file": on_bad_file,
                                          "image_channels": int(image_channels) if image_channels else None,
+                                         "grammar": str(Path(grammar).resolve()) if grammar else None,
+                                         "on_bad_line": on_bad_line,
                                          }.items() if v is not None}
     config = RunConfig(
         family=family, model=model_opts,
@@ -257,12 +263,14 @@ def _int_list(text: str, option: str) -> list[int]:
 @click.option("--batch", type=click.IntRange(1, 1000), default=50, show_default=True, help="points per batch")
 @click.option("--gp-points", type=click.IntRange(10, 20000), default=1000, show_default=True,
               help="training expressions the Gaussian process starts from")
+@click.option("--gp-best", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="the share of them that are the best-scoring training expressions (the rest: at random)")
 @click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
               help="repeats, with seeds 0 .. SEEDS-1")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="JSON path [default: RUN/optimize.json; the plot beside it as .png]")
 @click.option("--device", default="cpu", show_default=True)
-def optimize(run, target, iterations, batch, gp_points, seeds, output, device):
+def optimize(run, target, iterations, batch, gp_points, gp_best, seeds, output, device):
     """Bayesian optimisation of expressions in the latent space of RUN (gvae, charvae):
     find expressions close to TARGET (Kusner et al. 2017, sec. 4.1)."""
     from . import api
@@ -270,7 +278,8 @@ def optimize(run, target, iterations, batch, gp_points, seeds, output, device):
 
     model = api.load(run, device=device, warn=_warn)
     path = optimize_run(model, api.run_data(run), target, Path(output or Path(run) / "optimize.json"),
-                        iterations=iterations, batch=batch, gp_points=gp_points, seeds=seeds, log=_echo)
+                        iterations=iterations, batch=batch, gp_points=gp_points, seeds=seeds, log=_echo,
+                        best_share=gp_best)
     _echo(str(path))
 
 

@@ -30,6 +30,8 @@ def model_options() -> dict[str, dict[str, Any]]:
     fields: dict[str, dict[str, Any]] = {}
     for family, cls in MODELS.items():
         for name, info in cls.Config.model_fields.items():
+            if (info.json_schema_extra or {}).get("cli") is False:  # set from the data, not by a flag
+                continue
             ctype, choices = _click_type(info.annotation)
             if ctype is None:
                 continue

@@ -111,7 +111,7 @@ def read_strings(grammar: Grammar, path: Path, max_rules: int, on_bad_line: str,
                                    f"{max_rules}", 0)
         except GrammarError as err:
             if on_bad_line == "stop":
-                raise DataError(f"{path}, line {number}: {err} (use on_bad_line skip to skip such lines)") from None
+                raise DataError(f"{path}, line {number}: {err} (--on-bad-line skip skips such lines)") from None
             bad.append((number, err))
             continue
         out.append(ids)

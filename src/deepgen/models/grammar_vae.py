@@ -50,7 +50,8 @@ class SequenceVAEConfig(ModelConfig):
     latent_dim: int = Field(25, ge=1, le=1024, description="size of z")
     hidden_dim: int = Field(100, ge=1, le=4096, description="units of the dense layers and of each GRU layer")
     filters: int = Field(16, ge=1, le=1024, description="filters of each of the three convolutions")
-    grammar: str = Field(EXPRESSIONS.strip(), description="the grammar in nltk notation (set from the data)")
+    grammar: str = Field(EXPRESSIONS.strip(), description="the grammar in nltk notation (set from the data)",
+                         json_schema_extra={"cli": False})
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     beta: float = Field(0.1, ge=0, description="weight of the KL term in the training loss (beta 1 collapsed "
                                                "the posterior here)")
@@ -227,7 +228,9 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
     def _choose(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if generator is None:
             return logits.argmax(-1)
-        return torch.multinomial(torch.softmax(logits.double(), -1), 1, generator=generator).squeeze(-1)
+        probs = torch.softmax(logits.double(), -1)
+        flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
+        return flat.view(probs.shape[:-1])
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
