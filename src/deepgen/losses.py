@@ -6,6 +6,7 @@ Nothing here reduces over the batch or steps an optimiser; the Trainer does that
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -104,6 +105,26 @@ def elbo(log_px_given_z: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
     """ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z)), shape (B,), nats
     (Kingma & Welling 2013, eq. 10)."""
     return log_px_given_z - kl
+
+
+def gaussian_elbo_terms(mu: torch.Tensor, logvar: torch.Tensor, log_px_given_z: Callable[[torch.Tensor], torch.Tensor],
+                        generator: torch.Generator | None = None, eps: torch.Tensor | None = None
+                        ) -> dict[str, torch.Tensor]:
+    """The one-sample ELBO of a Gaussian q(z|x) = N(mu, diag exp(logvar)) (B, D) under an
+    N(0, I) prior: {"elbo", "recon" (= -log p(x|z)), "kl"}, each (B,) nats, with z drawn by
+    the reparameterisation (``eps`` (B, D): the standard normal draw to use) and
+    ``log_px_given_z(z)`` -> (B,) nats (Kingma & Welling 2013, eq. 10)."""
+    z = reparameterize(mu, logvar, generator, eps)
+    log_px = log_px_given_z(z)
+    kl = kl_normal_std_normal(mu, logvar)
+    return {"elbo": elbo(log_px, kl), "recon": -log_px, "kl": kl}
+
+
+def kl_weight(beta: float, warmup: int, iteration: int) -> float:
+    """The KL term's weight at a training iteration (KL annealing, Bowman et al. 2016):
+    ``beta`` reached linearly over the first ``warmup`` iterations; ``beta`` throughout
+    when ``warmup`` is 0."""
+    return beta if warmup == 0 else beta * min(1.0, iteration / warmup)
 
 
 def bits_per_dim(nats: torch.Tensor, num_dims: int) -> torch.Tensor:

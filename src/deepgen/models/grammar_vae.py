@@ -172,15 +172,11 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
                    eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """{"elbo", "recon", "kl"}, each (B,) nats per expression, from one reparameterised z."""
         mu, logvar = self.posterior(x)
-        z = losses.reparameterize(mu, logvar, generator, eps)
-        log_px = self.log_px(x, self.decoder(z))
-        kl = losses.kl_normal_std_normal(mu, logvar)
-        return {"elbo": losses.elbo(log_px, kl), "recon": -log_px, "kl": kl}
+        return losses.gaussian_elbo_terms(mu, logvar, lambda z: self.log_px(x, self.decoder(z)), generator, eps)
 
     def _loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         terms = self.elbo_terms(batch.x, generator, batch.randn(self.latent_dim, generator=generator))
-        c = self.config
-        weight = c.beta if c.kl_warmup == 0 else c.beta * min(1.0, batch.iteration / c.kl_warmup)
+        weight = losses.kl_weight(self.config.beta, self.config.kl_warmup, batch.iteration)
         return {"loss": terms["recon"] + weight * terms["kl"], **{k: v.detach() for k, v in terms.items()}}
 
     def players(self) -> list[Player]:

@@ -116,10 +116,7 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
         """{"elbo", "recon", "kl"}, each (B,) nats, from one reparameterised sample of z
         (``eps`` (B, latent_dim): the standard normal draw to use, else drawn here)."""
         mu, logvar = self.posterior(x)
-        z = losses.reparameterize(mu, logvar, generator, eps)
-        log_px = self.log_px_given_z(x, self.decode(z))
-        kl = losses.kl_normal_std_normal(mu, logvar)
-        return {"elbo": losses.elbo(log_px, kl), "recon": -log_px, "kl": kl}
+        return losses.gaussian_elbo_terms(mu, logvar, lambda z: self.log_px_given_z(x, self.decode(z)), generator, eps)
 
     def _loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         terms = self.elbo_terms(batch.x, generator, batch.randn(self.config.latent_dim, generator=generator))
@@ -130,8 +127,7 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
     def kl_weight(self, iteration: int) -> float:
         """The KL term's weight at a training iteration: beta, reached linearly over the first
         ``kl_warmup`` iterations (beta throughout when kl_warmup is 0)."""
-        c = self.config
-        return c.beta if c.kl_warmup == 0 else c.beta * min(1.0, iteration / c.kl_warmup)
+        return losses.kl_weight(self.config.beta, self.config.kl_warmup, iteration)
 
     def players(self) -> list[Player]:
         lr = self.config.lr
