@@ -263,7 +263,7 @@ def _int_list(text: str, option: str) -> list[int]:
 @click.option("--batch", type=click.IntRange(1, 1000), default=50, show_default=True, help="points per batch")
 @click.option("--gp-points", type=click.IntRange(10, 20000), default=1000, show_default=True,
               help="training expressions the Gaussian process starts from")
-@click.option("--gp-best", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--gp-best", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="the share of them that are the best-scoring training expressions (the rest: at random)")
 @click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
               help="repeats, with seeds 0 .. SEEDS-1")

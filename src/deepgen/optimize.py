@@ -6,13 +6,14 @@ sec. 4.1, after Gómez-Bombarelli et al. 2016): find an expression close to a ta
    log(1 + 1000) for an invalid or non-finite expression; lower is better, 0 is the target.
 2. Fit a Gaussian process from latent codes to scores (scikit-learn's
    GaussianProcessRegressor: a constant times an isotropic Matérn 5/2 kernel plus white
-   noise, hyperparameters by maximum likelihood) on ``gp_points`` of the codes: the
-   ``best_share`` of them the best-scoring training expressions, the rest drawn at random.
-   The paper fitted a sparse GP with 500 inducing points to 90% of all of them, so its GP
-   knew the best training expressions too; an exact GP on 90,000 points is out of reach,
-   and one on 1,000 random ones rarely holds any of the 8 best (score 0.105, x + sin(x*x)
-   and its rewritings). One length scale per dimension cost scikit-learn 70 s per fit on
-   1,000 points here, against 3 s.
+   noise, hyperparameters by maximum likelihood) on ``gp_points`` of the codes, drawn at
+   random (by default), like the paper's data if fewer: it fitted a sparse GP with 500
+   inducing points to 90% of all of them. That GP also knew the best training
+   expressions, which 1,000 random ones rarely hold (on the lectures' grammar, the 8 best
+   score 0.105: x + sin(x*x) and its rewritings); ``best_share`` > 0 makes that share of
+   the points the best-scoring training expressions. An exact GP on 90,000 points is out
+   of reach; one length scale per dimension cost scikit-learn 70 s per fit on 1,000
+   points here, against 3 s for the isotropic kernel.
 3. Propose a batch of points by expected improvement, greedily: the best point of a
    shortlist is taken, added to the data with the GP's mean as if it were observed (the
    "kriging believer"), and the next is chosen the same way. Candidates: points drawn
@@ -128,7 +129,7 @@ def decode_points(model, points: np.ndarray, attempts: int = 25, seed: int = 0) 
 
 
 def optimize(model, strings: list[str], target: str, iterations: int = 5, batch: int = 50,
-             gp_points: int = 1000, seed: int = 0, log=None, best_share: float = 0.5,
+             gp_points: int = 1000, seed: int = 0, log=None, best_share: float = 0.0,
              scores: np.ndarray | None = None) -> dict:
     """Bayesian optimisation of expressions towards ``target`` in ``model``'s latent space
     (see the module docstring); ``strings``: the training expressions to start from,
@@ -190,7 +191,7 @@ def optimize(model, strings: list[str], target: str, iterations: int = 5, batch:
 
 
 def optimize_run(model, streams: dict, target: str, output, iterations: int = 5, batch: int = 50,
-                 gp_points: int = 1000, seeds: int = 1, log=print, best_share: float = 0.5):
+                 gp_points: int = 1000, seeds: int = 1, log=print, best_share: float = 0.0):
     """:func:`optimize` from the training expressions of a run's data, over seeds 0 ..
     ``seeds`` - 1; writes the results to ``output`` (JSON) and a plot of the target and
     the best expression found beside it (.png). Returns the JSON path."""
