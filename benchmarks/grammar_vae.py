@@ -37,8 +37,10 @@ from deepgen.optimize import optimize_run
 
 TARGET = "1/3 + x + sin(x*x)"
 # (valid mean, its ±), (average score mean, its ±), best; the paper's ± is sd / sqrt(5).
-PAPER = {"gvae": ((0.99, 0.01), (3.47, 0.24), "x/1 + sin(x) + sin(x*x), 0.04"),
-         "charvae": ((0.86, 0.06), (4.75, 0.25), "x*1 + sin(x) + sin(3+x), 0.39")}
+PAPER = {
+    "gvae": ((0.99, 0.01), (3.47, 0.24), "x/1 + sin(x) + sin(x*x), 0.04"),
+    "charvae": ((0.86, 0.06), (4.75, 0.25), "x*1 + sin(x) + sin(3+x), 0.39"),
+}
 
 
 def train(family: str, out: Path, epochs: int, options: dict) -> float:
@@ -46,8 +48,12 @@ def train(family: str, out: Path, epochs: int, options: dict) -> float:
     returns training seconds."""
     if (out / "results.json").is_file():
         return json.loads((out / "results.json").read_text())["training_seconds"]
-    config = RunConfig(family=family, model=options, data=DataConfig(name="expressions"),
-                       train=TrainConfig(epochs=epochs, batch_size=256, seed=0))
+    config = RunConfig(
+        family=family,
+        model=options,
+        data=DataConfig(name="expressions"),
+        train=TrainConfig(epochs=epochs, batch_size=256, seed=0),
+    )
     deepgen.train(config, out, progress=False)
     return json.loads((out / "results.json").read_text())["training_seconds"]
 
@@ -63,11 +69,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--families", nargs="+", default=["gvae", "charvae"])
-    parser.add_argument("--out", default=None, help="folder for the runs [default: a temporary one]")
-    parser.add_argument("--gp-best", type=float, default=0.0,
-                        help="share of the GP's starting codes that are the best-scoring training expressions")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a model option for both families, e.g. beta=0.01 (repeatable)")
+    parser.add_argument(
+        "--out", default=None, help="folder for the runs [default: a temporary one]"
+    )
+    parser.add_argument(
+        "--gp-best",
+        type=float,
+        default=0.0,
+        help="share of the GP's starting codes that are the best-scoring training expressions",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model option for both families, e.g. beta=0.01 (repeatable)",
+    )
     args = parser.parse_args()
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
     out = Path(args.out or tempfile.mkdtemp(prefix="deepgen-gvae-"))
@@ -78,29 +95,56 @@ def main() -> None:
         model = deepgen.load(run)
         results = json.loads((run / "results.json").read_text())
         start = time.perf_counter()
-        path = optimize_run(model, deepgen.run_data(run), TARGET, run / f"optimize-best{args.gp_best:g}.json",
-                            seeds=args.seeds, log=lambda m: None, best_share=args.gp_best)
+        path = optimize_run(
+            model,
+            deepgen.run_data(run),
+            TARGET,
+            run / f"optimize-best{args.gp_best:g}.json",
+            seeds=args.seeds,
+            log=lambda m: None,
+            best_share=args.gp_best,
+        )
         bo_seconds = (time.perf_counter() - start) / args.seeds
         result = json.loads(path.read_text())
         valid = [r["valid_fraction"] for r in result["seeds"]]
         score = [r["average_score"] for r in result["seeds"]]
-        rows.append((family, results["metrics"]["reconstructed"]["mean"], prior_validity(model), valid, score,
-                     result["best"], train_seconds, bo_seconds, results["metrics"]["neg_elbo"]))
-        print(f"{family}: done ({train_seconds / 60:.1f} min training, {bo_seconds / 60:.1f} min BO per seed)",
-              flush=True)
+        rows.append(
+            (
+                family,
+                results["metrics"]["reconstructed"]["mean"],
+                prior_validity(model),
+                valid,
+                score,
+                result["best"],
+                train_seconds,
+                bo_seconds,
+                results["metrics"]["neg_elbo"],
+            )
+        )
+        print(
+            f"{family}: done ({train_seconds / 60:.1f} min training, {bo_seconds / 60:.1f} min BO per seed)",
+            flush=True,
+        )
     sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
-    paper_sd = lambda m, e: f"{m:.2f} ± {e:.2f} (sd {e * 5 ** 0.5:.2f})"
-    print(f"\nruns in {out}; BO over {args.seeds} seeds, mean ± sd, the GP starting from 1,000 training codes of "
-          f"which {args.gp_best:.0%} the best-scoring; the paper's figures as the issue reads them")
-    print("| model | test -ELBO (nats) | test reconstructed | prior valid | BO valid | BO average score | "
-          "best found (score) | training / BO per seed | paper: valid; average score; best |")
+    paper_sd = lambda m, e: f"{m:.2f} ± {e:.2f} (sd {e * 5**0.5:.2f})"
+    print(
+        f"\nruns in {out}; BO over {args.seeds} seeds, mean ± sd, the GP starting from 1,000 training codes of "
+        f"which {args.gp_best:.0%} the best-scoring; the paper's figures as the issue reads them"
+    )
+    print(
+        "| model | test -ELBO (nats) | test reconstructed | prior valid | BO valid | BO average score | "
+        "best found (score) | training / BO per seed | paper: valid; average score; best |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for family, recon, prior, valid, score, best, train_s, bo_s, elbo in rows:
         paper = PAPER.get(family)
         cited = f"{paper_sd(*paper[0])}; {paper_sd(*paper[1])}; {paper[2]}" if paper else "–"
-        print(f"| {family} | {elbo['mean']:.2f} ± {elbo['stderr']:.2f} | {recon:.3f} | {prior:.3f} | "
-              f"{statistics.mean(valid):.3f} ± {sd(valid):.3f} | {statistics.mean(score):.2f} ± {sd(score):.2f} | "
-              f"{best['expression']} ({best['score']:.3f}) | {train_s / 60:.1f} / {bo_s / 60:.1f} min | {cited} |")
+        print(
+            f"| {family} | {elbo['mean']:.2f} ± {elbo['stderr']:.2f} | {recon:.3f} | {prior:.3f} | "
+            f"{statistics.mean(valid):.3f} ± {sd(valid):.3f} | {statistics.mean(score):.2f} ± {sd(score):.2f} | "
+            f"{best['expression']} ({best['score']:.3f}) | {train_s / 60:.1f} / {bo_s / 60:.1f} min | {cited} |"
+        )
+
 
 if __name__ == "__main__":
     main()

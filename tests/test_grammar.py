@@ -48,8 +48,20 @@ def test_every_derivation_of_the_data_gives_its_string_back():
     assert chars.vocabulary[-1] == "<end>" and chars["test"].x.shape[0] == 100
 
 
-@pytest.mark.parametrize("string,position", [
-    ("x++1", 2), ("x+", 2), ("sin x", 0), ("(x", 2), ("))", 0), ("x + 1)", 5), ("x 1", 2), ("", 0), ("x+y", 2)])
+@pytest.mark.parametrize(
+    "string,position",
+    [
+        ("x++1", 2),
+        ("x+", 2),
+        ("sin x", 0),
+        ("(x", 2),
+        ("))", 0),
+        ("x + 1)", 5),
+        ("x 1", 2),
+        ("", 0),
+        ("x+y", 2),
+    ],
+)
 def test_a_string_outside_the_grammar_is_refused_at_its_position(string, position):
     with pytest.raises(GrammarError) as caught:
         GRAMMAR.parse(string)
@@ -62,8 +74,12 @@ def test_the_score_is_zero_for_the_target_and_worst_for_what_is_not_an_expressio
     assert expression_score(GRAMMAR, TARGET, target) == 0.0
     assert expression_score(GRAMMAR, "x/3+x+sin(x*x)", target) > 0
     worst = math.log1p(1000)
-    assert expression_score(GRAMMAR, None, target) == worst == expression_score(GRAMMAR, "x+", target)
-    assert 5 < expression_score(GRAMMAR, "exp(exp(exp(x)))", target) < worst  # overflow capped at 1000, not inf
+    assert (
+        expression_score(GRAMMAR, None, target) == worst == expression_score(GRAMMAR, "x+", target)
+    )
+    assert (
+        5 < expression_score(GRAMMAR, "exp(exp(exp(x)))", target) < worst
+    )  # overflow capped at 1000, not inf
 
 
 def _small(family, length):
@@ -88,8 +104,9 @@ def test_masked_decoding_only_ever_expands_the_top_of_the_stack(seed, sample):
 
 
 def test_without_finishing_in_time_a_long_derivation_is_cut_off_and_invalid():
-    model = deepgen.build_model("gvae", {"latent_dim": 4, "hidden_dim": 16, "filters": 4, "finish_in_time": False},
-                                (15,))
+    model = deepgen.build_model(
+        "gvae", {"latent_dim": 4, "hidden_dim": 16, "filters": 4, "finish_in_time": False}, (15,)
+    )
     logits = torch.zeros(1, 15, len(GRAMMAR))
     logits[0, :, 0] = 10.0  # always S -> S '+' T: the stack never empties
     assert model.strings_of(model.decode_ids(logits)) == [None]
@@ -102,9 +119,12 @@ def small_runs(tmp_path_factory):
     """A GVAE and a character VAE trained briefly on 600 expressions."""
     out = {}
     for family in ("gvae", "charvae"):
-        config = RunConfig(family=family, model={"latent_dim": 4, "hidden_dim": 32, "filters": 8},
-                           data=DataConfig(name="expressions", options={"count": 600}),
-                           train=TrainConfig(epochs=3, batch_size=30, seed=1))
+        config = RunConfig(
+            family=family,
+            model={"latent_dim": 4, "hidden_dim": 32, "filters": 8},
+            data=DataConfig(name="expressions", options={"count": 600}),
+            train=TrainConfig(epochs=3, batch_size=30, seed=1),
+        )
         out[family] = tmp_path_factory.mktemp(family) / "run"
         deepgen.train(config, out[family], progress=False, log=quiet)
     return out
@@ -145,18 +165,33 @@ def test_eval_report_and_the_latent_tools_of_a_model_of_strings(small_runs, tmp_
 
 
 @pytest.mark.parametrize("family", ["gvae", "charvae"])
-def test_bayesian_optimisation_in_a_trained_latent_space_runs_end_to_end(small_runs, tmp_path, family):
+def test_bayesian_optimisation_in_a_trained_latent_space_runs_end_to_end(
+    small_runs, tmp_path, family
+):
     from deepgen.optimize import optimize_run
 
     model = deepgen.load(small_runs[family])
-    sampled = model.decode_strings(torch.zeros(3, 4), torch.Generator().manual_seed(0))  # decoding by sampling
+    sampled = model.decode_strings(
+        torch.zeros(3, 4), torch.Generator().manual_seed(0)
+    )  # decoding by sampling
     assert len(sampled) == 3 and all(s is None or isinstance(s, str) for s in sampled)
-    path = optimize_run(model, deepgen.run_data(small_runs[family]), TARGET, tmp_path / "o.json",
-                        iterations=2, batch=4, gp_points=60, seeds=2, log=quiet)
+    path = optimize_run(
+        model,
+        deepgen.run_data(small_runs[family]),
+        TARGET,
+        tmp_path / "o.json",
+        iterations=2,
+        batch=4,
+        gp_points=60,
+        seeds=2,
+        log=quiet,
+    )
     result = json.loads(path.read_text())
     assert len(result["seeds"]) == 2 and len(result["seeds"][0]["iterations"]) == 2
     first = result["seeds"][0]["iterations"][0]
-    assert len(first["proposals"]) == 4 and all(0 <= s <= math.log1p(1000) + 1e-9 for s in first["scores"])
+    assert len(first["proposals"]) == 4 and all(
+        0 <= s <= math.log1p(1000) + 1e-9 for s in first["scores"]
+    )
     assert result["best"]["score"] == min(b["score"] for r in result["seeds"] for b in r["best"])
     assert path.with_suffix(".png").stat().st_size > 0
 
@@ -165,7 +200,11 @@ def test_the_gp_starts_from_the_best_training_expressions_and_a_random_rest():
     scores = np.array([5.0, 0.1, 3.0, 0.1, 7.0, 2.0, 9.0, 4.0])
     pick = gp_subset(scores, 4, 0.5, np.random.default_rng(0))
     assert list(pick[:2]) == [1, 3] and len(set(pick)) == 4
-    drawn = {int(i) for seed in range(30) for i in gp_subset(scores, 4, 0.5, np.random.default_rng(seed))[2:]}
+    drawn = {
+        int(i)
+        for seed in range(30)
+        for i in gp_subset(scores, 4, 0.5, np.random.default_rng(seed))[2:]
+    }
     assert drawn == {0, 2, 4, 5, 6, 7}  # the rest comes from all of the others
     assert len(gp_subset(scores, 4, 0.0, np.random.default_rng(0))) == 4
     assert list(gp_subset(scores, 20, 0.5, np.random.default_rng(0))) == list(range(8))
@@ -189,15 +228,26 @@ def test_your_own_grammar_and_strings_file(tmp_path):
     grammar.write_text("S -> S 'and' B | B\nB -> 'yes' | 'no' | 'not' B\n")
     lines = ["yes", "no and yes", "not yes and no", "maybe", "yes and no"]
     (tmp_path / "s.txt").write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"s.txt, line 4: 'maybe' is not in the grammar: no terminal starts at"):
+    with pytest.raises(
+        DataError, match=r"s.txt, line 4: 'maybe' is not in the grammar: no terminal starts at"
+    ):
         deepgen.load_dataset("expressions", tmp_path / "s.txt", grammar=str(grammar))
     logs = []
-    data = deepgen.load_dataset("expressions", tmp_path / "s.txt", grammar=str(grammar), on_bad_line="skip",
-                                max_rules=8, log=logs.append)
+    data = deepgen.load_dataset(
+        "expressions",
+        tmp_path / "s.txt",
+        grammar=str(grammar),
+        on_bad_line="skip",
+        max_rules=8,
+        log=logs.append,
+    )
     assert sum(data.sizes().values()) == 4 and "skipped 1 line" in logs[0] and "line 4" in logs[0]
     assert data.vocabulary[0] == "S -> S 'and' B"
-    with pytest.raises(ConfigError, match="not a context-free grammar in nltk notation: Unable to parse line 1: "
-                                          "S => x; Expected an arrow"):
+    with pytest.raises(
+        ConfigError,
+        match="not a context-free grammar in nltk notation: Unable to parse line 1: "
+        "S => x; Expected an arrow",
+    ):
         Grammar("S => x")
 
 
@@ -208,19 +258,41 @@ def test_the_command_line_trains_on_your_grammar_and_strings(tmp_path):
     lines = [f"{a} and {b} and {c}" for a in words for b in words for c in words[:3]][:60]
     lines.insert(7, "yes or no")
     (tmp_path / "s.txt").write_text("\n".join(lines) + "\n")
-    args = ["train", "gvae", "--data", "expressions", "--data-dir", str(tmp_path / "s.txt"), "--grammar",
-            str(grammar), "--epochs", "1", "--batch-size", "16", "--latent-dim", "2", "--hidden-dim", "8",
-            "--filters", "2", "--quiet"]
+    args = [
+        "train",
+        "gvae",
+        "--data",
+        "expressions",
+        "--data-dir",
+        str(tmp_path / "s.txt"),
+        "--grammar",
+        str(grammar),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--latent-dim",
+        "2",
+        "--hidden-dim",
+        "8",
+        "--filters",
+        "2",
+        "--quiet",
+    ]
     proc = run_cli(*args, "--out", str(tmp_path / "refused"))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    expected = (f"deepgen: error: {tmp_path / 's.txt'}, line 8: 'yes or no' is not in the grammar: no terminal "
-                "starts at character 4 ('o') (--on-bad-line skip skips such lines)")
+    expected = (
+        f"deepgen: error: {tmp_path / 's.txt'}, line 8: 'yes or no' is not in the grammar: no terminal "
+        "starts at character 4 ('o') (--on-bad-line skip skips such lines)"
+    )
     assert proc.stderr.strip().splitlines() == [expected]
     assert not (tmp_path / "refused").exists()
     proc = run_cli(*args, "--on-bad-line", "skip", "--out", str(tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr
     config = RunDir(tmp_path / "run").config()
-    assert config.data.options["on_bad_line"] == "skip" and config.data.options["grammar"] == str(grammar)
+    assert config.data.options["on_bad_line"] == "skip" and config.data.options["grammar"] == str(
+        grammar
+    )
     model = deepgen.load(tmp_path / "run")
     assert model.grammar.names == Grammar(grammar.read_text()).names
     assert all(s is None or model.grammar.parse(s) for s in model.decode_strings(torch.zeros(3, 2)))

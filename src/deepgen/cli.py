@@ -67,8 +67,8 @@ def cli():
 @click.option("--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @add_model_options
-def train(family, data, data_dir, image_size, image_channels, on_bad_file, grammar, on_bad_line, stream_specs, out,
-          resume_run, quiet, **options):
+def train(family, data, data_dir, image_size, image_channels, on_bad_file, grammar, on_bad_line,
+          stream_specs, out, resume_run, quiet, **options):
     """Train FAMILY (vae, gan, ...) on a dataset, or continue a run with --resume RUN."""
     from . import api
     from .config import DataConfig, RunConfig, TrainConfig, validate

@@ -26,8 +26,9 @@ def sample_strings(model, n: int = 10, seed: int = 0) -> list[list[str | None]]:
 
 
 @torch.no_grad()
-def interpolate_strings(model, between: tuple[str, str] | None = None, rows: int = 3, steps: int = 9,
-                        seed: int = 0) -> list[list[str | None]]:
+def interpolate_strings(
+    model, between: tuple[str, str] | None = None, rows: int = 3, steps: int = 9, seed: int = 0
+) -> list[list[str | None]]:
     """Strings decoded greedily along straight lines in latent space: from the posterior
     mean of ``between[0]`` to that of ``between[1]`` (one row), or between ``rows`` pairs of
     prior draws. Raises GrammarError for an expression outside the model's grammar."""

@@ -107,9 +107,13 @@ def elbo(log_px_given_z: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
     return log_px_given_z - kl
 
 
-def gaussian_elbo_terms(mu: torch.Tensor, logvar: torch.Tensor, log_px_given_z: Callable[[torch.Tensor], torch.Tensor],
-                        generator: torch.Generator | None = None, eps: torch.Tensor | None = None
-                        ) -> dict[str, torch.Tensor]:
+def gaussian_elbo_terms(
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    log_px_given_z: Callable[[torch.Tensor], torch.Tensor],
+    generator: torch.Generator | None = None,
+    eps: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """The one-sample ELBO of a Gaussian q(z|x) = N(mu, diag exp(logvar)) (B, D) under an
     N(0, I) prior: {"elbo", "recon" (= -log p(x|z)), "kl"}, each (B,) nats, with z drawn by
     the reparameterisation (``eps`` (B, D): the standard normal draw to use) and

@@ -41,7 +41,9 @@ WORST = 1000.0
 POINTS = np.linspace(-10.0, 10.0, 1000)
 
 
-def expression_score(grammar: Grammar, string: str | None, target: np.ndarray, x: np.ndarray = POINTS) -> float:
+def expression_score(
+    grammar: Grammar, string: str | None, target: np.ndarray, x: np.ndarray = POINTS
+) -> float:
     """log(1 + mean(min((f(x) - target)^2, 1000))) of expression ``string`` against the
     target's values ``target`` at ``x``; log(1 + 1000) when the string is None, outside the
     grammar, or not finite (Kusner et al. 2017, sec. 4.1 and their code)."""
@@ -66,8 +68,9 @@ def fit_gp(x: np.ndarray, y: np.ndarray, seed: int = 0, kernel=None):
     fixed = kernel is not None
     if kernel is None:
         kernel = ConstantKernel(1.0) * Matern(1.0, nu=2.5) + WhiteKernel(0.1)
-    gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed,
-                                  optimizer=None if fixed else "fmin_l_bfgs_b")
+    gp = GaussianProcessRegressor(
+        kernel, normalize_y=True, random_state=seed, optimizer=None if fixed else "fmin_l_bfgs_b"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return gp.fit(x, y)
@@ -82,8 +85,15 @@ def expected_improvement(gp, points: np.ndarray, best: float) -> np.ndarray:
     return (best - mean) * norm.cdf(u) + std * norm.pdf(u)
 
 
-def propose(x: np.ndarray, y: np.ndarray, batch: int, rng: np.random.Generator, candidates: int = 2000,
-            shortlist: int = 300, seed: int = 0) -> np.ndarray:
+def propose(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch: int,
+    rng: np.random.Generator,
+    candidates: int = 2000,
+    shortlist: int = 300,
+    seed: int = 0,
+) -> np.ndarray:
     """``batch`` points (batch, D) chosen greedily by expected improvement under a GP fitted
     to (x, y), each taken as observed at the GP's mean before the next is chosen."""
     gp = fit_gp(x, y, seed)
@@ -93,7 +103,7 @@ def propose(x: np.ndarray, y: np.ndarray, batch: int, rng: np.random.Generator, 
     local = best_codes[rng.integers(0, len(best_codes), candidates - len(uniform))]
     local = local + rng.normal(0.0, 0.1, local.shape) * (high - low)
     pool = np.concatenate([uniform, local])
-    pool = pool[np.argsort(-expected_improvement(gp, pool, y.min()))[:max(shortlist, batch)]]
+    pool = pool[np.argsort(-expected_improvement(gp, pool, y.min()))[: max(shortlist, batch)]]
     chosen, xs, ys = [], x, y
     for _ in range(batch):
         gain = expected_improvement(gp, pool, ys.min())
@@ -105,22 +115,28 @@ def propose(x: np.ndarray, y: np.ndarray, batch: int, rng: np.random.Generator, 
     return np.array(chosen)
 
 
-def gp_subset(scores: np.ndarray, size: int, best_share: float, rng: np.random.Generator) -> np.ndarray:
+def gp_subset(
+    scores: np.ndarray, size: int, best_share: float, rng: np.random.Generator
+) -> np.ndarray:
     """Indices of the ``size`` training expressions the GP starts from: the
     round(``best_share`` * size) lowest ``scores`` (ties by index), then a uniform draw
     without replacement from the others; all of them when there are at most ``size``."""
     if len(scores) <= size:
         return np.arange(len(scores))
-    best = np.argsort(scores, kind="stable")[:round(best_share * size)]
+    best = np.argsort(scores, kind="stable")[: round(best_share * size)]
     rest = np.setdiff1d(np.arange(len(scores)), best)
     return np.concatenate([best, rng.choice(rest, size=size - len(best), replace=False)])
 
 
 def decode_points(model, points: np.ndarray, attempts: int = 25, seed: int = 0) -> list[str | None]:
-    """Each point decoded ``attempts`` times by sampling; its most frequent valid string."""
+    """Latent points (N, latent_dim) -> N strings: each point decoded ``attempts`` times by
+    sampling, and its most frequent valid string kept (None when no draw was valid), as the
+    paper's code (``decode_from_latent_space`` in its run_bo.py) did."""
     z = torch.as_tensor(points, dtype=torch.get_default_dtype())
-    draws = [model.decode_strings(z, torch.Generator(device=model.device).manual_seed(seed * 1000 + a))
-             for a in range(attempts)]
+    draws = [
+        model.decode_strings(z, torch.Generator(device=model.device).manual_seed(seed * 1000 + a))
+        for a in range(attempts)
+    ]
     out = []
     for i in range(len(points)):
         valid = collections.Counter(d[i] for d in draws if d[i] is not None)
@@ -128,12 +144,22 @@ def decode_points(model, points: np.ndarray, attempts: int = 25, seed: int = 0) 
     return out
 
 
-def optimize(model, strings: list[str], target: str, iterations: int = 5, batch: int = 50,
-             gp_points: int = 1000, seed: int = 0, log=None, best_share: float = 0.0,
-             scores: np.ndarray | None = None) -> dict:
+def optimize(
+    model,
+    strings: list[str],
+    target: str,
+    iterations: int = 5,
+    batch: int = 50,
+    gp_points: int = 1000,
+    seed: int = 0,
+    log=None,
+    best_share: float = 0.0,
+    scores: np.ndarray | None = None,
+) -> dict:
     """Bayesian optimisation of expressions towards ``target`` in ``model``'s latent space
     (see the module docstring); ``strings``: the training expressions to start from,
-    ``scores``: theirs against the target, when already computed.
+    ``scores`` (len(strings),): theirs against the target, when already computed; they are
+    computed for all of them only when ``best_share`` > 0, else for the GP's points alone.
 
     Returns a dict: per iteration the proposals, their scores, the fraction valid and the
     mean score; the best expressions found; the mean score of all proposals (an invalid one
@@ -150,18 +176,33 @@ def optimize(model, strings: list[str], target: str, iterations: int = 5, batch:
     grammar = model.grammar
     target_values = evaluate(grammar, target, POINTS)
     if len(strings) < 10:
-        raise ConfigError(f"Bayesian optimisation needs at least 10 training expressions, not {len(strings)}")
+        raise ConfigError(
+            f"Bayesian optimisation needs at least 10 training expressions, not {len(strings)}"
+        )
     if not 0 <= best_share <= 1:
         raise ConfigError(f"best_share is a fraction in [0, 1], not {best_share}")
-    if scores is None:
+    if scores is None and best_share > 0:
         scores = np.array([expression_score(grammar, s, target_values) for s in strings])
     rng = np.random.default_rng(seed)
-    pick = gp_subset(scores, gp_points, best_share, rng)
+    # With best_share 0 no point is chosen by score, and gp_subset reads only the count.
+    pick = gp_subset(
+        np.zeros(len(strings)) if scores is None else scores, gp_points, best_share, rng
+    )
     start = [strings[i] for i in pick]
     with torch.no_grad():
-        x = torch.cat([model.encode_strings(start[i:i + 1000]) for i in range(0, len(start), 1000)]).cpu().double()
+        x = (
+            torch.cat(
+                [model.encode_strings(start[i : i + 1000]) for i in range(0, len(start), 1000)]
+            )
+            .cpu()
+            .double()
+        )
     x = x.numpy()
-    y = scores[pick]
+    y = (
+        scores[pick]
+        if scores is not None
+        else np.array([expression_score(grammar, s, target_values) for s in start])
+    )
     rounds = []
     for it in range(iterations):
         points = propose(x, y, batch, rng, seed=seed)
@@ -169,29 +210,51 @@ def optimize(model, strings: list[str], target: str, iterations: int = 5, batch:
         scores = np.array([expression_score(grammar, s, target_values) for s in found])
         x, y = np.vstack([x, points]), np.append(y, scores)
         valid = [s is not None for s in found]
-        rounds.append({"proposals": found, "scores": scores.tolist(), "valid_fraction": float(np.mean(valid)),
-                       "mean_score": float(scores.mean())})
+        rounds.append(
+            {
+                "proposals": found,
+                "scores": scores.tolist(),
+                "valid_fraction": float(np.mean(valid)),
+                "mean_score": float(scores.mean()),
+            }
+        )
         if log:
             best = int(np.argmin(scores))
-            log(f"iteration {it + 1}/{iterations}: {sum(valid)}/{batch} valid, mean score {scores.mean():.3f}, "
-                f"best {scores[best]:.3f} ({found[best]})")
+            log(
+                f"iteration {it + 1}/{iterations}: {sum(valid)}/{batch} valid, mean score {scores.mean():.3f}, "
+                f"best {scores[best]:.3f} ({found[best]})"
+            )
     proposals = [(s, sc) for r in rounds for s, sc in zip(r["proposals"], r["scores"])]
     best = sorted({s: sc for s, sc in proposals if s is not None}.items(), key=lambda kv: kv[1])[:5]
     all_scores = np.array([sc for _, sc in proposals])
     below_worst = all_scores[all_scores < all_scores.max()]
-    return {"target": target, "seed": seed, "iterations": rounds,
-            "valid_fraction": float(np.mean([s is not None for s, _ in proposals])),
-            "mean_score": float(all_scores.mean()),
-            "average_score": float(below_worst.mean()) if len(below_worst) else float(all_scores.max()),
-            "best": [{"expression": s, "score": sc} for s, sc in best],
-            "protocol": f"GP on {len(start)} training codes ({round(best_share * 100)}% the best-scoring, the "
-                        f"rest at random); {iterations} batches of {batch} by greedy expected "
-                        "improvement; each point decoded 25 times, most frequent valid string kept; score "
-                        "log(1 + mean min((f - target)^2, 1000)) on 1,000 points in [-10, 10]"}
+    return {
+        "target": target,
+        "seed": seed,
+        "iterations": rounds,
+        "valid_fraction": float(np.mean([s is not None for s, _ in proposals])),
+        "mean_score": float(all_scores.mean()),
+        "average_score": float(below_worst.mean()) if len(below_worst) else float(all_scores.max()),
+        "best": [{"expression": s, "score": sc} for s, sc in best],
+        "protocol": f"GP on {len(start)} training codes ({round(best_share * 100)}% the best-scoring, the "
+        f"rest at random); {iterations} batches of {batch} by greedy expected "
+        "improvement; each point decoded 25 times, most frequent valid string kept; score "
+        "log(1 + mean min((f - target)^2, 1000)) on 1,000 points in [-10, 10]",
+    }
 
 
-def optimize_run(model, streams: dict, target: str, output, iterations: int = 5, batch: int = 50,
-                 gp_points: int = 1000, seeds: int = 1, log=print, best_share: float = 0.0):
+def optimize_run(
+    model,
+    streams: dict,
+    target: str,
+    output,
+    iterations: int = 5,
+    batch: int = 50,
+    gp_points: int = 1000,
+    seeds: int = 1,
+    log=print,
+    best_share: float = 0.0,
+):
     """:func:`optimize` from the training expressions of a run's data, over seeds 0 ..
     ``seeds`` - 1; writes the results to ``output`` (JSON) and a plot of the target and
     the best expression found beside it (.png). Returns the JSON path."""
@@ -203,30 +266,46 @@ def optimize_run(model, streams: dict, target: str, output, iterations: int = 5,
     require(model, Strings, "deepgen optimize")
     train = streams[model.epoch_stream]["train"]
     strings = [s for s in model.strings_of(train.x) if s is not None]
-    target_values = evaluate(model.grammar, target, POINTS)
-    scores = np.array([expression_score(model.grammar, s, target_values) for s in strings])
+    scores = None  # every training expression's score, computed once for all seeds when needed
+    if best_share > 0:
+        target_values = evaluate(model.grammar, target, POINTS)
+        scores = np.array([expression_score(model.grammar, s, target_values) for s in strings])
     runs = []
     for seed in range(seeds):
         if log:
             log(f"seed {seed}:")
-        runs.append(optimize(model, strings, target, iterations, batch, gp_points, seed, log, best_share, scores))
-    summary = {key: _mean_sd([r[key] for r in runs]) for key in ("valid_fraction", "average_score", "mean_score")}
+        runs.append(
+            optimize(
+                model, strings, target, iterations, batch, gp_points, seed, log, best_share, scores
+            )
+        )
+    summary = {
+        key: _mean_sd([r[key] for r in runs])
+        for key in ("valid_fraction", "average_score", "mean_score")
+    }
     best = min((b for r in runs for b in r["best"]), key=lambda b: b["score"], default=None)
     result = {"target": target, "seeds": runs, "summary": summary, "best": best}
     if log and best:
-        log(f"best: {best['expression']} (score {best['score']:.4f}); valid fraction "
+        log(
+            f"best: {best['expression']} (score {best['score']:.4f}); valid fraction "
             f"{summary['valid_fraction']['mean']:.3f} ± {summary['valid_fraction']['sd']:.3f}, average score "
             f"{summary['average_score']['mean']:.3f} ± {summary['average_score']['sd']:.3f} (± sd over "
-            f"{seeds} seed(s); average of the proposals below each seed's worst, as the paper's code)")
+            f"{seeds} seed(s); average of the proposals below each seed's worst, as the paper's code)"
+        )
     path = atomic_write_text(Path(output), json.dumps(result, indent=2) + "\n")
     if best:
-        atomic_write_bytes(path.with_suffix(".png"), _plot(model.grammar, target, best["expression"]))
+        atomic_write_bytes(
+            path.with_suffix(".png"), _plot(model.grammar, target, best["expression"])
+        )
     return path
 
 
 def _mean_sd(values: list[float]) -> dict:
-    return {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            "n": len(values)}
+    return {
+        "mean": float(np.mean(values)),
+        "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
 
 
 def _plot(grammar: Grammar, target: str, found: str) -> bytes:
@@ -234,6 +313,8 @@ def _plot(grammar: Grammar, target: str, found: str) -> bytes:
     from .viz import curves_png
 
     with np.errstate(all="ignore"):
-        series = [(f"target {target}", POINTS, evaluate(grammar, target, POINTS)),
-                  (f"found {found}", POINTS, evaluate(grammar, found, POINTS))]
+        series = [
+            (f"target {target}", POINTS, evaluate(grammar, target, POINTS)),
+            (f"found {found}", POINTS, evaluate(grammar, found, POINTS)),
+        ]
     return curves_png(series, "x", "f(x)", "Bayesian optimisation in latent space")

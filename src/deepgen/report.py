@@ -234,7 +234,8 @@ def _strings_section(model: GenerativeModel, streams: dict[str, Dataset] | None,
         out.append(f"<p>Bayesian optimisation towards {show(result.get('target'))} over "
                    f"{valid_fraction.get('n', 0)} seed(s): valid proposals {valid_fraction.get('mean', 0):.3f} ± "
                    f"{valid_fraction.get('sd', 0):.3f}, average score of the valid proposals "
-                   f"{average.get('mean', 0):.3f} ± {average.get('sd', 0):.3f} (± sd over seeds); best {show(best.get('expression'))} (score "
+                   f"{average.get('mean', 0):.3f} ± {average.get('sd', 0):.3f} (± sd over seeds); "
+                   f"best {show(best.get('expression'))} (score "
                    f"{best.get('score', float('nan')):.4f})</p>")
         png = optimized.with_suffix(".png")
         if png.is_file():

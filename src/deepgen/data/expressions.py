@@ -49,13 +49,19 @@ REFERENCE = ((100_000, 15, 0), "8547636ac24c9a9f24e2c2aa71a803b040feba40db508f9a
 class ExpressionOptions(Config):
     """Options of ``expressions``."""
 
-    grammar: str | None = Field(None, description="a grammar file in nltk notation; default the lectures' "
-                                                  "expression grammar")
-    encoding: Literal["productions", "characters"] = Field("productions", description="the tokens of a stream")
+    grammar: str | None = Field(
+        None,
+        description="a grammar file in nltk notation; default the lectures' expression grammar",
+    )
+    encoding: Literal["productions", "characters"] = Field(
+        "productions", description="the tokens of a stream"
+    )
     count: int = Field(100_000, ge=10, le=1_000_000, description="generated: distinct expressions")
     max_rules: int = Field(15, ge=1, le=100, description="productions per derivation at most")
     seed: int = Field(0, ge=0, description="generated: seed of the derivations and of the split")
-    on_bad_line: Literal["stop", "skip"] = Field("stop", description="a line outside the grammar: stop, or skip it")
+    on_bad_line: Literal["stop", "skip"] = Field(
+        "stop", description="a line outside the grammar: stop, or skip it"
+    )
 
 
 def read_grammar(path: str | None) -> Grammar:
@@ -79,8 +85,10 @@ def generate(grammar: Grammar, count: int, max_rules: int, seed: int) -> list[li
     while len(out) < count:
         tries += 1
         if tries > 100 * count + 10_000:
-            raise DataError(f"found only {len(out)} distinct strings of at most {max_rules} productions in "
-                            f"{tries - 1:,} derivations; ask for fewer (count) or allow more (max_rules)")
+            raise DataError(
+                f"found only {len(out)} distinct strings of at most {max_rules} productions in "
+                f"{tries - 1:,} derivations; ask for fewer (count) or allow more (max_rules)"
+            )
         ids = grammar.random_derivation(rng, max_rules)
         if ids is None:
             continue
@@ -91,7 +99,9 @@ def generate(grammar: Grammar, count: int, max_rules: int, seed: int) -> list[li
     return out
 
 
-def read_strings(grammar: Grammar, path: Path, max_rules: int, on_bad_line: str, log=None) -> list[list[int]]:
+def read_strings(
+    grammar: Grammar, path: Path, max_rules: int, on_bad_line: str, log=None
+) -> list[list[int]]:
     """The derivation of every non-blank line of ``path``.
 
     Raises: DataError naming the line and position of the first bad string (stop), or when
@@ -107,11 +117,16 @@ def read_strings(grammar: Grammar, path: Path, max_rules: int, on_bad_line: str,
         try:
             ids = grammar.parse(line)
             if len(ids) > max_rules:
-                raise GrammarError(f"{line.strip()!r} needs {len(ids)} productions, more than max_rules "
-                                   f"{max_rules}", 0)
+                raise GrammarError(
+                    f"{line.strip()!r} needs {len(ids)} productions, more than max_rules "
+                    f"{max_rules}",
+                    0,
+                )
         except GrammarError as err:
             if on_bad_line == "stop":
-                raise DataError(f"{path}, line {number}: {err} (--on-bad-line skip skips such lines)") from None
+                raise DataError(
+                    f"{path}, line {number}: {err} (--on-bad-line skip skips such lines)"
+                ) from None
             bad.append((number, err))
             continue
         out.append(ids)
@@ -122,7 +137,9 @@ def read_strings(grammar: Grammar, path: Path, max_rules: int, on_bad_line: str,
     return out
 
 
-def _cached(grammar: Grammar, count: int, max_rules: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _cached(
+    grammar: Grammar, count: int, max_rules: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`generate` as (ids (count, max_rules) padded with the end id, lengths), kept in
     the cache beside its sha256 and generated again when the file does not match it."""
     key = sha256_bytes(f"{grammar.text}|{count}|{max_rules}|{seed}".encode())[:16]
@@ -151,7 +168,7 @@ def derivations_sha256(ids: torch.Tensor, lengths: torch.Tensor) -> str:
 def _padded(seqs: list[list[int]], width: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.full((len(seqs), width), pad, dtype=torch.long)
     for i, seq in enumerate(seqs):
-        x[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        x[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
     return x, torch.tensor([len(s) for s in seqs], dtype=torch.long)
 
 
@@ -161,38 +178,57 @@ def characters(grammar: Grammar) -> tuple[str, ...]:
     return tuple(sorted({c for t in grammar.terminals for c in t})) + (END,)
 
 
-def encode_characters(strings: list[str], vocabulary: tuple[str, ...], width: int | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_characters(
+    strings: list[str], vocabulary: tuple[str, ...], width: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Strings -> (character ids (N, T) padded with the end id, lengths (N,))."""
     index = {c: i for i, c in enumerate(vocabulary)}
     seqs = [[index[c] for c in s] for s in strings]
     return _padded(seqs, width or max(len(s) for s in seqs), len(vocabulary) - 1)
 
 
-def expressions_dataset(spec, data_dir=None, grammar: str | None = None, encoding: str = "productions",
-                        count: int = 100_000, max_rules: int = 15, seed: int = 0, on_bad_line: str = "stop",
-                        log=None, **_) -> Dataset:
+def expressions_dataset(
+    spec,
+    data_dir=None,
+    grammar: str | None = None,
+    encoding: str = "productions",
+    count: int = 100_000,
+    max_rules: int = 15,
+    seed: int = 0,
+    on_bad_line: str = "stop",
+    log=None,
+    **_,
+) -> Dataset:
     """Load or generate the expressions (see the module docstring)."""
     g = read_grammar(grammar)
     if data_dir is not None:
-        ids, lengths = _padded(read_strings(g, Path(data_dir).expanduser(), max_rules, on_bad_line, log),
-                               max_rules, g.end)
+        ids, lengths = _padded(
+            read_strings(g, Path(data_dir).expanduser(), max_rules, on_bad_line, log),
+            max_rules,
+            g.end,
+        )
         source = f"{data_dir} ({len(ids)} strings)"
     else:
         ids, lengths = _cached(g, count, max_rules, seed)
-        source = f"generated ({count:,} derivations of at most {max_rules} productions, seed {seed})"
+        source = (
+            f"generated ({count:,} derivations of at most {max_rules} productions, seed {seed})"
+        )
         if grammar is None and (count, max_rules, seed) == REFERENCE[0]:
             digest = derivations_sha256(ids, lengths)
             if digest != REFERENCE[1]:
-                raise DataError(f"the generated expressions have sha256 {digest[:12]}..., not deepgen's "
-                                f"reference {REFERENCE[1][:12]}...; the generator or Python's random differs")
+                raise DataError(
+                    f"the generated expressions have sha256 {digest[:12]}..., not deepgen's "
+                    f"reference {REFERENCE[1][:12]}...; the generator or Python's random differs"
+                )
     if encoding == "productions":
         x, vocabulary = ids, g.names
     else:
         vocabulary = characters(g)
         x, lengths = encode_characters([g.derive(row) for row in ids.tolist()], vocabulary)
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(derive(seed, "expressions", "split")))
+    perm = torch.randperm(
+        len(x), generator=torch.Generator().manual_seed(derive(seed, "expressions", "split"))
+    )
     held = max(1, len(x) // 20)
-    parts = {"valid": perm[:held], "test": perm[held:2 * held], "train": perm[2 * held:]}
+    parts = {"valid": perm[:held], "test": perm[held : 2 * held], "train": perm[2 * held :]}
     splits = {name: Split(x, None, lengths).take(idx) for name, idx in parts.items()}
     return Dataset("expressions", splits, source=source, vocabulary=vocabulary, grammar=g.text)

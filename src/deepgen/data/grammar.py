@@ -80,8 +80,13 @@ class Grammar:
         # non-terminal.
         nt = {n: k for k, n in enumerate(self.nonterminals)}
         self._lhs = [nt[p.lhs()] for p in self.productions]
-        self._rhs = [tuple(s if isinstance(s, str) else nt[s] for s in p.rhs()) for p in self.productions]
-        self._by_lhs = [[i for i, lhs in enumerate(self._lhs) if lhs == k] for k in range(len(self.nonterminals))]
+        self._rhs = [
+            tuple(s if isinstance(s, str) else nt[s] for s in p.rhs()) for p in self.productions
+        ]
+        self._by_lhs = [
+            [i for i, lhs in enumerate(self._lhs) if lhs == k]
+            for k in range(len(self.nonterminals))
+        ]
         self.costs = self.completion_costs()
 
     def __len__(self) -> int:
@@ -106,8 +111,11 @@ class Grammar:
                 continue
             match = next((t for t in self.terminals if string.startswith(t, i)), None)
             if match is None:
-                raise GrammarError(f"{string!r} is not in the grammar: no terminal starts at character {i} "
-                                   f"({string[i]!r})", i)
+                raise GrammarError(
+                    f"{string!r} is not in the grammar: no terminal starts at character {i} "
+                    f"({string[i]!r})",
+                    i,
+                )
             tokens.append(Token(match, i))
             i += len(match)
         return tokens
@@ -125,7 +133,11 @@ class Grammar:
         if tree is None:
             k = self._viable_prefix([t.text for t in tokens])
             position = tokens[k].position if k < len(tokens) else len(string)
-            what = f"at character {position} ({tokens[k].text!r})" if k < len(tokens) else "it ends too early"
+            what = (
+                f"at character {position} ({tokens[k].text!r})"
+                if k < len(tokens)
+                else "it ends too early"
+            )
             raise GrammarError(f"{string!r} is not in the grammar: {what}", position)
         return [self._index[p] for p in tree.productions()]
 
@@ -210,8 +222,11 @@ class Grammar:
         if not stack:
             return [self.end]
         rest = sum(costs[s] for s in stack[:-1])
-        return [p for p in self._by_lhs[stack[-1]]
-                if 1 + rest + sum(costs[s] for s in self._rhs[p] if not isinstance(s, str)) <= steps]
+        return [
+            p
+            for p in self._by_lhs[stack[-1]]
+            if 1 + rest + sum(costs[s] for s in self._rhs[p] if not isinstance(s, str)) <= steps
+        ]
 
     def start_stack(self) -> list[int]:
         """The stack a derivation starts from: the start symbol alone."""
@@ -263,12 +278,19 @@ def evaluate(grammar: Grammar, string: str, x: np.ndarray) -> np.ndarray:
             try:
                 return np.full_like(x, float(leaf))
             except ValueError:
-                raise ConfigError(f"the terminal {leaf!r} has no meaning in an expression") from None
+                raise ConfigError(
+                    f"the terminal {leaf!r} has no meaning in an expression"
+                ) from None
         if len(children) == 3 and isinstance(children[1], str) and children[1] in OPERATORS:
             return OPERATORS[children[1]](value(children[0]), value(children[2]))
         if len(children) == 3 and children[2] == ")" and children[0] == "(":
             return value(children[1])
-        if len(children) == 3 and children[2] == ")" and isinstance(children[0], str) and children[0] in FUNCTIONS:
+        if (
+            len(children) == 3
+            and children[2] == ")"
+            and isinstance(children[0], str)
+            and children[0] in FUNCTIONS
+        ):
             return FUNCTIONS[children[0]](value(children[1]))
         raise ConfigError(f"no meaning for a node with children {[str(c) for c in children]}")
 

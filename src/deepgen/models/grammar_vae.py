@@ -48,17 +48,33 @@ class SequenceVAEConfig(ModelConfig):
     """Sizes, grammar and learning rate of a sequence VAE (the paper's: latent 25, 100 units)."""
 
     latent_dim: int = Field(25, ge=1, le=1024, description="size of z")
-    hidden_dim: int = Field(100, ge=1, le=4096, description="units of the dense layers and of each GRU layer")
+    hidden_dim: int = Field(
+        100, ge=1, le=4096, description="units of the dense layers and of each GRU layer"
+    )
     filters: int = Field(16, ge=1, le=1024, description="filters of each of the three convolutions")
-    grammar: str = Field(EXPRESSIONS.strip(), description="the grammar in nltk notation (set from the data)",
-                         json_schema_extra={"cli": False})
+    grammar: str = Field(
+        EXPRESSIONS.strip(),
+        description="the grammar in nltk notation (set from the data)",
+        json_schema_extra={"cli": False},
+    )
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
-    beta: float = Field(0.1, ge=0, description="weight of the KL term in the training loss (beta 1 collapsed "
-                                               "the posterior here)")
-    kl_warmup: int = Field(700, ge=0, description="iterations over which the KL weight rises from 0 to beta "
-                                                  "(Bowman et al. 2016), 2 epochs of 90k at batch 256")
-    finish_in_time: bool = Field(True, description="gvae decoding: mask productions after which the derivation "
-                                                   "could not finish within the length limit")
+    beta: float = Field(
+        0.1,
+        ge=0,
+        description="weight of the KL term in the training loss (beta 1 collapsed "
+        "the posterior here)",
+    )
+    kl_warmup: int = Field(
+        700,
+        ge=0,
+        description="iterations over which the KL weight rises from 0 to beta "
+        "(Bowman et al. 2016), 2 epochs of 90k at batch 256",
+    )
+    finish_in_time: bool = Field(
+        True,
+        description="gvae decoding: mask productions after which the derivation "
+        "could not finish within the length limit",
+    )
 
 
 class SequenceEncoder(nn.Module):
@@ -67,14 +83,20 @@ class SequenceEncoder(nn.Module):
     def __init__(self, length: int, vocabulary: int, filters: int, hidden: int, out_dim: int):
         super().__init__()
         if length < 7:
-            raise ConfigError(f"sequences must be at least 7 tokens long for the encoder's convolutions, not {length}")
+            raise ConfigError(
+                f"sequences must be at least 7 tokens long for the encoder's convolutions, not {length}"
+            )
         layers, channels = [], vocabulary
         for kernel in (2, 3, 4):
             layers += [nn.Conv1d(channels, filters, kernel), SyncBatchNorm1d(filters), nn.ReLU()]
             channels = filters
         self.convs = nn.Sequential(*layers)
-        self.dense = nn.Sequential(nn.Flatten(), nn.Linear(filters * (length - 6), hidden), nn.ReLU(),
-                                   nn.Linear(hidden, out_dim))
+        self.dense = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(filters * (length - 6), hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, out_dim),
+        )
 
     def forward(self, one_hot: torch.Tensor) -> torch.Tensor:
         return self.dense(self.convs(one_hot.transpose(1, 2)))
@@ -101,23 +123,40 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
 
     reads = ("sequences",)
     summary = ("neg_elbo", "nats")
-    units = {"elbo": "nats", "recon": "nats", "kl": "nats", "neg_elbo": "nats",
-             "reconstructed": "fraction of expressions decoded exactly from their posterior mean"}
-    evaluate_protocol = ("single-sample ELBO per expression; reconstructed: the greedy decoding of the "
-                         "posterior mean equals the expression")
+    units = {
+        "elbo": "nats",
+        "recon": "nats",
+        "kl": "nats",
+        "neg_elbo": "nats",
+        "reconstructed": "fraction of expressions decoded exactly from their posterior mean",
+    }
+    evaluate_protocol = (
+        "single-sample ELBO per expression; reconstructed: the greedy decoding of the "
+        "posterior mean equals the expression"
+    )
     report_curves = [
-        ("Negative ELBO", "nats per expression", [("vae/loss", "-ELBO (training batches)"),
-                                                  ("valid:neg_elbo", "-ELBO (validation split)")]),
+        (
+            "Negative ELBO",
+            "nats per expression",
+            [
+                ("vae/loss", "-ELBO (training batches)"),
+                ("valid:neg_elbo", "-ELBO (validation split)"),
+            ],
+        ),
     ]
 
     def __init__(self, config: SequenceVAEConfig):
         super().__init__(config)
         if len(self.data_shape) != 1:
-            raise ConfigError(f"a {self.family} reads token sequences (T,), not data of shape {self.data_shape}")
+            raise ConfigError(
+                f"a {self.family} reads token sequences (T,), not data of shape {self.data_shape}"
+            )
         self.grammar = Grammar(config.grammar)
         self.length = self.data_shape[0]
         v = len(self.vocabulary)
-        self.encoder = SequenceEncoder(self.length, v, config.filters, config.hidden_dim, 2 * config.latent_dim)
+        self.encoder = SequenceEncoder(
+            self.length, v, config.filters, config.hidden_dim, 2 * config.latent_dim
+        )
         self.decoder = SequenceDecoder(self.length, v, config.latent_dim, config.hidden_dim)
 
     @classmethod
@@ -125,7 +164,9 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
         """The grammar of the data (a ConfigError if the config names another one)."""
         grammar = next(iter(streams.values())).grammar
         if grammar is None:
-            raise ConfigError(f"a {cls.family} reads the strings of a grammar, e.g. --data expressions")
+            raise ConfigError(
+                f"a {cls.family} reads the strings of a grammar, e.g. --data expressions"
+            )
         given = values.get("grammar")
         if given is not None and Grammar(given).names != Grammar(grammar).names:
             raise ConfigError(f"the grammar given to the {cls.family} differs from the data's")
@@ -135,9 +176,11 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
         super().check_data(streams)
         for dataset in streams.values():
             if dataset.vocabulary != self.vocabulary:
-                raise ConfigError(f"a {self.family} reads tokens {', '.join(self.vocabulary[:4])}, ...; the data's "
-                                  f"are {', '.join((dataset.vocabulary or ('none',))[:4])}, ... (another grammar "
-                                  "or encoding?)")
+                raise ConfigError(
+                    f"a {self.family} reads tokens {', '.join(self.vocabulary[:4])}, ...; the data's "
+                    f"are {', '.join((dataset.vocabulary or ('none',))[:4])}, ... (another grammar "
+                    "or encoding?)"
+                )
 
     @property
     def latent_dim(self) -> int:
@@ -153,9 +196,13 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
 
     def check_tokens(self, x: torch.Tensor) -> None:
         """Raise ConfigError unless x holds token ids of this model's vocabulary."""
-        if x.dtype != torch.long or (x.numel() and (int(x.min()) < 0 or int(x.max()) >= len(self.vocabulary))):
-            raise ConfigError(f"a {self.family} reads int64 token ids in [0, {len(self.vocabulary)}); the data "
-                              "holds other values (another grammar or encoding?)")
+        if x.dtype != torch.long or (
+            x.numel() and (int(x.min()) < 0 or int(x.max()) >= len(self.vocabulary))
+        ):
+            raise ConfigError(
+                f"a {self.family} reads int64 token ids in [0, {len(self.vocabulary)}); the data "
+                "holds other values (another grammar or encoding?)"
+            )
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x): token ids (B, T) -> (mu, logvar), each (B, latent_dim)."""
@@ -168,16 +215,27 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
         """log p(x|z) of token ids x (B, T) under logits (..., B, T, V): (..., B) nats."""
         raise NotImplementedError
 
-    def elbo_terms(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                   eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def elbo_terms(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        eps: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """{"elbo", "recon", "kl"}, each (B,) nats per expression, from one reparameterised z."""
         mu, logvar = self.posterior(x)
-        return losses.gaussian_elbo_terms(mu, logvar, lambda z: self.log_px(x, self.decoder(z)), generator, eps)
+        return losses.gaussian_elbo_terms(
+            mu, logvar, lambda z: self.log_px(x, self.decoder(z)), generator, eps
+        )
 
     def _loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        terms = self.elbo_terms(batch.x, generator, batch.randn(self.latent_dim, generator=generator))
+        terms = self.elbo_terms(
+            batch.x, generator, batch.randn(self.latent_dim, generator=generator)
+        )
         weight = losses.kl_weight(self.config.beta, self.config.kl_warmup, batch.iteration)
-        return {"loss": terms["recon"] + weight * terms["kl"], **{k: v.detach() for k, v in terms.items()}}
+        return {
+            "loss": terms["recon"] + weight * terms["kl"],
+            **{k: v.detach() for k, v in terms.items()},
+        }
 
     def players(self) -> list[Player]:
         lr = self.config.lr
@@ -189,12 +247,18 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
         terms["neg_elbo"] = -terms["elbo"]
         decoded = self.strings_of(self.decode_ids(self.decoder(self.encode(batch.x))))
         truth = self.strings_of(batch.x)
-        terms["reconstructed"] = torch.tensor([float(a is not None and a == b) for a, b in zip(decoded, truth)],
-                                              device=batch.x.device)
+        terms["reconstructed"] = torch.tensor(
+            [float(a is not None and a == b) for a, b in zip(decoded, truth)], device=batch.x.device
+        )
         return terms
 
-    def log_importance_weights(self, x: torch.Tensor, n: int, generator: torch.Generator | None = None,
-                               eps: torch.Tensor | None = None) -> torch.Tensor:
+    def log_importance_weights(
+        self,
+        x: torch.Tensor,
+        n: int,
+        generator: torch.Generator | None = None,
+        eps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i|x) for n draws z_i ~ q(z|x): (n, B) nats (the IWAE bound's
         input, Burda et al. 2015, eq. 8)."""
         mu, logvar = self.posterior(x)
@@ -207,7 +271,9 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
 
     # --- decoding ----------------------------------------------------------------------
 
-    def decode_ids(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def decode_ids(
+        self, logits: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Per-step logits (B, T, V) -> token ids (B, T): the most likely token at each step,
         or drawn from the softmax with a generator."""
         raise NotImplementedError
@@ -247,7 +313,9 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
         return self.encode(self.ids_of(strings).to(self.device))
 
     @torch.no_grad()
-    def decode_strings(self, z: torch.Tensor, generator: torch.Generator | None = None) -> list[str | None]:
+    def decode_strings(
+        self, z: torch.Tensor, generator: torch.Generator | None = None
+    ) -> list[str | None]:
         return self.strings_of(self.decode_ids(self.decoder(z.to(self.device)), generator))
 
 
@@ -266,7 +334,9 @@ class GrammarVAE(SequenceVAE):
 
     @classmethod
     def default_streams(cls, data):
-        return {"data": data.model_copy(update={"options": data.options | {"encoding": "productions"}})}
+        return {
+            "data": data.model_copy(update={"options": data.options | {"encoding": "productions"}})
+        }
 
     @property
     def vocabulary(self) -> tuple[str, ...]:
@@ -281,7 +351,9 @@ class GrammarVAE(SequenceVAE):
         picked = log_probs.gather(-1, x.expand(*logits.shape[:-1]).unsqueeze(-1)).squeeze(-1)
         return picked.sum(-1)
 
-    def decode_ids(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def decode_ids(
+        self, logits: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Kusner et al.'s Algorithm 1: a stack of non-terminals starts at the start symbol;
         step t masks the logits to the productions of the stack's top, picks one, and
         replaces the top by its non-terminals (leftmost on top); an empty stack allows only
@@ -299,7 +371,9 @@ class GrammarVAE(SequenceVAE):
                     allowed[i, options] = True
                 else:
                     allowed[i] = self.masks[grammar.stack_row(stack)].cpu()
-            choice = self._choose(logits[:, t].masked_fill(~allowed.to(logits.device), -math.inf), generator)
+            choice = self._choose(
+                logits[:, t].masked_fill(~allowed.to(logits.device), -math.inf), generator
+            )
             for i, c in enumerate(choice.tolist()):
                 out[i, t] = c
                 stacks[i] = grammar.expand(stacks[i], c)
@@ -313,9 +387,12 @@ class GrammarVAE(SequenceVAE):
         for i, s in enumerate(strings):
             derivation = self.grammar.parse(s)
             if len(derivation) > self.length:
-                raise GrammarError(f"{s!r} needs {len(derivation)} productions, more than this model's "
-                                   f"{self.length}", 0)
-            ids[i, :len(derivation)] = torch.tensor(derivation)
+                raise GrammarError(
+                    f"{s!r} needs {len(derivation)} productions, more than this model's "
+                    f"{self.length}",
+                    0,
+                )
+            ids[i, : len(derivation)] = torch.tensor(derivation)
         return ids
 
 
@@ -328,7 +405,9 @@ class CharacterVAE(SequenceVAE):
 
     @classmethod
     def default_streams(cls, data):
-        return {"data": data.model_copy(update={"options": data.options | {"encoding": "characters"}})}
+        return {
+            "data": data.model_copy(update={"options": data.options | {"encoding": "characters"}})
+        }
 
     @property
     def vocabulary(self) -> tuple[str, ...]:
@@ -336,17 +415,21 @@ class CharacterVAE(SequenceVAE):
 
     def log_px(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """A softmax over every character at every step, the end token included."""
-        picked = torch.log_softmax(logits, -1).gather(-1, x.expand(*logits.shape[:-1]).unsqueeze(-1))
+        picked = torch.log_softmax(logits, -1).gather(
+            -1, x.expand(*logits.shape[:-1]).unsqueeze(-1)
+        )
         return picked.squeeze(-1).sum(-1)
 
-    def decode_ids(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def decode_ids(
+        self, logits: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         return self._choose(logits, generator)
 
     def strings_of(self, ids: torch.Tensor) -> list[str | None]:
         vocabulary, out = self.vocabulary, []
         for row in ids.tolist():
             chars = [vocabulary[i] for i in row]
-            string = "".join(chars[:chars.index(END)] if END in chars else chars)
+            string = "".join(chars[: chars.index(END)] if END in chars else chars)
             try:
                 self.grammar.parse(string)
             except GrammarError:
@@ -360,6 +443,9 @@ class CharacterVAE(SequenceVAE):
             self.grammar.parse(s)  # a string outside the grammar is refused, with its position
         too_long = [s for s in clean if len(s) > self.length]
         if too_long:
-            raise GrammarError(f"{too_long[0]!r} has {len(too_long[0])} characters, more than this model's "
-                               f"{self.length}", self.length)
+            raise GrammarError(
+                f"{too_long[0]!r} has {len(too_long[0])} characters, more than this model's "
+                f"{self.length}",
+                self.length,
+            )
         return encode_characters(clean, self.vocabulary, self.length)[0]

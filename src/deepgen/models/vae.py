@@ -116,7 +116,8 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
         """{"elbo", "recon", "kl"}, each (B,) nats, from one reparameterised sample of z
         (``eps`` (B, latent_dim): the standard normal draw to use, else drawn here)."""
         mu, logvar = self.posterior(x)
-        return losses.gaussian_elbo_terms(mu, logvar, lambda z: self.log_px_given_z(x, self.decode(z)), generator, eps)
+        log_px = lambda z: self.log_px_given_z(x, self.decode(z))
+        return losses.gaussian_elbo_terms(mu, logvar, log_px, generator, eps)
 
     def _loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         terms = self.elbo_terms(batch.x, generator, batch.randn(self.config.latent_dim, generator=generator))
