@@ -58,3 +58,47 @@ def test_bad_files_are_data_errors_and_pickles_are_refused(tmp_path):
             deepgen.load_dataset("arrays", tmp_path / name)
     with pytest.raises(DataError, match="--data-dir"):
         deepgen.load_dataset("arrays")
+
+
+def test_arrays_that_declare_more_than_the_limit_are_refused_before_reading(tmp_path, monkeypatch):
+    """Issue 21: a 2 MB .npz holding 2 GB of zeros loaded and trained (here 200 MB, the
+    limit lowered to 1 MB)."""
+    import zipfile
+
+    big = tmp_path / "bomb.npz"
+    header = np.lib.format
+    with zipfile.ZipFile(big, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("images.npy", "w", force_zip64=True) as fh:
+            header.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False,
+                                               "shape": (5_000, 200, 200)})
+            block = bytes(200 * 200 * 100)
+            for _ in range(50):
+                fh.write(block)
+    assert big.stat().st_size < 1_000_000
+    with pytest.raises(DataError, match=r"declares 200,000,\d\d\d bytes of arrays, more than the "
+                                        r"1,000,000 allowed; .*DEEPGEN_MAX_DATA_BYTES"):
+        monkeypatch.setenv("DEEPGEN_MAX_DATA_BYTES", "1000000")
+        deepgen.load_dataset("arrays", big)
+    npy = tmp_path / "big.npy"
+    np.save(npy, np.zeros((100, 100, 100), np.uint8))
+    with pytest.raises(DataError, match="declares 1,000,000 bytes"):
+        monkeypatch.setenv("DEEPGEN_MAX_DATA_BYTES", "999999")
+        deepgen.load_dataset("arrays", npy)
+
+
+@pytest.mark.parametrize("images,match", [
+    (np.zeros((10, 0, 0), np.uint8), "at least 1"),
+    (np.zeros((0, 28, 28), np.uint8), "at least 1"),
+])
+def test_empty_images_are_refused(images, match):
+    with pytest.raises(DataError, match=match):
+        deepgen.from_tensors(images)
+
+
+def test_string_labels_are_one_line(tmp_path):
+    path = tmp_path / "named.npz"
+    np.savez(path, images=np.zeros((10, 8, 8), np.uint8), labels=np.array(["cat"] * 10))
+    with pytest.raises(DataError, match="labels must be integers .* not <U3 values such as .'cat'"):
+        deepgen.load_dataset("arrays", path)
+    with pytest.raises(DataError, match="labels must be integers >= 0"):
+        deepgen.from_tensors(np.zeros((10, 8, 8), np.uint8), labels=-np.ones(10, int))

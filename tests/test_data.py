@@ -33,11 +33,45 @@ def test_missing_dataset_lists_every_place_and_the_fetch_command(tmp_path, monke
     monkeypatch.setenv("DEEPGEN_DATA", str(tmp_path / "cache"))
     monkeypatch.setattr("deepgen.data.datasets.SYSTEM_DIRS", (tmp_path / "system",))
     with pytest.raises(DataError) as err:
-        deepgen.load_dataset("mnist", data_dir=tmp_path / "mine")
+        deepgen.load_dataset("mnist")
     msg = str(err.value)
-    for place in ("mine/mnist", "cache/mnist", "system/mnist"):
+    for place in ("cache/mnist", "system/mnist"):
         assert place in msg
     assert "deepgen data fetch mnist" in msg
+
+
+def test_a_named_data_dir_is_used_or_refused_never_skipped_for_the_cache(tmp_path, mnist):
+    """Issue 21, finding 5: a --data-dir holding a garbage or partial MNIST trained on the
+    cached copy without a word."""
+    mine = tmp_path / "mine"
+    (mine / "mnist").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"neither .*mine/mnist nor .*mine holds mnist's files"):
+        deepgen.load_dataset("mnist", data_dir=mine)
+    (mine / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"holds only part of mnist: train-labels-idx1-ubyte, .* missing"):
+        deepgen.load_dataset("mnist", data_dir=mine)
+    for name, array in mnist_like(mnist).items():
+        (mine / "mnist" / f"{name}.gz").unlink(missing_ok=True)
+        (mine / "mnist" / name).write_bytes(encode_idx(array))
+    data = deepgen.load_dataset("mnist", data_dir=mine)
+    assert data.source == str(mine / "mnist")
+    recorded = deepgen.rundata.record_streams({"data": data})["data"]
+    assert recorded.source == str(mine / "mnist") and recorded.request().source is None
+
+
+def test_a_gzip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    import tracemalloc
+
+    from deepgen.data.idx import read_idx_bytes
+
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    bomb.write_bytes(gzip.compress(b"\0" * 200_000_000, compresslevel=1))
+    tracemalloc.start()
+    with pytest.raises(DataError, match="decompresses to more than the 47,040,016 bytes"):
+        read_idx_bytes(bomb, limit=47_040_016)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 120_000_000  # at most the limit (twice, while joining), never the 200 MB
 
 
 def test_search_order(tmp_path, monkeypatch):

@@ -111,3 +111,67 @@ def test_bad_image_shapes_are_config_errors(shape):
     # Found by the fuzz test above in CI: data_shape [-1] reached torch.zeros.
     with pytest.raises(ConfigError, match="data_shape"):
         build_model("gmm", {"data_shape": shape})
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10**12) | st.floats() | st.text(max_size=10),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=10)
+RUN_FILES = ["state.json", "manifest.json", "config.json", "metrics.jsonl", "results.json", "eval.json"]
+
+
+def _damaged_run(good_run, tmp_path, name: str, key: str, value, text: str):
+    """A copy of ``good_run`` with one file damaged: a JSON file's ``key`` set to ``value``
+    (or the whole file replaced by ``text`` when key is empty); metrics.jsonl gets ``text``
+    appended. Checkpoint files are re-signed so the parsers behind the hash are reached."""
+    run = tmp_path / "run"
+    if run.exists():
+        shutil.rmtree(run)
+    shutil.copytree(good_run, run)
+    ckpt = checkpoint_dirs(run)[0]
+    path = (ckpt if name in ("state.json", "manifest.json") else run) / name
+    if name == "metrics.jsonl":
+        with open(path, "a") as fh:
+            fh.write(text + "\n")
+        return run
+    if not key:
+        path.write_text(text)
+    else:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[key] = value
+        path.write_text(json.dumps(data))
+    if name == "state.json":
+        _resign(ckpt)
+    return run
+
+
+def _drive(tool: str, run) -> None:
+    from deepgen.metrics.evaluate import evaluate_run
+    from deepgen.report import write_report
+
+    quiet = lambda m: None
+    if tool == "resume":
+        deepgen.resume(run, progress=False, log=quiet)
+    elif tool == "eval":
+        evaluate_run(run, ["nll"], n=4, k=2, log=quiet)
+    else:
+        write_report([run], run.parent / "report.html")
+
+
+def _fuzz_damaged_runs(tools: list[str], examples: int):
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(name=st.sampled_from(RUN_FILES), key=st.sampled_from(["", "iteration", "family", "train", "model",
+                                                                 "metrics", "bytes", "summary", "best"]),
+           value=JSON_VALUES, text=st.text(max_size=60) | JSON_VALUES.map(json.dumps), tool=st.sampled_from(tools))
+    def check(good_run, tmp_path, name, key, value, text, tool):
+        run = _damaged_run(good_run, tmp_path, name, key, value, text)
+        try:
+            _drive(tool, run)
+        except DeepgenError:
+            pass
+
+    return check
+
+
+# resume and eval cost about 0.1 s a case, a report about 1 s
+test_damaged_run_folders_give_our_errors_in_resume_and_eval = _fuzz_damaged_runs(["resume", "eval"], 500)
+test_damaged_run_folders_give_our_errors_in_report = _fuzz_damaged_runs(["report"], 20)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime
 
 import torch
 
 from . import distributed
-from .checkpoint import latest_checkpoint
+from .checkpoint import Checkpoint, checkpoint_dirs, fits, latest_checkpoint
 from .config import RunConfig, TrainConfig, validate
 from .data.datasets import Dataset, load_dataset
 from .distributed import resolve_device
 from .errors import CheckpointError, ConfigError
-from .fileio import atomic_write_text
 from .models.base import build_model
 from .models.capabilities import Conditional, DensityRatio, Sampler, require
 from .models.contract import MODELS, GenerativeModel
@@ -40,7 +40,11 @@ def _fit(model: GenerativeModel, streams: dict[str, Dataset], config: RunConfig,
             return run
 
         trainer.run = distributed.main_first(create) or RunDir(out)
-    trainer.fit()
+    try:
+        trainer.fit()
+    finally:
+        if trainer.run is not None:
+            trainer.run.unlock()
     return model
 
 
@@ -92,42 +96,98 @@ def train(config: RunConfig, out: str | os.PathLike | None = None, *, progress: 
     return _fit(model, streams, config, out, progress, log)
 
 
+# What a resume may change: the run's length, where and how it runs, and how it guards
+# against divergence. The rest (batch size, seed, learning-rate schedule, selection) define
+# what the run computes, so changing them mid-run would make a run no single config describes.
+RESUME_MAY_CHANGE = ("epochs", "images", "device", "log_every", "keep_checkpoints", "compile", "channels_last",
+                     "on_divergence", "max_grad_norm", "max_rollbacks", "rollback_lr_factor")
+
+
 def resume(run_path: str | os.PathLike, *, progress: bool = True, log=None,
            data: Dataset | dict[str, Dataset] | None = None, **train_updates) -> GenerativeModel:
     """Continue the run in ``run_path`` from its newest good checkpoint, on the data it
-    recorded (``data``: the same data, already loaded).
+    recorded (``data``: the same data, already loaded). A run that stopped before its first
+    checkpoint starts again from iteration 0, and says so.
 
-    ``train_updates`` (e.g. ``epochs=20``) change the run's TrainConfig first, e.g. to
-    train longer; the new config is written back to ``config.json``.
+    ``train_updates`` may change the options in :data:`RESUME_MAY_CHANGE` (e.g.
+    ``epochs=20`` to train longer; the length may not fall below what was trained). Each
+    change is recorded in ``config.json``'s ``history`` (iteration, time, before and
+    after) as well as applied to its ``train``. The process holds the folder's lock.
 
     Raises:
-        CheckpointError: no usable checkpoint. DataError: the data differs from the
+        ConfigError: an option a resume may not change, or a length shorter than what the
+            run has trained. CheckpointError: checkpoints exist but none is usable, or
+            another process is writing the run. DataError: the data differs from the
             recorded data.
     """
     log = log or _stderr
     run = RunDir.open(run_path)
-    config = run.config()
-    if train_updates:
-        merged = config.train.model_dump() | train_updates
-        if "epochs" in train_updates:
-            merged["images"] = None
-        elif "images" in train_updates:
-            merged["epochs"] = None
-        config = config.model_copy(update={"train": validate(TrainConfig, merged, "train.")})
-        if distributed.is_main():
-            atomic_write_text(run.config_path, config.to_json())
+    distributed.main_first(run.lock)
+    try:
+        return _resume(run, progress, log, data, train_updates)
+    finally:
+        run.unlock()
+
+
+def _resume(run: RunDir, progress: bool, log, data, train_updates: dict) -> GenerativeModel:
+    """The body of :func:`resume`, run while the folder is locked."""
     if not distributed.is_main():
         log = lambda msg: None
-    ckpt = latest_checkpoint(run.path, warn=log)
+    config = run.config()
+    changes = _resume_changes(config.train, train_updates)
+    if changes:
+        merged = config.train.model_dump() | {k: after for k, (_, after) in changes.items()}
+        config = config.model_copy(update={"train": validate(TrainConfig, merged, "train.")})
     model = build_model(config.family, config.model, seed=config.train.seed)
+    ckpt = None
+    if checkpoint_dirs(run.path) or (run.path / "results.json").exists():
+        ckpt = latest_checkpoint(run.path, warn=log, accept=fits(model, config.family))
     if data is None:
         streams = load_streams(config, run.path, log)
     else:
         streams = as_streams(model, data)
         check_given(config, streams)
-    log(f"resuming {run.path} from {ckpt.path.name} (iteration {ckpt.iteration})")
-    Trainer(model, streams, config.train, run, progress=progress, log=log).fit(resume=ckpt)
+    trainer = Trainer(model, streams, config.train, run, progress=progress, log=log)
+    done = 0 if ckpt is None else ckpt.iteration
+    if trainer.total_iterations < done:
+        raise ConfigError(
+            f"{run.path} has trained {done} iterations ({done / trainer.iters_per_epoch:g} epochs); a resume "
+            "cannot shorten it: give a length at least that, or start a new run")
+    if changes and distributed.is_main():
+        entry = {"iteration": done, "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "changes": {k: list(v) for k, v in changes.items()}}
+        run.write_config(config.model_copy(update={"history": [*config.history, entry]}))
+    if ckpt is None:
+        log(f"{run.path} has no checkpoint (the run stopped before its first one): training from iteration 0")
+        if distributed.is_main():
+            run.truncate_metrics(0)
+    else:
+        log(f"resuming {run.path} from {ckpt.path.name} (iteration {ckpt.iteration})")
+    trainer.fit(resume=ckpt)
     return model
+
+
+def _resume_changes(train: TrainConfig, updates: dict) -> dict[str, tuple]:
+    """option -> (before, after) for each update that changes ``train``.
+
+    Raises:
+        ConfigError: an update a resume may not make (see :data:`RESUME_MAY_CHANGE`).
+    """
+    before = train.model_dump()
+    unknown = [k for k in updates if k not in before]
+    if unknown:
+        raise ConfigError(f"unknown training option(s) {', '.join(unknown)}")
+    changes = {k: (before[k], v) for k, v in updates.items() if v != before[k]}
+    fixed = [k for k in changes if k not in RESUME_MAY_CHANGE]
+    if fixed:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in fixed)
+        raise ConfigError(f"a resume cannot change {flags}: it defines what the run computes; start a new run "
+                          f"(a resume may change {', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)})")
+    if "epochs" in changes and before["images"] is not None:
+        changes["images"] = (before["images"], None)
+    if "images" in changes and before["epochs"] is not None:
+        changes["epochs"] = (before["epochs"], None)
+    return changes
 
 
 def run_data(run_path: str | os.PathLike, log=None) -> dict[str, Dataset]:
@@ -140,23 +200,36 @@ def run_data(run_path: str | os.PathLike, log=None) -> dict[str, Dataset]:
     return load_streams(run.config(), run.path, log)
 
 
-def load(run_path: str | os.PathLike, device: str = "cpu", warn=None) -> GenerativeModel:
+def load(run_path: str | os.PathLike, device: str = "auto", warn=_stderr) -> GenerativeModel:
     """The model of a run folder with its newest good checkpoint's weights, in eval mode; for
-    a run trained with ``--keep-best``, each player's best weights so far.
+    a run trained with ``--keep-best``, each player's best weights so far. ``warn`` (a
+    callable taking one line; default stderr) is told when an older checkpoint is used.
 
     Raises:
-        CheckpointError: not a run folder, or no checkpoint verifies.
+        CheckpointError: not a run folder, or no checkpoint verifies and fits the model.
+    """
+    return load_checkpointed(run_path, device, warn)[0]
+
+
+def load_checkpointed(run_path: str | os.PathLike, device: str = "auto",
+                      warn=_stderr) -> tuple[GenerativeModel, Checkpoint]:
+    """:func:`load`, also returning the checkpoint used, so that a number computed from the
+    model can cite it (``Checkpoint.record()``: folder, iteration, manifest sha256, newest).
+
+    A checkpoint that verifies by hash but does not fit the model (other keys, shapes or
+    dtypes, non-finite weights, another family) is skipped like a corrupt one.
     """
     run = RunDir.open(run_path)
     config = run.config()
     model = build_model(config.family, config.model, seed=config.train.seed)
-    ckpt = latest_checkpoint(run.path, warn=warn)
+    ckpt = latest_checkpoint(run.path, warn=warn, accept=fits(model, config.family))
     try:
         model.load_state_dict(ckpt.model)
         load_selected(model, ckpt.tensors)
-    except (RuntimeError, KeyError) as err:
-        raise CheckpointError(f"{ckpt.path} does not fit the model in config.json: {err}") from None
-    return model.to(resolve_device(device)).eval()
+    except (RuntimeError, KeyError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{ckpt.path} does not fit the model in config.json: {first}") from None
+    return model.to(resolve_device(device)).eval(), ckpt
 
 
 def sample(model: GenerativeModel, n: int, seed: int = 0, batch_size: int = 1000,

@@ -5,7 +5,7 @@ Layout of one checkpoint, ``RUN/checkpoints/ckpt-<iteration>/``::
     model.safetensors   model state dict (weights and buffers)
     optim.safetensors   optimiser tensors of every player, and RNG states
     state.json          counters, optimiser structure, hyperparameters
-    manifest.json       sha256 of the three files above; written last
+    manifest.json       sha256 and size of the three files above; written last
 
 A checkpoint is assembled in a temporary directory and renamed into place, so it exists
 completely or not at all. Nothing is ever unpickled.
@@ -27,7 +27,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .errors import CheckpointError
-from .fileio import fsync_dir, sha256_bytes
+from .fileio import fsync_dir, parse_json, read_small_file, sha256_bytes
 
 FILES = ("model.safetensors", "optim.safetensors", "state.json")
 PREFIX = "ckpt-"
@@ -42,10 +42,23 @@ class Checkpoint:
     model: dict[str, torch.Tensor]
     tensors: dict[str, torch.Tensor]
     state: dict[str, Any]
+    manifest_sha256: str = ""
+    newest: bool = True
 
     @property
     def iteration(self) -> int:
         return int(self.state["iteration"])
+
+    def record(self) -> dict[str, Any]:
+        """What a number computed from this checkpoint should cite: its folder name,
+        iteration, the sha256 of its manifest (which fixes every file), and whether it was
+        the run's newest."""
+        return {
+            "name": self.path.name,
+            "iteration": self.iteration,
+            "manifest_sha256": self.manifest_sha256,
+            "newest": self.newest,
+        }
 
 
 def flatten_optimizer(name: str, state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -82,17 +95,25 @@ def checkpoint_dirs(run: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: p.name, reverse=True)
 
 
-def save_checkpoint(run: Path, model_state: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor],
-                    state: dict[str, Any], keep: int = 2) -> Path:
+def save_checkpoint(
+    run: Path,
+    model_state: dict[str, torch.Tensor],
+    tensors: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    keep: int = 2,
+) -> Path:
     """Write a checkpoint atomically and keep only the newest ``keep``; returns its path."""
     root = Path(run) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     blobs = {
-        "model.safetensors": st_save({k: v.detach().cpu().contiguous() for k, v in model_state.items()}),
+        "model.safetensors": st_save(
+            {k: v.detach().cpu().contiguous() for k, v in model_state.items()}
+        ),
         "optim.safetensors": st_save(tensors),
         "state.json": (json.dumps(state, indent=1, sort_keys=True) + "\n").encode(),
     }
-    manifest = {name: sha256_bytes(blob) for name, blob in blobs.items()}
+    manifest: dict[str, Any] = {name: sha256_bytes(blob) for name, blob in blobs.items()}
+    manifest["bytes"] = {name: len(blob) for name, blob in blobs.items()}
     blobs["manifest.json"] = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
@@ -130,54 +151,147 @@ def _discard(path: Path) -> None:
     shutil.rmtree(hidden, ignore_errors=True)
 
 
+MANIFEST_LIMIT = 1 << 20  # bytes of manifest.json; it holds three hashes and sizes
+STATE_LIMIT = 64 << 20  # bytes of state.json when the manifest predates recorded sizes
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     """Load and verify one checkpoint directory.
 
+    Each file must be a regular file of the size the manifest records (checked before it
+    is read, so a FIFO, a device or an inflated file is refused, not read) with the
+    manifest's sha256; ``state.json`` must hold a whole iteration >= 0 that matches the
+    directory's name.
+
     Raises:
-        CheckpointError: a file is missing, its sha256 differs from the manifest, or it
-            cannot be parsed.
+        CheckpointError: a file is missing, of another size or type, its sha256 differs
+            from the manifest, or it cannot be parsed.
     """
     path = Path(path)
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is incomplete: manifest.json is missing") from None
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path}/manifest.json is unreadable: {err}") from None
+    raw = read_small_file(
+        path / "manifest.json", MANIFEST_LIMIT, CheckpointError, f"{path}/manifest.json"
+    )
+    manifest = parse_json(raw, CheckpointError, f"{path}/manifest.json")
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{path}/manifest.json is not a JSON object")
+    sizes = manifest.get("bytes") if isinstance(manifest.get("bytes"), dict) else {}
     blobs = {}
     for name in FILES:
-        try:
-            blob = (path / name).read_bytes()
-        except OSError:
-            raise CheckpointError(f"{path} is incomplete: {name} is missing") from None
-        if not isinstance(manifest, dict) or sha256_bytes(blob) != manifest.get(name):
-            raise CheckpointError(f"{path}/{name} is corrupt: its sha256 does not match manifest.json")
+        size = sizes.get(name)
+        limit = (
+            size
+            if isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            else (STATE_LIMIT if name == "state.json" else 1 << 40)
+        )
+        blob = read_small_file(path / name, limit, CheckpointError, f"{path}/{name}")
+        if sha256_bytes(blob) != manifest.get(name):
+            raise CheckpointError(
+                f"{path}/{name} is corrupt: its sha256 does not match manifest.json"
+            )
         blobs[name] = blob
     try:
         model = st_load(blobs["model.safetensors"])
         tensors = st_load(blobs["optim.safetensors"])
-        state = json.loads(blobs["state.json"])
     except (SafetensorError, ValueError) as err:
         raise CheckpointError(f"{path} cannot be parsed: {err}") from None
-    return Checkpoint(path, model, tensors, state)
+    state = parse_json(blobs["state.json"], CheckpointError, f"{path}/state.json")
+    _check_state(path, state)
+    return Checkpoint(path, model, tensors, state, sha256_bytes(raw))
 
 
-def latest_checkpoint(run: Path, warn=None) -> Checkpoint:
-    """The newest checkpoint of ``run`` that verifies; older ones are tried when newer are
-    corrupt, and ``warn`` (a callable) is told which were skipped.
+def _check_state(path: Path, state: Any) -> None:
+    """A state.json must be an object with a whole, non-negative iteration equal to the
+    number in the directory's name (which was made from it)."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}/state.json is not a JSON object")
+    iteration = state.get("iteration")
+    if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
+        raise CheckpointError(
+            f"{path}/state.json: iteration must be a whole number >= 0, not {iteration!r}"
+        )
+    if path.name.startswith(PREFIX) and path.name != f"{PREFIX}{iteration:09d}":
+        raise CheckpointError(
+            f"{path}/state.json says iteration {iteration}, but the folder is {path.name}"
+        )
+
+
+def latest_checkpoint(run: Path, warn=None, accept=None) -> Checkpoint:
+    """The newest checkpoint of ``run`` that verifies and that ``accept`` takes.
+
+    Older checkpoints are tried when newer ones are corrupt or when ``accept`` (a callable
+    taking a :class:`Checkpoint`, raising CheckpointError, e.g. "does not fit the model")
+    refuses them. ``warn`` (a callable taking one line) is told each one skipped and, when
+    the checkpoint returned is not the newest, which one is used instead.
 
     Raises:
-        CheckpointError: the run has no checkpoint that verifies.
+        CheckpointError: the run has no checkpoint that verifies and is accepted.
     """
     problems = []
-    for path in checkpoint_dirs(run):
+    dirs = checkpoint_dirs(run)
+    for path in dirs:
         try:
             ckpt = load_checkpoint(path)
+            if accept is not None:
+                accept(ckpt)
         except CheckpointError as err:
             problems.append(str(err))
             if warn:
                 warn(f"skipping a bad checkpoint: {err}")
             continue
+        ckpt.newest = path == dirs[0]
+        if not ckpt.newest and warn:
+            warn(
+                f"using the older checkpoint {path.name} (iteration {ckpt.iteration}), not the newest, "
+                f"{dirs[0].name}, which is unusable"
+            )
         return ckpt
     detail = ("; ".join(problems)) if problems else "none was written yet"
     raise CheckpointError(f"{run} has no usable checkpoint ({detail})")
+
+
+def fits(module: torch.nn.Module, family: str | None = None):
+    """An ``accept`` for :func:`latest_checkpoint`: the checkpoint's weights must have
+    exactly ``module``'s keys, shapes and dtypes, be finite, and (when ``family`` is given
+    and the checkpoint records one) come from that family. A checkpoint that verifies by
+    hash can still fail this, e.g. one re-signed after an edit, or copied from another run.
+    """
+    expected = module.state_dict()
+
+    def accept(ckpt: Checkpoint) -> None:
+        recorded = ckpt.state.get("family")
+        if family is not None and recorded is not None and recorded != family:
+            raise CheckpointError(f"{ckpt.path} is a {recorded} checkpoint, not a {family} one")
+        problem = tensor_mismatch(expected, ckpt.model)
+        if problem:
+            raise CheckpointError(f"{ckpt.path} does not fit the model: {problem}")
+
+    return accept
+
+
+def tensor_mismatch(
+    expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]
+) -> str | None:
+    """One line describing how ``given`` differs from ``expected`` (keys, shapes, dtypes,
+    non-finite values), or None when it matches."""
+    missing = sorted(set(expected) - set(given))
+    extra = sorted(set(given) - set(expected))
+    if missing or extra:
+        show = lambda keys: (
+            ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        )
+        return "; ".join(
+            ([f"missing {show(missing)}"] if missing else [])
+            + ([f"unexpected {show(extra)}"] if extra else [])
+        )
+    for key, want in expected.items():
+        got = given[key]
+        if got.shape != want.shape:
+            return f"{key} has shape {tuple(got.shape)}, the model needs {tuple(want.shape)}"
+        if got.dtype != want.dtype:
+            return (
+                f"{key} is {str(got.dtype).removeprefix('torch.')}, the model needs "
+                f"{str(want.dtype).removeprefix('torch.')}"
+            )
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            return f"{key} holds NaN or infinite values"
+    return None

@@ -6,6 +6,7 @@ registered model configs (:mod:`deepgen.cli_options`), so a new family brings it
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import click
 from .cli_options import add_model_options, model_options
 from .errors import ConfigError, DeepgenError
 from .version import __version__
+
+# Seeds are whole numbers in [0, 2^63), what torch's generators take.
+SEED = click.IntRange(0, 2**63 - 1)
 
 # Options of `deepgen train` that belong to TrainConfig (the rest are model fields).
 TRAIN_OPTIONS = ("epochs", "images", "batch_size", "seed", "device", "log_every", "on_divergence", "max_grad_norm",
@@ -44,7 +48,7 @@ def cli():
 @click.option("--epochs", type=int, default=None, help="passes over the training split [default: 10]")
 @click.option("--images", type=int, default=None, help="training length in images seen, instead of --epochs")
 @click.option("--batch-size", type=int, default=None, help="images per batch [default: 128]")
-@click.option("--seed", type=int, default=None, help="seed of every random draw [default: 0]")
+@click.option("--seed", type=SEED, default=None, help="seed of every random draw [default: 0]")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto]")
 @click.option("--log-every", type=int, default=None, help="iterations between metrics records [default: 50]")
 @click.option("--on-divergence", type=click.Choice(["stop", "rollback"]), default=None,
@@ -128,7 +132,7 @@ def _streams(specs: tuple[str, ...]) -> dict:
 @click.argument("run", type=click.Path())
 @click.option("-n", "n", type=click.IntRange(1, 10000), default=64, show_default=True, help="number of samples")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG path [default: RUN/samples.png]")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the latent draws")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the latent draws")
 @click.option("--nrow", type=click.IntRange(1, 1000), default=None, help="images per row")
 @click.option("--label", type=int, default=None,
               help="conditional models (cgan, cvae): only this class [default: cycle through the classes]")
@@ -196,7 +200,7 @@ def translate(run, direction, n, output, split, device):
 @click.argument("run", type=click.Path())
 @click.argument("tool")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG path [default: RUN/TOOL.png]")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the latent codes")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the latent codes")
 @click.option("--mode", type=click.Choice(["linear", "spherical"]), default=None,
               help="interpolate: linear or spherical [default: linear]")
 @click.option("--concepts", default=None, help="arithmetic: classes A,B,C for A - B + C [default: 7,1,4]")
@@ -320,7 +324,7 @@ def demo(out, vae_epochs, gan_epochs, device, quiet):
 @click.option("-o", "--out", type=click.Path(file_okay=False), default="labs", show_default=True,
               help="folder for NAME.png and NAME.json")
 @click.option("--fast", is_flag=True, help="fewer training steps and samples (the tests' setting)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def lab(name, list_labs, out, fast, seed):
     """Run a theory lab: a figure (PNG) and its numbers (JSON), checked against theory."""
     from .labs import LABS, run_lab
@@ -347,7 +351,7 @@ def lab(name, list_labs, out, fast, seed):
               help="test images and generated samples")
 @click.option("--k", "k", type=click.IntRange(1), default=5000, show_default=True,
               help="importance samples per image for nll")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 def eval_command(run, metrics, n, k, seed, device):
     """Measure a run and write RUN/eval.json (each number with its uncertainty and protocol)."""
@@ -367,7 +371,7 @@ def classifier():
 @classifier.command("train")
 @click.argument("name")
 @click.option("--epochs", type=click.IntRange(1), default=12, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="weights path [default: the package's metrics/weights/NAME-classifier.safetensors]")
@@ -449,13 +453,16 @@ def _echo(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr and a non-zero exit for every expected error."""
-    from . import distributed
+    distributed = None
 
     def error(msg: str) -> None:
-        where = f"[rank {distributed.rank()}] " if distributed.world_size() > 1 else ""
+        several = distributed is not None and distributed.world_size() > 1
+        where = f"[rank {distributed.rank()}] " if several else ""
         click.echo(f"deepgen: {where}{msg}", err=True)
 
     try:
+        from . import distributed
+
         _join_process_group(argv)
         rv = cli.main(args=argv, prog_name="deepgen", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -472,8 +479,27 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, click.Abort):
         error("interrupted")
         return 130
+    except OSError as err:  # the machine refused: a read-only or full disk, a missing folder, ...
+        if err.errno is None:
+            raise
+        error(f"error: {os_error_message(err)}")
+        return 1
     finally:
-        distributed.shutdown()
+        if distributed is not None:
+            distributed.shutdown()
+
+
+def os_error_message(err: OSError) -> str:
+    """One line for an error of the operating system: what failed, on which file, and
+    what to do (finished checkpoints are never touched by a failed write)."""
+    where = f" ({err.filename})" if err.filename else ""
+    text = f"{err.strerror or err}{where}"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (f"{text}: the disk (or the file-size limit) is full; the checkpoints written before are intact: free some space and "
+                "continue with `deepgen train --resume RUN`")
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{text}: cannot write there; choose a writable place (--out, -o) or fix the permissions"
+    return text
 
 
 if __name__ == "__main__":

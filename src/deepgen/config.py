@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
+from .fileio import parse_json
 
 
 class Config(BaseModel):
@@ -58,6 +59,8 @@ class DataConfig(Config):
     subset_seed: int | None = Field(None, ge=0, description="seed of the labelled subset; default the run's seed")
     sha256: str | None = Field(None, description="content hash of the stream's arrays, recorded at training")
     sizes: dict[str, int] | None = Field(None, description="examples per split, recorded at training")
+    source: str | None = Field(None, description="where the data was read from (folder or file), recorded at "
+                                                 "training")
 
     @model_validator(mode="before")
     @classmethod
@@ -77,8 +80,8 @@ class DataConfig(Config):
         return self
 
     def request(self) -> DataConfig:
-        """This config without what training recorded (content hash, sizes)."""
-        return self.model_copy(update={"sha256": None, "sizes": None})
+        """This config without what training recorded (content hash, sizes, source)."""
+        return self.model_copy(update={"sha256": None, "sizes": None, "source": None})
 
 
 LEGACY_IMAGEFOLDER = ("image_size", "image_channels", "on_bad_file")
@@ -90,7 +93,7 @@ class TrainConfig(Config):
     epochs: int | None = Field(None, ge=1, description="passes over the training split")
     images: int | None = Field(None, ge=1, description="training images seen (alternative to epochs)")
     batch_size: int = Field(128, ge=1, le=65536, description="images per batch")
-    seed: int = Field(0, ge=0, description="seed of every random draw in the run")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="seed of every random draw in the run")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     log_every: int = Field(50, ge=1, description="iterations between metrics.jsonl records")
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept in the run folder")
@@ -137,6 +140,8 @@ class RunConfig(Config):
     streams: dict[str, DataConfig] = {}
     train: TrainConfig = TrainConfig()
     deepgen_version: str = ""
+    history: list[dict[str, Any]] = Field(
+        [], description="what each resume changed: iteration, time and option -> [before, after]")
 
     @model_validator(mode="before")
     @classmethod
@@ -158,10 +163,7 @@ class RunConfig(Config):
 
     @classmethod
     def from_json(cls, text: str, source: str = "config") -> RunConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{source} is not valid JSON: {err}") from None
+        data = parse_json(text, ConfigError, source)
         if not isinstance(data, dict):
             raise ConfigError(f"{source} must hold a JSON object, not {type(data).__name__}")
         return validate(cls, data)  # type: ignore[return-value]

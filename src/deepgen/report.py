@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from .api import load, make_generator, run_data
+from .api import load_checkpointed, make_generator, run_data
 from .data.datasets import Dataset
-from .errors import DeepgenError
-from .fileio import atomic_write_text
+from .errors import DataError, DeepgenError
+from .fileio import atomic_write_text, parse_json, read_small_file
 from .models.capabilities import (
     Conditional,
     Encoder,
@@ -126,7 +126,11 @@ def _eval_table(path: Path) -> str:
     """The metrics of ``deepgen eval`` (eval.json), if it was run."""
     if not path.exists():
         return ""
-    data = json.loads(path.read_text())
+    try:
+        data = parse_json(read_small_file(path, 64 << 20, DataError), DataError, str(path))
+        data["metrics"].items()
+    except (DataError, AttributeError, KeyError, TypeError) as err:
+        return f'<p class="note">{html.escape(str(path))} is unreadable: {html.escape(str(err) or "no metrics")}</p>'
     rows = []
     for name, v in sorted(data.get("metrics", {}).items()):
         if name == "nll":
@@ -145,6 +149,12 @@ def _eval_table(path: Path) -> str:
                         f"<td style='text-align:left'>{html.escape(v.get('protocol', ''))}</td></tr>")
     clf = data.get("classifier")
     note = f"<p>Feature classifier sha256: <code>{html.escape(clf['sha256'])}</code></p>" if clf else ""
+    sources = sorted({(v["checkpoint"]["name"], v["checkpoint"].get("newest", True))
+                      for v in data["metrics"].values() if isinstance(v.get("checkpoint"), dict)})
+    if sources:
+        note += "<p>Computed from " + ", ".join(
+            f"{html.escape(name)}" + ("" if newest else " (not the newest checkpoint then)")
+            for name, newest in sources) + ".</p>"
     return ("<h3>Evaluation (deepgen eval)</h3><table><tr><th>metric</th><th>value</th><th>std. error</th>"
             "<th>n</th><th>protocol</th></tr>" + "".join(rows) + "</table>" + note)
 
@@ -243,20 +253,42 @@ def _strings_section(model: GenerativeModel, streams: dict[str, Dataset] | None,
     return "".join(out)
 
 
+def _checkpoint_note(ckpt, results: dict | None, notes: list[str]) -> str:
+    """Which checkpoint the pictures below come from, and a warning when it is not the
+    newest or not the one results.json was computed from."""
+    text = (f"Pictures from checkpoint {ckpt.path.name} (iteration {ckpt.iteration}, manifest sha256 "
+            f"{ckpt.manifest_sha256[:12]}…).")
+    warn = [*notes]
+    if results and results.get("iteration") not in (None, ckpt.iteration):
+        warn.append(f"results.json was computed at iteration {results['iteration']}, "
+                    f"not from this checkpoint's weights")
+    if not warn:
+        return f"<p>{html.escape(text)}</p>"
+    return f'<p class="note">{html.escape(text)} ' + " ".join(html.escape(w) + "." for w in warn) + "</p>"
+
+
 def run_section(path: Path) -> str:
     """The HTML section of one run folder."""
     run = RunDir.open(path)
     config = run.config()
-    results = run.results()
+    try:
+        results = run.results()
+    except DeepgenError as err:
+        results = None
+        damaged = f'<p class="note">{html.escape(str(err))}</p>'
+    else:
+        damaged = ""
     parts = [f"<h2>{html.escape(path.name)}: {html.escape(config.family)} on {html.escape(config.data.name)}</h2>"]
     if results and "summary" in results:
         s = results["summary"]
         parts.append(f"<p><b>test {html.escape(s['metric'])}: {s['mean']:.2f} ± {s['stderr']:.2f} "
                      f"{html.escape(s['unit'])}</b></p>")
-    parts.append(_results_table(results))
+    parts.append(damaged or _results_table(results))
     parts.append(_eval_table(path / "eval.json"))
+    notes: list[str] = []
     try:
-        model = load(path)
+        model, ckpt = load_checkpointed(path, warn=notes.append)
+        parts.append(_checkpoint_note(ckpt, results, notes))
     except DeepgenError as err:
         parts.append(f'<p class="note">Model not loaded: {html.escape(str(err))}</p>')
         model = None

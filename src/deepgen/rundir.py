@@ -2,7 +2,13 @@
 
 ``RUN/config.json`` (the RunConfig), ``RUN/metrics.jsonl`` (one JSON record per line),
 ``RUN/checkpoints/``, ``RUN/results.json`` (test-split numbers at the end of training),
-``RUN/samples/`` (sample grids per epoch).
+``RUN/samples/`` (sample grids per epoch), ``RUN/.lock`` (held by the process that trains
+in the folder).
+
+One process at a time trains in a run folder: :meth:`RunDir.lock` takes an exclusive
+``flock`` on ``RUN/.lock``, which the kernel releases when the process ends however it
+ends, so a folder whose run was SIGKILLed can be resumed at once, and a second writer is
+refused with the holder's PID.
 """
 
 from __future__ import annotations
@@ -12,10 +18,50 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
-from .errors import CheckpointError
-from .fileio import atomic_write_text
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .config import RunConfig, format_validation_error
+from .errors import CheckpointError, ConfigError
+from .fileio import atomic_write_text, parse_json, read_small_file
 from .version import __version__
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one writer per folder is then the user's care
+    fcntl = None
+
+LOCK = ".lock"
+JSON_LIMIT = 64 << 20  # bytes of config.json or results.json
+
+
+class _Stat(BaseModel):
+    """One number of results.json: mean, standard error, examples (and anything else)."""
+
+    model_config = ConfigDict(extra="allow")
+    mean: float
+    stderr: float
+    n: int
+
+
+class _Summary(_Stat):
+    metric: str
+    unit: str
+    n: int = 0
+
+
+class Results(BaseModel):
+    """The fields of results.json that readers rely on; the rest is kept as written."""
+
+    model_config = ConfigDict(extra="allow")
+    split: str = "test"
+    metrics: dict[str, _Stat]
+    iteration: int
+    epochs: float = 0.0
+    images_seen: int = 0
+    training_seconds: float = 0.0
+    protocol: str = ""
+    units: dict[str, str] = {}
+    summary: _Summary | None = None
 
 
 class RunDir:
@@ -23,6 +69,7 @@ class RunDir:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._lock_fd: int | None = None
 
     config_path = property(lambda self: self.path / "config.json")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
@@ -31,17 +78,31 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | os.PathLike, config: RunConfig) -> RunDir:
-        """Make a new run folder holding ``config.json``.
+        """Make a new run folder holding ``config.json``, locked by this process.
+
+        A folder a run left without any checkpoint (it failed or was killed before the
+        first one) is not empty, so it is refused too; ``--resume`` starts such a run
+        from the beginning.
 
         Raises:
-            CheckpointError: the folder exists and is not empty.
+            CheckpointError: the folder exists and is not empty, or another process holds it.
         """
         run = cls(path)
-        if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
+        if run.path.exists() and not run.path.is_dir():
+            raise CheckpointError(f"--out {run.path} is a file, not a folder; choose another --out")
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CheckpointError(
+                f"cannot make the run folder {run.path}: {err.strerror or err}"
+            ) from None
+        run.lock()
+        if any(p.name != LOCK for p in run.path.iterdir()):
+            run.unlock()
             raise CheckpointError(
                 f"run folder {run.path} already exists; continue it with "
-                f"`deepgen train --resume {run.path}` or choose another --out")
-        run.path.mkdir(parents=True, exist_ok=True)
+                f"`deepgen train --resume {run.path}` or choose another --out"
+            )
         config = config.model_copy(update={"deepgen_version": __version__})
         atomic_write_text(run.config_path, config.to_json())
         return run
@@ -60,8 +121,47 @@ class RunDir:
             raise CheckpointError(f"{run.path} is not a deepgen run folder (no config.json)")
         return run
 
+    def lock(self) -> None:
+        """Take this folder's write lock for the life of the process (or :meth:`unlock`).
+
+        Raises:
+            CheckpointError: another process holds it (its PID is named), or the folder
+                cannot be written (e.g. read-only).
+        """
+        if fcntl is None or self._lock_fd is not None:
+            return
+        path = self.path / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise CheckpointError(
+                f"cannot write in the run folder {self.path}: {err.strerror or err}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise CheckpointError(
+                f"{self.path} is being written by another process (PID {holder}); "
+                "wait for it to end or stop it, then try again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        """Release the write lock (the kernel also releases it when the process ends)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     def config(self) -> RunConfig:
-        return RunConfig.from_json(self.config_path.read_text(), source=str(self.config_path))
+        text = read_small_file(self.config_path, JSON_LIMIT, ConfigError, str(self.config_path))
+        return RunConfig.from_json(text, source=str(self.config_path))
+
+    def write_config(self, config: RunConfig) -> None:
+        atomic_write_text(self.config_path, config.to_json())
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Append one record to metrics.jsonl (flushed, so a kill loses at most this line)."""
@@ -70,29 +170,46 @@ class RunDir:
             fh.flush()
 
     def metrics(self) -> list[dict[str, Any]]:
-        """All complete records of metrics.jsonl (a torn last line is ignored)."""
-        if not self.metrics_path.exists():
+        """All complete records of metrics.jsonl: JSON objects with a whole ``iteration``
+        (a torn last line, or any other line, is ignored)."""
+        if not self.metrics_path.is_file():
             return []
         records = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
+        with open(self.metrics_path, "rb") as fh:
+            for line in fh:
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError):
+                    continue
+                iteration = record.get("iteration") if isinstance(record, dict) else None
+                if isinstance(iteration, int) and not isinstance(iteration, bool):
+                    records.append(record)
         return records
 
     def truncate_metrics(self, iteration: int) -> None:
         """Keep only records up to ``iteration`` (used when resuming from a checkpoint)."""
         kept = [r for r in self.metrics() if r.get("iteration", 0) <= iteration]
-        atomic_write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+        atomic_write_text(
+            self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+        )
 
     def results(self) -> dict[str, Any] | None:
+        """results.json, checked against :class:`Results`; None before training ended.
+
+        Raises:
+            CheckpointError: it is unreadable, not JSON, or lacks what readers rely on.
+        """
         if not self.results_path.exists():
             return None
+        raw = read_small_file(
+            self.results_path, JSON_LIMIT, CheckpointError, str(self.results_path)
+        )
+        results = parse_json(raw, CheckpointError, str(self.results_path))
         try:
-            return json.loads(self.results_path.read_text())
-        except ValueError as err:
-            raise CheckpointError(f"{self.results_path} is unreadable: {err}") from None
+            Results.model_validate(results)
+        except ValidationError as err:
+            raise CheckpointError(f"{self.results_path} is damaged: {format_validation_error(err)}") from None
+        return results
 
     def write_results(self, results: dict[str, Any]) -> None:
         atomic_write_text(self.results_path, json.dumps(results, indent=2, sort_keys=True) + "\n")

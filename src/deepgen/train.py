@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .checkpoint import (
     Checkpoint,
+    checkpoint_dirs,
     flatten_optimizer,
     latest_checkpoint,
     save_checkpoint,
@@ -140,8 +141,9 @@ class Trainer:
             if self.best is not None:
                 self.best.load(ckpt.state.get("best", {}), ckpt.tensors)
             torch.set_rng_state(ckpt.tensors["rng/torch"])
-        except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"{ckpt.path} does not fit this model: {err}") from None
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise CheckpointError(f"{ckpt.path} does not fit this model: {first}") from None
         self.iteration = ckpt.iteration
         self.elapsed = float(ckpt.state.get("elapsed_seconds", 0.0))
 
@@ -221,10 +223,18 @@ class Trainer:
                     bar.update(self.iteration)
                     self._tick = (time.perf_counter(), self.iteration)
                     continue
-        bar.close()
-        if self.best is not None:  # end with the best weights; the checkpoints keep the training ones
-            self.log(self.best.restore())
-        self._finish()
+            bar.close()
+            if distributed.any_rank(stop.requested, self.device):  # it came during the last iteration
+                if self.run is None:
+                    raise Interrupted(f"stopped by a signal during the last iteration ({self.iteration})")
+                raise Interrupted(f"stopped by a signal during the last iteration ({self.iteration}), whose checkpoint "
+                                  "is complete; the test split was not evaluated: `deepgen train --resume "
+                                  f"{self.run.path}` evaluates it and writes results.json")
+            if self.best is not None:  # end with the best weights; the checkpoints keep the training ones
+                self.log(self.best.restore())
+            self._finish()
+            if stop.requested:
+                self.log("a stop signal arrived during the final test evaluation, which was finished and written")
 
     def _on_device(self, split) -> tuple:
         """A training split's (x, labels, lengths) on the Trainer's device."""
@@ -323,13 +333,14 @@ class Trainer:
         """Stop, or roll back to the newest checkpoint with lower learning rates."""
         cfg = self.config
         where = f"{what} at iteration {self.iteration}"
+        kept = self._what_is_kept()
         if cfg.on_divergence == "stop" or self.run is None:
             bar.close()
-            raise TrainingDiverged(f"{where}; the last checkpoint is kept; lower the learning rate (--lr) "
+            raise TrainingDiverged(f"{where}; {kept}; lower the learning rate (--lr) "
                                    "and resume, or train with --on-divergence rollback")
         if self.rollbacks >= cfg.max_rollbacks:
             bar.close()
-            raise TrainingDiverged(f"{where}, after {self.rollbacks} rollbacks; the last checkpoint is kept")
+            raise TrainingDiverged(f"{where}, after {self.rollbacks} rollbacks; {kept}")
         # The checkpoint holds the learning rates of its time; earlier rollbacks' reductions
         # must survive the restore, so the new rates come from the current ones.
         current = {name: [(g["lr"], g["base_lr"]) for g in opt.param_groups] for name, opt in optimizers.items()}
@@ -345,6 +356,15 @@ class Trainer:
         self.log(f"{where}; rolled back to iteration {self.iteration} with learning rates x{cfg.rollback_lr_factor:g} "
                  f"(rollback {self.rollbacks} of {cfg.max_rollbacks})")
         raise _Rollback
+
+    def _what_is_kept(self) -> str:
+        """What a stopped run leaves to continue from, for its message."""
+        if self.run is None:
+            return "nothing was saved (no run folder)"
+        dirs = checkpoint_dirs(self.run.path)
+        if not dirs:
+            return "no checkpoint was written yet, so a resume starts from iteration 0"
+        return f"the last checkpoint ({dirs[0].name}) is kept"
 
     def _fit_closed_form(self, noise: torch.Generator) -> GenerativeModel:
         """Models without players (fitted in closed form, e.g. by EM) take one "iteration"."""

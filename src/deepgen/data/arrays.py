@@ -10,6 +10,9 @@ validation and test, by a fixed permutation.
 from __future__ import annotations
 
 import io
+import math
+import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +28,9 @@ def _as_nchw_uint8(images: np.ndarray, source: str) -> np.ndarray:
         images = images[:, None]
     elif images.ndim == 4 and images.shape[1] not in (1, 3) and images.shape[3] in (1, 3):
         images = images.transpose(0, 3, 1, 2)
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise DataError(f"{source}: images must be (N, H, W), (N, C, H, W) or (N, H, W, C) with C 1 or 3, "
-                        f"not {images.shape}")
+    if images.ndim != 4 or images.shape[1] not in (1, 3) or min(images.shape) < 1:
+        raise DataError(f"{source}: images must be (N, H, W), (N, C, H, W) or (N, H, W, C) with C 1 or 3 and "
+                        f"N, H, W at least 1, not {images.shape}")
     if images.dtype == np.uint8:
         return np.ascontiguousarray(images)
     if np.issubdtype(images.dtype, np.floating):
@@ -49,10 +52,15 @@ def _labels(labels, n: int, name: str) -> torch.Tensor | None:
     """Integer labels (n,) as int64, or None; raises DataError for another shape."""
     if labels is None:
         return None
-    y = torch.as_tensor(np.asarray(labels.cpu() if torch.is_tensor(labels) else labels)).long()
-    if y.shape != (n,):
-        raise DataError(f"{name}: labels must be ({n},), not {tuple(y.shape)}")
-    return y
+    array = np.asarray(labels.cpu() if torch.is_tensor(labels) else labels)
+    if array.dtype.kind not in "iub":
+        raise DataError(f"{name}: labels must be integers 0, 1, ..., not {array.dtype} values such as "
+                        f"{array.reshape(-1)[:3].tolist()}; map the class names to numbers first")
+    if array.shape != (n,):
+        raise DataError(f"{name}: labels must be ({n},), not {tuple(array.shape)}")
+    if n and array.min() < 0:
+        raise DataError(f"{name}: labels must be integers >= 0, not {int(array.min())}")
+    return torch.from_numpy(array.astype(np.int64))
 
 
 def _held_out_dataset(name: str, x: torch.Tensor, y: torch.Tensor | None, lengths: torch.Tensor | None,
@@ -101,6 +109,7 @@ def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
         raise DataError("arrays needs a file: pass --data-dir PATH.npz or PATH.npy")
     path = Path(data_dir).expanduser()
     try:
+        _check_declared_size(path)
         with open(path, "rb") as fh:  # our handle, so a broken file is closed too
             loaded = np.load(fh, allow_pickle=False)
             if isinstance(loaded, np.ndarray):  # .npy: the images themselves
@@ -122,6 +131,39 @@ def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
     data.name = "arrays"
     data.source = f"{path} ({sum(len(s) for s in data.splits.values())} images)"
     return data
+
+
+def max_data_bytes() -> int:
+    """The most bytes of arrays a data file may declare: ``$DEEPGEN_MAX_DATA_BYTES``, by
+    default 4 GiB."""
+    value = os.environ.get("DEEPGEN_MAX_DATA_BYTES", "")
+    try:
+        return int(value) if value else 4 << 30
+    except ValueError:
+        raise DataError(f"DEEPGEN_MAX_DATA_BYTES must be a whole number of bytes, not {value!r}") from None
+
+
+def _check_declared_size(path: Path) -> None:
+    """Refuse a .npy/.npz whose arrays declare more than :func:`max_data_bytes` before any
+    is read, so that a small compressed file cannot inflate into memory (a "zip bomb")."""
+    limit = max_data_bytes()
+    with open(path, "rb") as fh:
+        if zipfile.is_zipfile(fh):
+            with zipfile.ZipFile(fh) as archive:
+                declared = sum(info.file_size for info in archive.infolist())
+        else:
+            fh.seek(0)
+            fmt = np.lib.format
+            try:
+                version = fmt.read_magic(fh)
+                read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}[version]
+                shape, _, dtype = read_header(fh)
+            except (ValueError, OSError, SyntaxError, KeyError):
+                return  # not a .npy of a version read here: np.load says what is wrong
+            declared = math.prod(shape) * dtype.itemsize
+    if declared > limit:
+        raise DataError(f"{path} declares {declared:,} bytes of arrays, more than the {limit:,} allowed; if it is "
+                        "meant, raise the limit with DEEPGEN_MAX_DATA_BYTES")
 
 
 # --- data stored in a run folder --------------------------------------------------------

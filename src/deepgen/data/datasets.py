@@ -7,6 +7,7 @@ Every dataset has ``train``, ``valid`` and ``test`` splits.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -176,12 +177,18 @@ def _find_file(directory: Path, name: str) -> Path | None:
 def locate_idx_files(spec: DatasetSpec, data_dir=None) -> dict[str, Path]:
     """The directory holding all of ``spec``'s IDX files, as name -> path.
 
+    A ``data_dir`` the user names is the only place looked (``data_dir/NAME``, then
+    ``data_dir``): it is used or refused, never skipped for a copy elsewhere. Without
+    one, every directory of :func:`search_dirs` is tried in order.
+
     Raises:
         DataError: no searched directory holds them all; the message lists every place
-            looked and the command that fetches the data.
+            looked (or the files a named directory lacks) and the command that fetches them.
     """
+    if data_dir is not None:
+        return _named_dir_files(spec, Path(data_dir).expanduser())
     looked = []
-    for d in search_dirs(spec.name, data_dir):
+    for d in search_dirs(spec.name):
         found = {f.name: _find_file(d, f.name) for f in spec.files}
         if all(found.values()):
             return found  # type: ignore[return-value]
@@ -189,6 +196,20 @@ def locate_idx_files(spec: DatasetSpec, data_dir=None) -> dict[str, Path]:
     raise DataError(
         f"dataset {spec.name!r} not found; looked in: {', '.join(looked)}. {spec.fetch_hint}"
     )
+
+
+def _named_dir_files(spec: DatasetSpec, directory: Path) -> dict[str, Path]:
+    for d in (directory / spec.name, directory):
+        found = {f.name: _find_file(d, f.name) for f in spec.files}
+        if all(found.values()):
+            return found  # type: ignore[return-value]
+        if any(found.values()):
+            missing = ", ".join(name for name, path in found.items() if path is None)
+            raise DataError(f"--data-dir: {d} holds only part of {spec.name}: {missing} missing (.gz or "
+                            f"not); complete it, or leave out --data-dir to use the cache")
+    raise DataError(f"--data-dir: neither {directory / spec.name} nor {directory} holds {spec.name}'s files "
+                    f"({', '.join(f.name for f in spec.files)}, each .gz or not); {spec.fetch_hint}, or leave "
+                    "out --data-dir")
 
 
 def load_idx_arrays(spec: DatasetSpec, data_dir=None) -> tuple[dict[str, np.ndarray], str]:
@@ -200,7 +221,7 @@ def load_idx_arrays(spec: DatasetSpec, data_dir=None) -> tuple[dict[str, np.ndar
     arrays = {}
     for f in spec.files:
         path = paths[f.name]
-        data = read_idx_bytes(path)
+        data = read_idx_bytes(path, limit=4 + 4 * len(f.shape) + math.prod(f.shape))
         array = parse_idx(data, str(path))  # format errors first: they say more
         if array.shape != f.shape:
             raise DataError(f"{path} has shape {array.shape}, expected {f.shape}")

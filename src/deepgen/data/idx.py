@@ -7,7 +7,6 @@ Only unsigned-byte data is used by these datasets, and only that is read.
 
 from __future__ import annotations
 
-import gzip
 import struct
 import zlib
 from pathlib import Path
@@ -20,25 +19,43 @@ UBYTE = 0x08
 _MAX_DIMS = 4
 
 
-def read_idx_bytes(path: str | Path) -> bytes:
+def read_idx_bytes(path: str | Path, limit: int = 1 << 30) -> bytes:
     """The decompressed bytes of an IDX file (gzip detected by its magic number).
 
+    At most ``limit`` bytes are read or decompressed: a larger file, or a gzip stream that
+    inflates past it (a "gzip bomb"), is refused before it fills memory.
+
     Raises:
-        DataError: the file is missing, unreadable, or a damaged gzip stream.
+        DataError: the file is missing, unreadable, larger than ``limit``, or a damaged
+            gzip stream.
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > limit:
+            raise DataError(f"{path} holds {size:,} bytes, more than the {limit:,} its dataset can; "
+                            "delete it and fetch it again")
         raw = path.read_bytes()
     except OSError as err:
         raise DataError(f"cannot read {path}: {err.strerror or err}") from None
-    if raw[:2] == b"\x1f\x8b":
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    data, rest = b"", raw
+    while rest.strip(b"\0"):  # one gzip member after another, as gzip.decompress reads them
+        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as err:
-            raise DataError(
-                f"{path} is a damaged or truncated gzip file ({err}); delete it and fetch it again"
-            ) from None
-    return raw
+            data += inflate.decompress(rest, limit + 1 - len(data))
+        except zlib.error as err:
+            raise DataError(f"{path} is a damaged or truncated gzip file ({err}); delete it and fetch it "
+                            "again") from None
+        if len(data) > limit:
+            raise DataError(f"{path} decompresses to more than the {limit:,} bytes its dataset can hold (a "
+                            "damaged or hostile file); delete it and fetch it again")
+        if not inflate.eof:
+            raise DataError(f"{path} is a damaged or truncated gzip file (its stream ends early); delete it "
+                            "and fetch it again")
+        rest = inflate.unused_data
+    return data
 
 
 def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:

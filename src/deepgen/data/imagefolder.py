@@ -1,17 +1,21 @@
 """``imagefolder``: any directory of PNG/JPEG images, e.g. CelebA, or class sub-folders.
 
-Images are converted to grey (1 channel) or RGB (3), resized so the shorter side is
+Images are converted to 8-bit grey (1 channel) or RGB (3) (:func:`to_8bit`: 16-bit and
+float pixels scaled, transparency over white), resized so the shorter side is
 ``image_size`` and centre-cropped to a square, then held as uint8 (N, C, S, S). Files
 directly in sub-folders get the sorted sub-folder names as class labels. The converted
 array is cached as an ``.npz`` (no pickle) keyed by the files' names, sizes and times and
-the options, so a second run starts at once. A fixed 5% / 5% of the images (at least one
-each) form the validation and test splits.
+the options, so a second run starts at once; the cache's sha256 is written beside it and
+checked at every read, and a damaged or replaced cache is rebuilt. A fixed 5% / 5% of the
+images (at least one each) form the validation and test splits.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
+import zipfile
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +26,7 @@ from pydantic import Field
 
 from ..config import Config
 from ..errors import DataError
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
 from .datasets import Dataset, Split, default_cache_dir
 
 SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -33,9 +37,44 @@ def list_images(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
 
 
+def to_8bit(img: Image.Image, channels: int) -> Image.Image:
+    """``img`` in any PIL mode as 8-bit grey ("L", ``channels`` 1) or RGB (3).
+
+    High bit depths are scaled, not clipped: 16-bit grey (I;16, I;16B, and I holding
+    0-65535, as 16-bit PNGs open) by 255/65535; float (F) in [0, 1] by 255, in [0, 255]
+    as is. Transparency (RGBA, LA, P with a transparent colour) is composited over white.
+    CMYK, 1-bit and palette images use PIL's conversions.
+
+    Raises:
+        DataError: integer pixels outside 0-65535 or float pixels outside [0, 255], whose
+            scale cannot be known.
+    """
+    mode = "L" if channels == 1 else "RGB"
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        values = np.asarray(img, dtype=np.float64)
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if img.mode == "F" and low >= 0 and high <= 1:
+            values = values * 255
+        elif img.mode == "F" and low >= 0 and high <= 255:
+            pass
+        elif img.mode != "F" and low >= 0 and high <= 65535:
+            values = values * (255 / 65535)
+        else:
+            raise DataError(f"a mode {img.mode} image with values {low:g} to {high:g}, whose scale is unknown; "
+                            "save it as 8 or 16 bits per channel")
+        return Image.fromarray(np.rint(values).astype(np.uint8), "L").convert(mode)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return img.convert(mode)
+
+
 def _load_one(path: Path, size: int, channels: int) -> np.ndarray:
     with Image.open(path) as img:
-        img = img.convert("L" if channels == 1 else "RGB")
+        img = to_8bit(img, channels)
         scale = size / min(img.size)
         w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
         img = img.resize((w, h), Image.BILINEAR)
@@ -48,7 +87,7 @@ def _cache_key(root: Path, files: list[Path], size: int, channels: int, skip: bo
     h = hashlib.sha256(f"{root.resolve()}|{size}|{channels}|{skip}".encode())
     for p in files:
         st = p.stat()
-        h.update(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        h.update(os.fsencode(p.relative_to(root)) + f"|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:32]
 
 
@@ -60,13 +99,9 @@ def load_arrays(root: Path, size: int, channels: int, on_bad_file: str = "stop",
     if not files:
         raise DataError(f"no .png/.jpg/.jpeg images under {root}")
     cache = default_cache_dir() / "imagefolder" / f"{_cache_key(root, files, size, channels, on_bad_file == 'skip')}.npz"
-    if cache.exists():
-        try:
-            with np.load(cache, allow_pickle=False) as z:
-                labels = z["labels"] if z["labels"].size else None
-                return z["images"], labels, [str(c) for c in z["classes"]], True
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache is rebuilt below
+    cached = _read_cache(cache, log)
+    if cached is not None:
+        return (*cached, True)
     images, kept = [], []
     for path in files:
         try:
@@ -90,7 +125,29 @@ def load_arrays(root: Path, size: int, channels: int, on_bad_file: str = "stop",
     np.savez(buf, images=stacked, labels=labels if labels is not None else np.zeros(0, np.int64),
              classes=np.array(classes, dtype=str))
     atomic_write_bytes(cache, buf.getvalue())
+    atomic_write_text(cache.with_suffix(".sha256"), sha256_bytes(buf.getvalue()) + "\n")
     return stacked, labels, classes, False
+
+
+def _read_cache(cache: Path, log) -> tuple | None:
+    """(images, labels, classes) from a cache whose bytes match the sha256 recorded beside
+    it when it was written; None (and a note) when it is missing, damaged or replaced, so
+    that it is rebuilt from the images."""
+    if not cache.is_file():
+        return None
+    recorded = cache.with_suffix(".sha256")
+    try:
+        blob = cache.read_bytes()
+        expected = recorded.read_text().strip() if recorded.is_file() else None
+        if sha256_bytes(blob) != expected:
+            raise ValueError("its content does not match the sha256 recorded when it was written")
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            labels = z["labels"] if z["labels"].size else None
+            return z["images"], labels, [str(c) for c in z["classes"]]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        if log:
+            log(f"rebuilding the image cache {cache.name}: {err}")
+        return None
 
 
 class ImageFolderOptions(Config):

@@ -100,8 +100,9 @@ def check_stream(dataset: Dataset, config: DataConfig, name: str = "data") -> No
 
 
 def record(dataset: Dataset, config: DataConfig) -> DataConfig:
-    """``config`` with the content hash and sizes of ``dataset``: what a run records."""
-    return config.model_copy(update={"sha256": dataset.content_sha256(), "sizes": dataset.sizes()})
+    """``config`` with the content hash, sizes and source of ``dataset``: what a run records."""
+    return config.model_copy(update={"sha256": dataset.content_sha256(), "sizes": dataset.sizes(),
+                                     "source": dataset.source or None})
 
 
 def _sizes(sizes: dict[str, int]) -> str:

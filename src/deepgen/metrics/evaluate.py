@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from .. import distributed
-from ..api import load, make_generator, run_data, sample
-from ..errors import ConfigError
-from ..fileio import atomic_write_text
+from ..api import load_checkpointed, make_generator, run_data, sample
+from ..errors import ConfigError, DataError
+from ..fileio import atomic_write_text, parse_json, read_small_file
 from ..models.capabilities import (
     Capability,
     Classifier,
@@ -76,10 +76,10 @@ def default_metrics(model, kind: str) -> list[str]:
 class Context:
     """What the metrics of one evaluation share: model, data, samples and features."""
 
-    def __init__(self, run: Path, n: int, k: int, seed: int, device: str = "cpu"):
+    def __init__(self, run: Path, n: int, k: int, seed: int, device: str = "auto", warn=None):
         self.run, self.n, self.k, self.seed = run, n, k, seed
         self.config = RunDir.open(run).config()
-        self.model = load(run, device=device)
+        self.model, self.checkpoint = load_checkpointed(run, device=device, warn=warn)
         self.streams = run_data(run)
         self.data = self.streams[self.model.epoch_stream]
         self.test = self.data["test"].x[:n]
@@ -218,11 +218,13 @@ def _validity(ctx: Context) -> dict:
 
 
 def evaluate_run(run: str | Path, metrics: list[str] | None = None, n: int = 10_000, k: int = 5000,
-                 seed: int = 0, device: str = "cpu", log=print) -> dict:
+                 seed: int = 0, device: str = "auto", log=print) -> dict:
     """Compute ``metrics`` for the run and write ``RUN/eval.json`` (merged with earlier ones).
 
     ``metrics`` None: every default metric the model has the capability for and that
-    applies to its data (:func:`default_metrics`).
+    applies to its data (:func:`default_metrics`). Each number records the checkpoint it
+    was computed from (folder, iteration, manifest sha256, whether it was the newest);
+    ``log`` is also told when an older checkpoint had to be used.
 
     Raises:
         ConfigError: an unknown metric, n < 2, or a metric for another kind of data.
@@ -233,7 +235,7 @@ def evaluate_run(run: str | Path, metrics: list[str] | None = None, n: int = 10_
     if n < 2:
         raise ConfigError(f"--n must be at least 2, not {n}")
     run = Path(run)
-    ctx = Context(run, n, k, seed, device)
+    ctx = Context(run, n, k, seed, device, warn=log)
     kind = ctx.data.kind
     if metrics is None:
         metrics = default_metrics(ctx.model, kind)
@@ -245,12 +247,13 @@ def evaluate_run(run: str | Path, metrics: list[str] | None = None, n: int = 10_
         if metric.kind not in (None, kind):
             raise ConfigError(f"the {name} metric applies to {metric.kind}, and this run's data are {kind}")
     path = run / "eval.json"
-    results = json.loads(path.read_text()) if path.exists() else {"metrics": {}}
+    results = _earlier_results(path, log)
     for name in metrics:
         start = time.perf_counter()
         value = METRICS[name].compute(ctx)
         value["seconds"] = round(time.perf_counter() - start, 2)
         value["n"], value["seed"] = len(ctx.test), seed
+        value["checkpoint"] = ctx.checkpoint.record()
         results["metrics"][name] = value
         log(f"{name}: {_headline(name, value)} ({value['seconds']:.0f} s)")
     if "classifier" in ctx.__dict__:
@@ -259,6 +262,24 @@ def evaluate_run(run: str | Path, metrics: list[str] | None = None, n: int = 10_
     if distributed.is_main():
         atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
+
+
+def _earlier_results(path: Path, log) -> dict:
+    """The eval.json of earlier evaluations, to merge into; an unreadable one is moved aside
+    to eval.json.unreadable (kept, not overwritten) and a new one begun."""
+    if not path.exists():
+        return {"metrics": {}}
+    try:
+        results = parse_json(read_small_file(path, 64 << 20, DataError), DataError, str(path))
+        if isinstance(results, dict) and isinstance(results.get("metrics"), dict):
+            return results
+        raise DataError(f"{path} does not hold deepgen eval results")
+    except DataError as err:
+        aside = path.with_name(path.name + ".unreadable")
+        if distributed.is_main():
+            path.replace(aside)
+        log(f"{err}; kept it as {aside.name} and started a new eval.json")
+        return {"metrics": {}}
 
 
 def _headline(name: str, v: dict) -> str:

@@ -6,6 +6,7 @@ capabilities, the registry) is in :mod:`deepgen.models.contract`.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import torch
@@ -99,7 +100,9 @@ def build_model(family: str, config: dict[str, Any] | ModelConfig | None = None,
         seed: the run's seed; weights are drawn from its "init" stream (:mod:`deepgen.seeds`).
 
     Raises:
-        ConfigError: unknown family, invalid config value, or a stream's shape missing.
+        ConfigError: unknown family, invalid config value, a stream's shape missing, or
+            a model whose weights would exceed :func:`max_model_bytes` (checked before any
+            memory is allocated).
     """
     cls = MODELS[family]
     cfg = make_config(family, config)
@@ -111,6 +114,36 @@ def build_model(family: str, config: dict[str, Any] | ModelConfig | None = None,
             shape = {cls.streams[0]: shape}
         shapes = {name: tuple(int(s) for s in dims) for name, dims in shape.items()}
         cfg = validate(type(cfg), cfg.model_dump() | {"shapes": shapes})
+    _check_size(cls, cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive(seed, "init"))
         return cls(cfg)
+
+
+def max_model_bytes() -> int:
+    """The most bytes of weights and buffers a model may hold: ``$DEEPGEN_MAX_MODEL_BYTES``,
+    by default 4 GiB."""
+    value = os.environ.get("DEEPGEN_MAX_MODEL_BYTES", "")
+    try:
+        return int(value) if value else 4 << 30
+    except ValueError:
+        raise ConfigError(f"DEEPGEN_MAX_MODEL_BYTES must be a whole number of bytes, not {value!r}") from None
+
+
+def _check_size(cls, cfg: ModelConfig) -> None:
+    """Build the model on the meta device (no memory) and refuse it when its tensors would
+    take more than :func:`max_model_bytes`, e.g. an MLP over 2000x2000 images."""
+    try:
+        with torch.device("meta"):
+            probe = cls(cfg)
+    except Exception:  # noqa: BLE001  a family that cannot be built on meta is built for real
+        return
+    tensors = [*probe.parameters(), *probe.buffers()]
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    limit = max_model_bytes()
+    if size > limit:
+        shapes = ", ".join(str(tuple(s)) for s in cfg.shapes.values()) if cfg.shapes else "its data"
+        raise ConfigError(
+            f"a {cls.family} on {shapes} would hold {sum(t.numel() for t in tensors):,} parameters "
+            f"({size / 1e9:.1f} GB), more than the {limit / 1e9:.1f} GB allowed; use smaller images "
+            "(e.g. --image-size) or smaller networks, or raise DEEPGEN_MAX_MODEL_BYTES")
