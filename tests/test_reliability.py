@@ -205,6 +205,20 @@ def test_a_second_writer_is_refused_with_the_holders_pid(run):
     deepgen.resume(run, epochs=3, progress=False, log=lambda m: None)  # the kernel released it
 
 
+def test_a_run_in_progress_holds_its_folder_until_it_ends(tiny, tmp_path):
+    out, refused = tmp_path / "run", []
+
+    def log(line):  # called by the training itself, while it writes the folder
+        if line.startswith("epoch 1/2"):
+            with pytest.raises(CheckpointError, match=f"PID {os.getpid()}") as err:
+                deepgen.resume(out, progress=False)
+            refused.append(str(err.value))
+
+    deepgen.fit(build_model("vae", SMALL, SHAPE), tiny, out=out, epochs=2, batch_size=64, progress=False, log=log)
+    assert len(refused) == 1 and RunDir(out).results()["iteration"] == 8
+    deepgen.resume(out, epochs=3, progress=False, log=lambda m: None)  # released when training ended
+
+
 # --- 4: what a resume may change -----------------------------------------------------------
 def test_a_resume_cannot_shorten_a_run_or_change_what_it_computes(run):
     before = (run / "config.json").read_bytes()
@@ -352,6 +366,18 @@ def test_a_stop_signal_during_the_last_iteration_is_reported_and_resume_finishes
     assert latest_checkpoint(out).iteration == 4 and not (out / "results.json").exists()
     deepgen.resume(out, progress=False, log=lambda m: None)
     assert RunDir(out).results()["iteration"] == 4
+
+
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "deepgen"], [shutil.which("deepgen") or "deepgen"]])
+def test_ctrl_c_during_start_up_is_one_line(tmp_path, command):
+    import signal
+
+    proc = subprocess.Popen([*command, "train", "vae", "--data", "fake", "--out", str(tmp_path / "r")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # importing torch for the command line takes longer than this
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err and err.strip() == "deepgen: interrupted"
 
 
 # --- the machine refuses a write ------------------------------------------------------------

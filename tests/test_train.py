@@ -16,7 +16,7 @@ from deepgen.config import TrainConfig
 from deepgen.errors import CheckpointError, TrainingDiverged
 from deepgen.models import build_model
 from deepgen.rundir import RunDir
-from deepgen.train import Trainer
+from deepgen.trainer import Trainer
 
 SHAPE = (1, 28, 28)
 

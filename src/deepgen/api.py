@@ -20,7 +20,7 @@ from .models.contract import MODELS, GenerativeModel
 from .rundata import check_given, load_streams, record_streams, store_streams
 from .rundir import RunDir
 from .seeds import batch_generator
-from .train import Trainer
+from .trainer import Trainer
 from .validation import as_streams, load_selected
 
 
