@@ -67,13 +67,12 @@ def test_arrays_that_declare_more_than_the_limit_are_refused_before_reading(tmp_
 
     big = tmp_path / "bomb.npz"
     header = np.lib.format
-    with zipfile.ZipFile(big, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("images.npy", "w", force_zip64=True) as fh:
-            header.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False,
-                                               "shape": (5_000, 200, 200)})
-            block = bytes(200 * 200 * 100)
-            for _ in range(50):
-                fh.write(block)
+    with (zipfile.ZipFile(big, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+          archive.open("images.npy", "w", force_zip64=True) as fh):
+        header.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False, "shape": (5_000, 200, 200)})
+        block = bytes(200 * 200 * 100)
+        for _ in range(50):
+            fh.write(block)
     assert big.stat().st_size < 1_000_000
     with pytest.raises(DataError, match=r"declares 200,000,\d\d\d bytes of arrays, more than the "
                                         r"1,000,000 allowed; .*DEEPGEN_MAX_DATA_BYTES"):

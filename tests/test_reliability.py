@@ -412,6 +412,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_older_ones(run):
             "--quiet",
         ],
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
         preexec_fn=small_files,
@@ -445,3 +446,32 @@ def test_a_seed_too_large_for_a_generator_is_one_line(run, command, capsys):
     rc = main([command[0], str(run), *command[1:], "--seed", str(10**20)])
     err = capsys.readouterr().err
     assert rc == 2 and "--seed" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("where", ["file/sub", "/proc/deepgen-x", "/sys/deepgen-x"])
+def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path, where, capsys):
+    from deepgen.cli import main
+
+    (tmp_path / "file").write_text("mine")
+    out = where if where.startswith("/") else str(tmp_path / where)
+    rc = main(["train", "vae", "--data", "fake", "--net", "mlp", "--epochs", "1", "--out", out])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("deepgen: error: cannot make the run folder") and err.count("\n") == 1
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_report_to_a_place_that_cannot_be_written_is_one_line(run, capsys):
+    from deepgen.cli import main
+
+    rc = main(["report", str(run), "-o", "/sys/deepgen-report.html"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "cannot write there" in err and err.count("\n") == 1
+
+
+def test_a_refused_out_folder_is_left_exactly_as_it_was(tiny, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match="already exists"):
+        deepgen.fit(build_model("vae", SMALL, SHAPE), tiny, out=out, epochs=1, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]

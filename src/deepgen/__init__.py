@@ -21,7 +21,14 @@ if TYPE_CHECKING:  # what the names below are, for readers and type checkers
     from .api import fit, load, make_generator, resume, run_data, sample, train
     from .config import DataConfig, RunConfig, TrainConfig
     from .data import DATASETS, Dataset, fetch_dataset, from_tensors, load_dataset
-    from .errors import CheckpointError, ConfigError, DataError, DeepgenError, Interrupted, TrainingDiverged
+    from .errors import (
+        CheckpointError,
+        ConfigError,
+        DataError,
+        DeepgenError,
+        Interrupted,
+        TrainingDiverged,
+    )
     from .models import MODELS, GenerativeModel, build_model, register_model, require, supports
     from .trainer import Trainer
 

@@ -90,6 +90,11 @@ class RunDir:
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
             raise CheckpointError(f"--out {run.path} is a file, not a folder; choose another --out")
+        if run.path.is_dir() and any(p.name != LOCK for p in run.path.iterdir()):
+            raise CheckpointError(  # refused before anything, not even the lock file, is written there
+                f"run folder {run.path} already exists; continue it with "
+                f"`deepgen train --resume {run.path}` or choose another --out"
+            )
         try:
             run.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -97,7 +102,7 @@ class RunDir:
                 f"cannot make the run folder {run.path}: {err.strerror or err}"
             ) from None
         run.lock()
-        if any(p.name != LOCK for p in run.path.iterdir()):
+        if any(p.name != LOCK for p in run.path.iterdir()):  # another process was quicker
             run.unlock()
             raise CheckpointError(
                 f"run folder {run.path} already exists; continue it with "
