@@ -174,8 +174,20 @@ def test_a_stream_drawn_twice_per_iteration_passes_in_half_the_iterations():
     drawn = torch.cat([order.indices(i, d) for i in range(5) for d in range(2)])
     assert sorted(drawn.tolist()) == sorted(set(drawn.tolist())) and len(drawn) == 100
     assert order.position(7) == (1, 4)
-    with pytest.raises(DataError, match="fewer than one iteration needs"):
-        StreamOrder(15, 10, 2, 0, "data")
+
+
+def test_a_stream_smaller_than_an_iteration_cycles_through_its_passes():
+    order = StreamOrder(15, 10, 2, 0, "labelled")  # 15 rows, two batches of 10 per iteration
+    assert order.cyclic
+    drawn = torch.cat([order.indices(i, d) for i in range(3) for d in range(2)])  # 60 rows = 4 passes
+    for p in range(4):
+        assert sorted(drawn[15 * p:15 * (p + 1)].tolist()) == list(range(15))  # every row once per pass
+    assert not torch.equal(drawn[:15], drawn[15:30])  # each pass its own order
+    again = StreamOrder(15, 10, 2, 0, "labelled")
+    assert torch.equal(again.indices(2, 1), order.indices(2, 1))  # from any point, as a resume needs
+    assert order.position(2) == (2, 10)
+    with pytest.raises(DataError, match="empty"):
+        StreamOrder(0, 10, 1, 0, "labelled")
 
 
 @pytest.mark.parametrize("name", ["ring8", "grid25", "swissroll"])

@@ -45,6 +45,9 @@ def cli():
               help="expressions: a grammar file in nltk notation [default: the lectures' expression grammar]")
 @click.option("--on-bad-line", type=click.Choice(["stop", "skip"]), default=None,
               help="expressions from a file: stop at a line outside the grammar, or skip it [default: stop]")
+@click.option("--labels-per-class", type=click.IntRange(1), default=None,
+              help="semi-supervised families (m2): labelled training examples kept per class, chosen by the "
+                   "seed; the rest of the training split is the unlabelled stream")
 @click.option("--epochs", type=int, default=None, help="passes over the training split [default: 10]")
 @click.option("--images", type=int, default=None, help="training length in images seen, instead of --epochs")
 @click.option("--batch-size", type=int, default=None, help="images per batch [default: 128]")
@@ -72,7 +75,7 @@ def cli():
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @add_model_options
 def train(family, data, data_dir, image_size, image_channels, on_bad_file, grammar, on_bad_line,
-          stream_specs, out, resume_run, quiet, **options):
+          labels_per_class, stream_specs, out, resume_run, quiet, **options):
     """Train FAMILY (vae, gan, ...) on a dataset, or continue a run with --resume RUN."""
     from . import api
     from .config import DataConfig, RunConfig, TrainConfig, validate
@@ -81,6 +84,8 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, gramm
     train_opts = {k: options.pop(k) for k in TRAIN_OPTIONS if options.get(k) is not None}
     model_opts = {k: v for k, v in options.items() if v is not None}
     if resume_run:
+        if labels_per_class is not None:
+            model_opts["labels_per_class"] = labels_per_class  # refused below: the run's data are fixed
         if family or model_opts or stream_specs:
             given = [family] if family else [f"--{k.replace('_', '-')}" for k in model_opts] or ["--stream"]
             raise ConfigError(f"--resume continues a run as it was configured; drop {', '.join(given)}")
@@ -102,11 +107,13 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, gramm
                                          }.items() if v is not None}
     config = RunConfig(
         family=family, model=model_opts,
-        data=validate(DataConfig, {"name": data, "data_dir": data_dir, "options": dataset_options}, "data."),
+        data=validate(DataConfig, {"name": data, "data_dir": data_dir, "options": dataset_options,
+                                   "labels_per_class": labels_per_class}, "data."),
         streams=_streams(stream_specs),
         train=validate(TrainConfig, train_opts, "train."),
     )
-    out = Path(out or f"runs/{family}-{data}-s{config.train.seed}")
+    labels = f"-{labels_per_class}pc" if labels_per_class else ""
+    out = Path(out or f"runs/{family}-{data}{labels}-s{config.train.seed}")
     api.train(config, out, progress=not quiet)
     _echo(f"run folder: {out}")
 

@@ -124,6 +124,16 @@ def gaussian_elbo_terms(
     return {"elbo": elbo(log_px, kl), "recon": -log_px, "kl": kl}
 
 
+def expected_over_classes(neg_bound: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """The unlabelled bound of a model with a discrete latent class y (Kingma et al. 2014,
+    eq. 7, negated): -U(x) = sum_y q(y|x) (-L(x, y)) - H(q(y|x)).
+
+    neg_bound: -L(x, y) for every class (B, K), nats; log_q: log q(y|x) (B, K), normalised.
+    Returns (B,) nats. Exact in y (no sampling of the class), so gradients reach q(y|x)."""
+    q = log_q.exp()
+    return (q * neg_bound).sum(1) + (q * log_q).sum(1)
+
+
 def kl_weight(beta: float, warmup: int, iteration: int) -> float:
     """The KL term's weight at a training iteration (KL annealing, Bowman et al. 2016):
     ``beta`` reached linearly over the first ``warmup`` iterations; ``beta`` throughout

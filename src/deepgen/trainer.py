@@ -31,7 +31,7 @@ from .config import TrainConfig
 from .data.batches import StreamOrder
 from .data.datasets import Dataset
 from .distributed import resolve_device
-from .errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
+from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged
 from .models.capabilities import ClosedForm, require
 from .models.contract import Batch, GenerativeModel, StreamBatch
 from .rundir import RunDir
@@ -93,6 +93,11 @@ class Trainer:
         if not self.closed_form and model.epoch_stream not in self.orders:
             raise ConfigError(f"no player of a {model.family} reads its first stream {model.epoch_stream!r}, "
                               "whose passes count as epochs")
+        epoch_order = self.orders.get(model.epoch_stream)
+        if epoch_order is not None and epoch_order.cyclic:  # other streams may cycle, this one counts epochs
+            raise DataError(f"stream {model.epoch_stream!r}: its training split has {epoch_order.n} examples, fewer "
+                            f"than one iteration needs ({epoch_order.draws} batches of {config.batch_size}); "
+                            "lower --batch-size")
         self.iters_per_epoch = 1 if self.closed_form else self.orders[model.epoch_stream].iterations_per_pass
         unit, amount = config.length()
         per_iter = config.batch_size * max(1, self.draws_per_iteration)

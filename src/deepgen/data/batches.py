@@ -57,32 +57,48 @@ class StreamOrder:
     reads it). A pass over it is ``n // batch_size`` batches (the last partial batch is
     dropped); a pass ends after ``iterations_per_pass`` whole iterations, so one
     iteration's draws never straddle two passes (the few batches left over are skipped).
-    The rows of a draw are a function of (seed, stream, iteration, draw) only: there is no
-    sampler state to save for an exact resume.
+    A stream too small for one iteration's draws (e.g. 100 labelled images and batches of
+    128; ``cyclic``) is instead read as one endless sequence of its passes, each pass a
+    new permutation, and a batch may hold rows of two passes. The rows of a draw are a
+    function of (seed, stream, iteration, draw) only: there is no sampler state to save
+    for an exact resume.
 
     Raises:
-        DataError: the stream is too small for one iteration's draws.
+        DataError: the stream is empty.
     """
 
     def __init__(self, n: int, batch_size: int, draws: int, seed: int, stream: str,
                  device: torch.device | str = "cpu"):
         self.n, self.batch_size, self.draws = n, batch_size, max(1, draws)
         self.seed, self.stream, self.device = seed, stream, device
+        if n < 1:
+            raise DataError(f"stream {stream!r}: its training split is empty")
         self.iterations_per_pass = (n // batch_size) // self.draws
-        if self.iterations_per_pass < 1:
-            raise DataError(f"stream {stream!r}: its training split has {n} examples, fewer than one "
-                            f"iteration needs ({self.draws} batches of {batch_size}); lower --batch-size")
-        self._cache: tuple[int, torch.Tensor] | None = None
+        self.cyclic = self.iterations_per_pass < 1
+        self._cache: dict[int, torch.Tensor] = {}
 
     def position(self, iteration: int) -> tuple[int, int]:
-        """(pass, first batch within the pass) of ``iteration``."""
+        """(pass, first batch within the pass) of ``iteration``; for a cyclic stream, (pass,
+        first row within the pass)."""
+        if self.cyclic:
+            start = iteration * self.draws * self.batch_size
+            return start // self.n, start % self.n
         return iteration // self.iterations_per_pass, (iteration % self.iterations_per_pass) * self.draws
+
+    def _perm(self, pass_index: int) -> torch.Tensor:
+        if pass_index not in self._cache:
+            if len(self._cache) > 2:
+                self._cache.pop(min(self._cache))
+            self._cache[pass_index] = pass_permutation(self.n, self.seed, self.stream, pass_index).to(self.device)
+        return self._cache[pass_index]
 
     def indices(self, iteration: int, draw: int) -> torch.Tensor:
         """Row indices (batch_size,) of the ``draw``-th draw (0-based) of ``iteration``."""
+        if self.cyclic:
+            start = (iteration * self.draws + draw) * self.batch_size
+            first, last = start // self.n, (start + self.batch_size - 1) // self.n
+            rows = torch.cat([self._perm(p) for p in range(first, last + 1)])
+            return rows[start - first * self.n:start - first * self.n + self.batch_size]
         pass_index, first = self.position(iteration)
-        if self._cache is None or self._cache[0] != pass_index:
-            perm = pass_permutation(self.n, self.seed, self.stream, pass_index).to(self.device)
-            self._cache = (pass_index, perm)
         b = first + draw
-        return self._cache[1][b * self.batch_size:(b + 1) * self.batch_size]
+        return self._perm(pass_index)[b * self.batch_size:(b + 1) * self.batch_size]

@@ -5,6 +5,7 @@ from . import cvae as _cvae  # noqa: F401
 from . import gan as _gan  # noqa: F401
 from . import gmm as _gmm  # noqa: F401
 from . import grammar_vae as _grammar_vae  # noqa: F401
+from . import semi_supervised as _semi_supervised  # noqa: F401
 from . import vae as _vae  # noqa: F401
 from .ae import AE, AEConfig
 from .base import ModelConfig, build_model, make_config
@@ -31,6 +32,7 @@ from .contract import MODELS, Batch, GenerativeModel, Player, StreamBatch, regis
 from .cvae import CVAE, LabelCVAEConfig, QuadrantCVAE, QuadrantCVAEConfig
 from .gan import CGAN, GAN, WGAN, WGANGP, CGANConfig, GANConfig, WGANConfig, WGANGPConfig
 from .gmm import GMM, GMMConfig
+from .semi_supervised import M2, M2Config, SupervisedBaseline
 from .vae import IWAE, VAE, IWAEConfig, VAEConfig
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "GAN",
     "GMM",
     "IWAE",
+    "M2",
     "MODELS",
     "VAE",
     "WGAN",
@@ -62,6 +65,8 @@ __all__ = [
     "ImportanceWeighted",
     "LabelCVAEConfig",
     "LatentSpace",
+    "M2Config",
+    "SupervisedBaseline",
     "Likelihood",
     "MissingCapability",
     "ModelConfig",

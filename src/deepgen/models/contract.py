@@ -191,7 +191,14 @@ class GenerativeModel(nn.Module):
         """The streams a run asking for dataset ``data`` trains on, before any given by name
         (``--stream NAME=DATASET``): by default ``data`` is the first stream and the others
         must be given. A family that cuts its streams from one dataset (a labelled and an
-        unlabelled part) overrides this."""
+        unlabelled part) overrides this.
+
+        Raises:
+            ConfigError: ``data`` asks for a labelled subset, which only such a family uses.
+        """
+        if data.labels_per_class is not None and data.part == "all":
+            raise ConfigError("labels per class apply to families that learn from a few labels (m2, supervised); "
+                              f"a {cls.family} trains on all of its data")
         return {cls.streams[0]: data}
 
     @classmethod

@@ -1,0 +1,233 @@
+"""Semi-supervised learning (issue 16): M2's bounds against direct computations, the
+labelled subset, the command line, and M2 against a classifier trained on its labels only."""
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import deepgen
+from deepgen import losses
+from deepgen.config import DataConfig, RunConfig, validate
+from deepgen.data.streams import load_stream
+from deepgen.errors import ConfigError, DataError
+from deepgen.models import build_model
+from deepgen.rundir import RunDir
+
+SHAPE = (1, 8, 8)
+
+
+@pytest.fixture
+def tiny_m2():
+    torch.manual_seed(0)
+    model = build_model(
+        "m2",
+        {"num_classes": 3, "latent_dim": 2, "hidden_dim": 6, "alpha": 1.0},
+        {"unlabelled": SHAPE, "labelled": SHAPE},
+    )
+    x = torch.bernoulli(torch.full((5, *SHAPE), 0.3))
+    return model.double(), x.double()
+
+
+def test_the_labelled_bound_is_the_elbo_given_the_label_plus_log_k(tiny_m2):
+    model, x = tiny_m2
+    y, eps = torch.tensor([0, 1, 2, 1, 0]), torch.randn(5, 2, dtype=torch.double)
+    onehot = F.one_hot(y, 3).double()
+    mu, logvar = model.recognition(torch.cat([x.flatten(1), onehot], 1)).chunk(2, 1)
+    z = mu + (0.5 * logvar).exp() * eps
+    logits = model.generation(torch.cat([z, onehot], 1))
+    log_px = -F.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="none").sum(1)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+    direct = -(log_px + math.log(1 / 3) - kl)  # -(log p(x|y,z) + log p(y) - KL(q(z|x,y) || p(z)))
+    assert torch.allclose(model.labelled_bound(x, y, eps), direct, atol=1e-10)
+
+
+def test_the_unlabelled_bound_sums_the_labelled_one_under_q_y_minus_its_entropy(tiny_m2):
+    model, x = tiny_m2
+    eps = torch.randn(5, 2, dtype=torch.double)
+    per_class = torch.stack(
+        [model.labelled_bound(x, torch.full((5,), k), eps) for k in range(3)], 1
+    )
+    q = F.softmax(model.class_logits(x), 1)
+    entropy = -(q * q.log()).sum(1)
+    direct = (q * per_class).sum(1) - entropy  # -U(x), Kingma et al. 2014, eq. 7
+    neg_u, logits = model.unlabelled_bound(x, eps)
+    assert torch.allclose(neg_u, direct, atol=1e-10)
+    assert torch.allclose(
+        losses.expected_over_classes(per_class, F.log_softmax(logits, 1)), direct, atol=1e-10
+    )
+
+
+def test_the_unlabelled_bound_is_a_bound_on_every_labelled_mixture(tiny_m2):
+    """-U(x) is minimised over q(y|x) by the posterior q(y) ∝ exp(L(x, y)), where it equals
+    -log sum_y exp(L(x, y)); any other q gives a larger value."""
+    model, x = tiny_m2
+    eps = torch.randn(5, 2, dtype=torch.double)
+    per_class = torch.stack(
+        [model.labelled_bound(x, torch.full((5,), k), eps) for k in range(3)], 1
+    )
+    best = losses.expected_over_classes(per_class, F.log_softmax(-per_class, 1))
+    assert torch.allclose(best, -torch.logsumexp(-per_class, 1), atol=1e-10)
+    other = losses.expected_over_classes(
+        per_class, F.log_softmax(torch.randn(5, 3, dtype=torch.double), 1)
+    )
+    assert (other >= best - 1e-12).all()
+
+
+def test_the_labelled_subset_is_balanced_seed_determined_and_disjoint(tiny):
+    labelled = load_stream(
+        DataConfig(
+            name="fake", part="labelled", labels_per_class=3, options={"sizes": (256, 64, 64)}
+        ),
+        seed=4,
+    )
+    unlabelled = load_stream(
+        DataConfig(
+            name="fake", part="unlabelled", labels_per_class=3, options={"sizes": (256, 64, 64)}
+        ),
+        seed=4,
+    )
+    again = load_stream(
+        DataConfig(
+            name="fake", part="labelled", labels_per_class=3, options={"sizes": (256, 64, 64)}
+        ),
+        seed=4,
+    )
+    other = load_stream(
+        DataConfig(
+            name="fake", part="labelled", labels_per_class=3, options={"sizes": (256, 64, 64)}
+        ),
+        seed=5,
+    )
+    assert torch.bincount(labelled["train"].labels).tolist() == [3] * 10
+    assert torch.equal(labelled["train"].x, again["train"].x) and not torch.equal(
+        labelled["train"].x, other["train"].x
+    )
+    assert unlabelled["train"].labels is None and len(unlabelled["train"]) == 256 - 30
+    rows = {bytes(r.numpy()) for r in unlabelled["train"].x}
+    assert not any(bytes(r.numpy()) in rows for r in labelled["train"].x)
+    assert torch.equal(labelled["test"].x, tiny["test"].x)  # valid and test stay whole
+
+
+@pytest.mark.slow
+def test_a_run_records_its_labelled_subset_and_the_cli_refuses_what_does_not_apply(
+    tmp_path, capsys
+):
+    from deepgen.cli import main
+
+    out = tmp_path / "m2"
+    assert (
+        main(
+            [
+                "train",
+                "m2",
+                "--data",
+                "fake",
+                "--labels-per-class",
+                "4",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "64",
+                "--seed",
+                "3",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    streams = RunDir(out).config().streams
+    assert streams["labelled"].part == "labelled" and streams["labelled"].labels_per_class == 4
+    assert streams["labelled"].subset_seed == 3 and streams["labelled"].sizes["train"] == 40
+    assert streams["unlabelled"].sizes["train"] == 2048 - 40
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                "--data",
+                "fake",
+                "--labels-per-class",
+                "4",
+                "--out",
+                str(tmp_path / "v"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        "labels per class apply to families that learn from a few labels" in capsys.readouterr().err
+    )
+    assert main(["train", "m2", "--data", "fake", "--out", str(tmp_path / "w")]) == 2
+    assert "give --labels-per-class N" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "m2",
+                "--data",
+                "fake",
+                "--labels-per-class",
+                "1000",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 1
+    )
+    assert "fewer than the 1000 labels per class" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "m2",
+                "--data",
+                "ring8",
+                "--labels-per-class",
+                "1",
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        != 0
+    )
+    assert "ring8 has no labels" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_accuracy_is_measured_on_the_labelled_streams_test_split(tmp_path):
+    from deepgen.metrics.evaluate import evaluate_run
+
+    config = RunConfig(
+        family="m2",
+        model={"hidden_dim": 16},
+        data=DataConfig(name="fake", labels_per_class=2, options={"sizes": (256, 64, 64)}),
+        train={"epochs": 1, "batch_size": 32},
+    )
+    deepgen.train(config, tmp_path / "m2", progress=False, log=lambda m: None)
+    result = evaluate_run(tmp_path / "m2", ["accuracy"], n=64, log=lambda m: None)["metrics"][
+        "accuracy"
+    ]
+    model, test = (
+        deepgen.load(tmp_path / "m2"),
+        deepgen.run_data(tmp_path / "m2")["labelled"]["test"],
+    )
+    x = model.preprocess(
+        test.x, deepgen.seeds.batch_generator(0, 0)
+    )  # eval's binarisation of batch 0
+    correct = (model.class_logits(x).argmax(1) == test.labels).double().mean().item()
+    assert result["stream"] == "labelled" and result["mean"] == pytest.approx(correct)
+    assert result["stderr"] == pytest.approx(math.sqrt(correct * (1 - correct) / 64))
+    grid = model.analogies(torch.rand(3, 1, 28, 28))
+    assert grid.shape == (3, 10, 1, 28, 28) and 0 <= grid.min() and grid.max() <= 1
+
+
+def test_an_unbalanced_or_unlabelled_dataset_is_refused_in_one_line():
+    with pytest.raises(DataError, match="has no labels"):
+        load_stream(DataConfig(name="ring8", part="labelled", labels_per_class=1))
+    with pytest.raises(ConfigError, match="part labelled needs labels_per_class"):
+        validate(DataConfig, {"name": "fake", "part": "labelled"})
