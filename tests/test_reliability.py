@@ -27,22 +27,30 @@ from deepgen.rundir import RunDir
 SHAPE = (1, 28, 28)
 SMALL = {"net": "mlp", "hidden_dim": 8, "latent_dim": 2}
 FILES = ("model.safetensors", "optim.safetensors", "state.json")
+TRAIN_FAKE = [
+    "train",
+    "vae",
+    "--data",
+    "fake",
+    "--net",
+    "mlp",
+    "--epochs",
+    "1",
+]  # a 1-epoch MLP VAE
 
 
 @pytest.fixture(scope="module")
 def base_run(tiny, tmp_path_factory):
     """A 2-epoch VAE run (8 iterations, checkpoints at 4 and 8) on the stored tiny data."""
     out = tmp_path_factory.mktemp("reliability") / "run"
-    deepgen.fit(
-        build_model("vae", SMALL, SHAPE),
-        tiny,
-        out=out,
-        epochs=2,
-        batch_size=64,
-        progress=False,
-        log=lambda m: None,
-    )
+    fit_small(tiny, out, epochs=2)
     return out
+
+
+def fit_small(tiny, out, epochs: int, log=lambda m: None, **options) -> None:
+    """Train a small MLP VAE (with model ``options``) on the tiny data into ``out``."""
+    model = build_model("vae", SMALL | options, SHAPE)
+    deepgen.fit(model, tiny, out=out, epochs=epochs, batch_size=64, progress=False, log=log)
 
 
 @pytest.fixture
@@ -214,9 +222,11 @@ def test_a_run_in_progress_holds_its_folder_until_it_ends(tiny, tmp_path):
                 deepgen.resume(out, progress=False)
             refused.append(str(err.value))
 
-    deepgen.fit(build_model("vae", SMALL, SHAPE), tiny, out=out, epochs=2, batch_size=64, progress=False, log=log)
+    fit_small(tiny, out, epochs=2, log=log)
     assert len(refused) == 1 and RunDir(out).results()["iteration"] == 8
-    deepgen.resume(out, epochs=3, progress=False, log=lambda m: None)  # released when training ended
+    deepgen.resume(
+        out, epochs=3, progress=False, log=lambda m: None
+    )  # released when training ended
 
 
 # --- 4: what a resume may change -----------------------------------------------------------
@@ -246,15 +256,7 @@ def test_a_resume_records_each_change_and_later_plain_resumes_keep_it(run):
 def test_a_run_that_diverged_before_any_checkpoint_can_be_resumed_from_the_start(tiny, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match="no checkpoint was written yet") as err:
-        deepgen.fit(
-            build_model("vae", SMALL | {"lr": 1e6}, SHAPE),
-            tiny,
-            out=out,
-            epochs=1,
-            batch_size=64,
-            progress=False,
-            log=lambda m: None,
-        )
+        fit_small(tiny, out, epochs=1, lr=1e6)
     assert "last checkpoint is kept" not in str(err.value)
     assert checkpoint_dirs(out) == []
     said = []
@@ -266,23 +268,18 @@ def test_a_run_that_diverged_before_any_checkpoint_can_be_resumed_from_the_start
 @pytest.mark.slow
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
     out = tmp_path / "run"
-    cmd = [
-        "train",
-        "vae",
-        "--data",
-        "fake",
-        "--net",
-        "mlp",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--quiet",
-        "--out",
-        str(out),
-    ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deepgen", *cmd],
+        [
+            sys.executable,
+            "-m",
+            "deepgen",
+            *TRAIN_FAKE,
+            "--batch-size",
+            "16",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -311,21 +308,7 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_pat
 def test_bad_training_values_are_one_line(tmp_path, args, match, capsys):
     from deepgen.cli import main
 
-    rc = main(
-        [
-            "train",
-            "vae",
-            "--data",
-            "fake",
-            "--net",
-            "mlp",
-            "--epochs",
-            "1",
-            "--out",
-            str(tmp_path / "r"),
-            *args,
-        ]
-    )
+    rc = main([*TRAIN_FAKE, "--out", str(tmp_path / "r"), *args])
     err = capsys.readouterr().err
     assert rc != 0 and "Traceback" not in err
     assert match in err and len(err.strip().splitlines()) == 1
@@ -354,30 +337,30 @@ def test_a_stop_signal_during_the_last_iteration_is_reported_and_resume_finishes
     with pytest.raises(
         Interrupted, match="during the last iteration .4., whose checkpoint is complete"
     ):
-        deepgen.fit(
-            build_model("vae", SMALL, SHAPE),
-            tiny,
-            out=out,
-            epochs=1,
-            batch_size=64,
-            progress=False,
-            log=log,
-        )
+        fit_small(tiny, out, epochs=1, log=log)
     assert latest_checkpoint(out).iteration == 4 and not (out / "results.json").exists()
     deepgen.resume(out, progress=False, log=lambda m: None)
     assert RunDir(out).results()["iteration"] == 4
 
 
-@pytest.mark.parametrize("command", [[sys.executable, "-m", "deepgen"], [shutil.which("deepgen") or "deepgen"]])
+@pytest.mark.parametrize(
+    "command", [[sys.executable, "-m", "deepgen"], [shutil.which("deepgen") or "deepgen"]]
+)
 def test_ctrl_c_during_start_up_is_one_line(tmp_path, command):
     import signal
 
-    proc = subprocess.Popen([*command, "train", "vae", "--data", "fake", "--out", str(tmp_path / "r")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*command, "train", "vae", "--data", "fake", "--out", str(tmp_path / "r")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(0.3)  # importing torch for the command line takes longer than this
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err and err.strip() == "deepgen: interrupted"
+    assert (
+        proc.returncode == 130 and "Traceback" not in err and err.strip() == "deepgen: interrupted"
+    )
 
 
 # --- the machine refuses a write ------------------------------------------------------------
@@ -454,9 +437,13 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path, where, capsys):
 
     (tmp_path / "file").write_text("mine")
     out = where if where.startswith("/") else str(tmp_path / where)
-    rc = main(["train", "vae", "--data", "fake", "--net", "mlp", "--epochs", "1", "--out", out])
+    rc = main([*TRAIN_FAKE, "--out", out])
     err = capsys.readouterr().err
-    assert rc == 1 and err.startswith("deepgen: error: cannot make the run folder") and err.count("\n") == 1
+    assert (
+        rc == 1
+        and err.startswith("deepgen: error: cannot make the run folder")
+        and err.count("\n") == 1
+    )
     assert (tmp_path / "file").read_text() == "mine"
 
 
@@ -473,5 +460,5 @@ def test_a_refused_out_folder_is_left_exactly_as_it_was(tiny, tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(CheckpointError, match="already exists"):
-        deepgen.fit(build_model("vae", SMALL, SHAPE), tiny, out=out, epochs=1, progress=False)
+        fit_small(tiny, out, epochs=1)
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]

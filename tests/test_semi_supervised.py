@@ -75,31 +75,17 @@ def test_the_unlabelled_bound_is_a_bound_on_every_labelled_mixture(tiny_m2):
     assert (other >= best - 1e-12).all()
 
 
+def _part(part: str, seed: int):
+    """The ``part`` stream of the tiny fake data with 3 labels per class chosen by ``seed``."""
+    config = DataConfig(
+        name="fake", part=part, labels_per_class=3, options={"sizes": (256, 64, 64)}
+    )
+    return load_stream(config, seed=seed)
+
+
 def test_the_labelled_subset_is_balanced_seed_determined_and_disjoint(tiny):
-    labelled = load_stream(
-        DataConfig(
-            name="fake", part="labelled", labels_per_class=3, options={"sizes": (256, 64, 64)}
-        ),
-        seed=4,
-    )
-    unlabelled = load_stream(
-        DataConfig(
-            name="fake", part="unlabelled", labels_per_class=3, options={"sizes": (256, 64, 64)}
-        ),
-        seed=4,
-    )
-    again = load_stream(
-        DataConfig(
-            name="fake", part="labelled", labels_per_class=3, options={"sizes": (256, 64, 64)}
-        ),
-        seed=4,
-    )
-    other = load_stream(
-        DataConfig(
-            name="fake", part="labelled", labels_per_class=3, options={"sizes": (256, 64, 64)}
-        ),
-        seed=5,
-    )
+    labelled, unlabelled = _part("labelled", 4), _part("unlabelled", 4)
+    again, other = _part("labelled", 4), _part("labelled", 5)
     assert torch.bincount(labelled["train"].labels).tolist() == [3] * 10
     assert torch.equal(labelled["train"].x, again["train"].x) and not torch.equal(
         labelled["train"].x, other["train"].x
@@ -110,92 +96,55 @@ def test_the_labelled_subset_is_balanced_seed_determined_and_disjoint(tiny):
     assert torch.equal(labelled["test"].x, tiny["test"].x)  # valid and test stay whole
 
 
+def _train(capsys, family: str, *args: str) -> tuple[int, str]:
+    """(exit code, stderr) of `deepgen train FAMILY --data fake ARGS`, in this process."""
+    from deepgen.cli import main
+
+    capsys.readouterr()
+    rc = main(["train", family, "--data", *args])
+    return rc, capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_a_run_records_its_labelled_subset_and_the_cli_refuses_what_does_not_apply(
     tmp_path, capsys
 ):
-    from deepgen.cli import main
-
-    out = tmp_path / "m2"
-    assert (
-        main(
-            [
-                "train",
-                "m2",
-                "--data",
-                "fake",
-                "--labels-per-class",
-                "4",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "64",
-                "--seed",
-                "3",
-                "--out",
-                str(out),
-                "--quiet",
-            ]
-        )
-        == 0
+    out = str(tmp_path / "m2")
+    rc, err = _train(
+        capsys,
+        "m2",
+        "fake",
+        "--labels-per-class",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--seed",
+        "3",
+        "--out",
+        out,
+        "--quiet",
     )
+    assert rc == 0, err
     streams = RunDir(out).config().streams
     assert streams["labelled"].part == "labelled" and streams["labelled"].labels_per_class == 4
     assert streams["labelled"].subset_seed == 3 and streams["labelled"].sizes["train"] == 40
     assert streams["unlabelled"].sizes["train"] == 2048 - 40
-    capsys.readouterr()
-    assert (
-        main(
-            [
-                "train",
-                "vae",
-                "--data",
-                "fake",
-                "--labels-per-class",
-                "4",
-                "--out",
-                str(tmp_path / "v"),
-            ]
-        )
-        == 2
-    )
-    assert (
-        "labels per class apply to families that learn from a few labels" in capsys.readouterr().err
-    )
-    assert main(["train", "m2", "--data", "fake", "--out", str(tmp_path / "w")]) == 2
-    assert "give --labels-per-class N" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "train",
-                "m2",
-                "--data",
-                "fake",
-                "--labels-per-class",
-                "1000",
-                "--out",
-                str(tmp_path / "x"),
-            ]
-        )
-        == 1
-    )
-    assert "fewer than the 1000 labels per class" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "train",
-                "m2",
-                "--data",
-                "ring8",
-                "--labels-per-class",
-                "1",
-                "--out",
-                str(tmp_path / "y"),
-            ]
-        )
-        != 0
-    )
-    assert "ring8 has no labels" in capsys.readouterr().err
+    refusals = [
+        (
+            ("vae", "fake", "--labels-per-class", "4"),
+            2,
+            "labels per class apply to families that learn from a few",
+        ),
+        (("m2", "fake"), 2, "give --labels-per-class N"),
+        (("m2", "fake", "--labels-per-class", "1000"), 1, "fewer than the 1000 labels per class"),
+        (("m2", "ring8", "--labels-per-class", "1"), 1, "ring8 has no labels"),
+    ]
+    for args, code, message in refusals:
+        rc, err = _train(capsys, *args, "--out", str(tmp_path / "refused"))
+        assert rc == code and message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "refused").exists()
 
 
 @pytest.mark.slow
