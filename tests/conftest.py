@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -41,8 +43,32 @@ def tiny():
     return fake_dataset(DATASETS["fake"], sizes=(256, 64, 64), seed=0)
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
-    """Run `python -m deepgen ARGS`; returns the CompletedProcess."""
-    full_env = os.environ | {"PYTHONWARNINGS": "error"} | (env or {})
-    return subprocess.run([sys.executable, "-m", "deepgen", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
+            fresh: bool = False) -> subprocess.CompletedProcess:
+    """`deepgen ARGS`: its exit code, stdout and stderr as a CompletedProcess.
+
+    By default in this process, through the command line's own entry point
+    (:func:`deepgen.cli.main`, what the `deepgen` script calls), so a call does not spend
+    the ~4 s a new interpreter needs to import torch; ``cwd`` and ``env`` apply for the
+    call. ``fresh=True`` runs `python -m deepgen` in a new process, for what needs one
+    (signals, process exit, the module entry point itself).
+    """
+    if fresh:
+        full_env = os.environ | {"PYTHONWARNINGS": "error"} | (env or {})
+        return subprocess.run([sys.executable, "-m", "deepgen", *args], cwd=cwd, env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
+    from deepgen.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        os.environ.update(env or {})
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["deepgen", *args], code, out.getvalue(), err.getvalue())

@@ -47,7 +47,7 @@ def _mutated_run(good_run, tmp_path, name: str, blob: bytes):
     return run, ckpt
 
 
-@FUZZ
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(["model.safetensors", "optim.safetensors", "state.json"]),
        cut=st.integers(0, 4000), flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=4),
        junk=st.binary(max_size=64))
@@ -173,5 +173,5 @@ def _fuzz_damaged_runs(tools: list[str], examples: int):
 
 
 # resume and eval cost about 0.1 s a case, a report about 1 s
-test_damaged_run_folders_give_our_errors_in_resume_and_eval = _fuzz_damaged_runs(["resume", "eval"], 500)
-test_damaged_run_folders_give_our_errors_in_report = _fuzz_damaged_runs(["report"], 20)
+test_damaged_run_folders_give_our_errors_in_resume_and_eval = _fuzz_damaged_runs(["resume", "eval"], 300)
+test_damaged_run_folders_give_our_errors_in_report = _fuzz_damaged_runs(["report"], 8)

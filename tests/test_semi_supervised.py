@@ -180,3 +180,29 @@ def test_an_unbalanced_or_unlabelled_dataset_is_refused_in_one_line():
         load_stream(DataConfig(name="ring8", part="labelled", labels_per_class=1))
     with pytest.raises(ConfigError, match="part labelled needs labels_per_class"):
         validate(DataConfig, {"name": "fake", "part": "labelled"})
+
+
+def test_a_first_stream_smaller_than_a_batch_is_refused_but_a_labelled_one_cycles(tiny):
+    from deepgen.config import TrainConfig
+    from deepgen.trainer import Trainer
+
+    vae = build_model("vae", {"net": "mlp"}, (1, 28, 28))
+    with pytest.raises(
+        DataError, match="fewer than one iteration needs .1 batches of 512.; lower --batch-size"
+    ):
+        Trainer(vae, tiny, TrainConfig(batch_size=512, epochs=1), progress=False)
+    streams = {
+        "unlabelled": tiny,
+        "labelled": _part("labelled", 0),
+    }  # 30 labelled rows, batches of 64
+    m2 = build_model(
+        "m2",
+        {"num_classes": 10, "hidden_dim": 8, "alpha": 1.0},
+        {"unlabelled": (1, 28, 28), "labelled": (1, 28, 28)},
+    )
+    trainer = Trainer(
+        m2, streams, TrainConfig(batch_size=64, epochs=1), progress=False, evaluate=False
+    )
+    assert trainer.orders["labelled"].cyclic and trainer.iters_per_epoch == 4
+    trainer.fit()
+    assert trainer.iteration == 4

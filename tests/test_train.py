@@ -144,7 +144,7 @@ def _wait_for_progress(out, proc, after: int, timeout=120) -> int:
 @pytest.mark.slow
 def test_sigkill_then_resume_finishes_and_leaves_nothing_corrupt(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(out, 40), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_train_cmd(out, 8), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_checkpoint(out, proc)
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
@@ -156,7 +156,7 @@ def test_sigkill_then_resume_finishes_and_leaves_nothing_corrupt(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr
-    assert json.loads((out / "results.json").read_text())["iteration"] == 40 * 128
+    assert json.loads((out / "results.json").read_text())["iteration"] == 8 * 128
     iterations = [r["iteration"] for r in RunDir(out).metrics() if r["split"] == "valid"]
     assert iterations == sorted(set(iterations))  # no duplicated records after the resume
 
@@ -184,9 +184,9 @@ def test_killed_at_three_random_points_ends_bitwise_equal_to_an_uninterrupted_ru
         return load_file(checkpoint_dirs(out)[0] / "model.safetensors")
 
     full = tmp_path / "full"
-    assert subprocess.run(_train_cmd(full, 30), capture_output=True, timeout=300).returncode == 0
+    assert subprocess.run(_train_cmd(full, 12), capture_output=True, timeout=300).returncode == 0
     out, rng = tmp_path / "killed", random.Random(1234)
-    proc = subprocess.Popen(_train_cmd(out, 30), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_train_cmd(out, 12), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     newest = -1
     for kill in range(3):
         newest = _wait_for_progress(out, proc, newest)  # the (resumed) run has trained on

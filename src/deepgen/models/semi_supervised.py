@@ -93,9 +93,9 @@ class M2(Conditional, LatentSpace, Encoder, Classifier, GenerativeModel):
 
     def __init__(self, config: M2Config):
         super().__init__(config)
-        if config.num_classes is None:
+        if config.num_classes is None or config.alpha is None:
             raise ConfigError(
-                "an m2 needs num_classes (taken from the data when it is built from a dataset)"
+                "an m2 needs num_classes and alpha (taken from the data when it is built from a dataset)"
             )
         d, k, z, h = (
             math.prod(self.data_shape),
