@@ -218,6 +218,9 @@ def load_checkpointed(run_path: str | os.PathLike, device: str = "auto",
 
     A checkpoint that verifies by hash but does not fit the model (other keys, shapes or
     dtypes, non-finite weights, another family) is skipped like a corrupt one.
+
+    Raises:
+        CheckpointError: not a run folder, or no checkpoint verifies and fits the model.
     """
     run = RunDir.open(run_path)
     config = run.config()

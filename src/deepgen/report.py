@@ -14,8 +14,8 @@ import torch
 
 from .api import load_checkpointed, make_generator, run_data
 from .data.datasets import Dataset
-from .errors import DataError, DeepgenError
-from .fileio import atomic_write_text, parse_json, read_small_file
+from .errors import DeepgenError
+from .fileio import atomic_write_text
 from .models.capabilities import (
     Conditional,
     Encoder,
@@ -122,15 +122,14 @@ def _results_table(results: dict | None) -> str:
     return head + f"<table><tr><th>metric</th><th>mean</th><th>std. error</th><th>unit</th><th>n</th></tr>{rows}</table>"
 
 
-def _eval_table(path: Path) -> str:
+def _eval_table(run: RunDir) -> str:
     """The metrics of ``deepgen eval`` (eval.json), if it was run."""
-    if not path.exists():
-        return ""
     try:
-        data = parse_json(read_small_file(path, 64 << 20, DataError), DataError, str(path))
-        data["metrics"].items()
-    except (DataError, AttributeError, KeyError, TypeError) as err:
-        return f'<p class="note">{html.escape(str(path))} is unreadable: {html.escape(str(err) or "no metrics")}</p>'
+        data = run.evaluation()
+    except DeepgenError as err:
+        return f'<p class="note">{html.escape(str(err))}</p>'
+    if data is None:
+        return ""
     rows = []
     for name, v in sorted(data.get("metrics", {}).items()):
         if name == "nll":
@@ -284,7 +283,7 @@ def run_section(path: Path) -> str:
         parts.append(f"<p><b>test {html.escape(s['metric'])}: {s['mean']:.2f} ± {s['stderr']:.2f} "
                      f"{html.escape(s['unit'])}</b></p>")
     parts.append(damaged or _results_table(results))
-    parts.append(_eval_table(path / "eval.json"))
+    parts.append(_eval_table(run))
     notes: list[str] = []
     try:
         model, ckpt = load_checkpointed(path, warn=notes.append)

@@ -74,6 +74,7 @@ class RunDir:
     config_path = property(lambda self: self.path / "config.json")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
     results_path = property(lambda self: self.path / "results.json")
+    eval_path = property(lambda self: self.path / "eval.json")
     samples_dir = property(lambda self: self.path / "samples")
 
     @classmethod
@@ -90,11 +91,12 @@ class RunDir:
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
             raise CheckpointError(f"--out {run.path} is a file, not a folder; choose another --out")
-        if run.path.is_dir() and any(p.name != LOCK for p in run.path.iterdir()):
-            raise CheckpointError(  # refused before anything, not even the lock file, is written there
-                f"run folder {run.path} already exists; continue it with "
-                f"`deepgen train --resume {run.path}` or choose another --out"
-            )
+        taken = CheckpointError(
+            f"run folder {run.path} already exists; continue it with "
+            f"`deepgen train --resume {run.path}` or choose another --out"
+        )
+        if run.path.is_dir() and run._holds_anything():
+            raise taken  # refused before anything, not even the lock file, is written there
         try:
             run.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -102,12 +104,9 @@ class RunDir:
                 f"cannot make the run folder {run.path}: {err.strerror or err}"
             ) from None
         run.lock()
-        if any(p.name != LOCK for p in run.path.iterdir()):  # another process was quicker
+        if run._holds_anything():  # another process was quicker
             run.unlock()
-            raise CheckpointError(
-                f"run folder {run.path} already exists; continue it with "
-                f"`deepgen train --resume {run.path}` or choose another --out"
-            )
+            raise taken
         config = config.model_copy(update={"deepgen_version": __version__})
         atomic_write_text(run.config_path, config.to_json())
         return run
@@ -125,6 +124,10 @@ class RunDir:
         if not run.config_path.is_file():
             raise CheckpointError(f"{run.path} is not a deepgen run folder (no config.json)")
         return run
+
+    def _holds_anything(self) -> bool:
+        """Whether the folder holds anything besides its lock file."""
+        return any(p.name != LOCK for p in self.path.iterdir())
 
     def lock(self) -> None:
         """Take this folder's write lock for the life of the process (or :meth:`unlock`).
@@ -166,6 +169,7 @@ class RunDir:
         return RunConfig.from_json(text, source=str(self.config_path))
 
     def write_config(self, config: RunConfig) -> None:
+        """Replace config.json atomically (a resume records its changes this way)."""
         atomic_write_text(self.config_path, config.to_json())
 
     def append_metrics(self, record: dict[str, Any]) -> None:
@@ -213,8 +217,24 @@ class RunDir:
         try:
             Results.model_validate(results)
         except ValidationError as err:
-            raise CheckpointError(f"{self.results_path} is damaged: {format_validation_error(err)}") from None
+            raise CheckpointError(
+                f"{self.results_path} is damaged: {format_validation_error(err)}"
+            ) from None
         return results
+
+    def evaluation(self) -> dict[str, Any] | None:
+        """eval.json (what `deepgen eval` measured); None when it was never run.
+
+        Raises:
+            CheckpointError: it is unreadable, not JSON, or holds no ``metrics`` object.
+        """
+        if not self.eval_path.exists():
+            return None
+        raw = read_small_file(self.eval_path, JSON_LIMIT, CheckpointError, str(self.eval_path))
+        data = parse_json(raw, CheckpointError, str(self.eval_path))
+        if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
+            raise CheckpointError(f"{self.eval_path} does not hold deepgen eval results")
+        return data
 
     def write_results(self, results: dict[str, Any]) -> None:
         atomic_write_text(self.results_path, json.dumps(results, indent=2, sort_keys=True) + "\n")

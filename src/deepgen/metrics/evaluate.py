@@ -20,8 +20,8 @@ import torch
 
 from .. import distributed
 from ..api import load_checkpointed, make_generator, run_data, sample
-from ..errors import ConfigError, DataError
-from ..fileio import atomic_write_text, parse_json, read_small_file
+from ..errors import ConfigError, DeepgenError
+from ..fileio import atomic_write_text
 from ..models.capabilities import (
     Capability,
     Classifier,
@@ -247,7 +247,7 @@ def evaluate_run(run: str | Path, metrics: list[str] | None = None, n: int = 10_
         if metric.kind not in (None, kind):
             raise ConfigError(f"the {name} metric applies to {metric.kind}, and this run's data are {kind}")
     path = run / "eval.json"
-    results = _earlier_results(path, log)
+    results = _earlier_results(RunDir(run), log)
     for name in metrics:
         start = time.perf_counter()
         value = METRICS[name].compute(ctx)
@@ -264,20 +264,15 @@ def evaluate_run(run: str | Path, metrics: list[str] | None = None, n: int = 10_
     return results
 
 
-def _earlier_results(path: Path, log) -> dict:
+def _earlier_results(run: RunDir, log) -> dict:
     """The eval.json of earlier evaluations, to merge into; an unreadable one is moved aside
     to eval.json.unreadable (kept, not overwritten) and a new one begun."""
-    if not path.exists():
-        return {"metrics": {}}
     try:
-        results = parse_json(read_small_file(path, 64 << 20, DataError), DataError, str(path))
-        if isinstance(results, dict) and isinstance(results.get("metrics"), dict):
-            return results
-        raise DataError(f"{path} does not hold deepgen eval results")
-    except DataError as err:
-        aside = path.with_name(path.name + ".unreadable")
+        return run.evaluation() or {"metrics": {}}
+    except DeepgenError as err:
+        aside = run.eval_path.with_name(run.eval_path.name + ".unreadable")
         if distributed.is_main():
-            path.replace(aside)
+            run.eval_path.replace(aside)
         log(f"{err}; kept it as {aside.name} and started a new eval.json")
         return {"metrics": {}}
 

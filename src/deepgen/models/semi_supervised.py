@@ -57,6 +57,23 @@ class M2Config(ModelConfig):
     preprocess: str = Field("binarize", description="binarize (dynamic): Bernoulli p(x|y, z)")
 
 
+def _parts(data: DataConfig, family: str) -> dict[str, DataConfig]:
+    """The unlabelled and labelled parts of the dataset ``data`` asks for.
+
+    Raises:
+        ConfigError: no number of labels per class was given.
+    """
+    if data.labels_per_class is None:
+        raise ConfigError(
+            f"the {family} family learns from a few labels: give --labels-per-class N (e.g. 10 "
+            "for 100 MNIST labels)"
+        )
+    return {
+        "unlabelled": data.model_copy(update={"part": "unlabelled"}),
+        "labelled": data.model_copy(update={"part": "labelled"}),
+    }
+
+
 def _softplus_mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Module:
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.Softplus(), nn.Linear(hidden, out_dim))
 
@@ -114,15 +131,7 @@ class M2(Conditional, LatentSpace, Encoder, Classifier, GenerativeModel):
         Raises:
             ConfigError: no number of labels per class was given.
         """
-        if data.labels_per_class is None:
-            raise ConfigError(
-                "an m2 learns from a few labels: give --labels-per-class N (e.g. 10 for 100 MNIST "
-                "labels)"
-            )
-        return {
-            "unlabelled": data.model_copy(update={"part": "unlabelled"}),
-            "labelled": data.model_copy(update={"part": "labelled"}),
-        }
+        return _parts(data, cls.family)
 
     @classmethod
     def configure(cls, values: dict[str, Any], streams) -> dict[str, Any]:
@@ -306,10 +315,11 @@ class SupervisedBaseline(Classifier, GenerativeModel):
     def default_streams(cls, data: DataConfig) -> dict[str, DataConfig]:
         """The labelled part of the dataset asked for (raises ConfigError without
         ``--labels-per-class``)."""
-        return {"labelled": M2.default_streams(data)["labelled"]}
+        return {"labelled": _parts(data, cls.family)["labelled"]}
 
     @classmethod
     def configure(cls, values: dict[str, Any], streams) -> dict[str, Any]:
+        """Classes from the labelled stream's data."""
         if values.get("num_classes") is None:
             values = dict(values) | {"num_classes": streams["labelled"].num_classes}
         return values
