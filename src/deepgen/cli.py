@@ -20,8 +20,21 @@ from .version import __version__
 SEED = click.IntRange(0, 2**63 - 1)
 
 # Options of `deepgen train` that belong to TrainConfig (the rest are model fields).
-TRAIN_OPTIONS = ("epochs", "images", "batch_size", "seed", "device", "log_every", "on_divergence", "max_grad_norm",
-                 "compile", "channels_last", "lr_decay", "keep_best", "patience")
+TRAIN_OPTIONS = (
+    "epochs",
+    "images",
+    "batch_size",
+    "seed",
+    "device",
+    "log_every",
+    "on_divergence",
+    "max_grad_norm",
+    "compile",
+    "channels_last",
+    "lr_decay",
+    "keep_best",
+    "patience",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,48 +47,134 @@ def cli():
 @cli.command()
 @click.argument("family", required=False)
 @click.option("--data", default="mnist", show_default=True, help="dataset name (deepgen data list)")
-@click.option("--data-dir", type=click.Path(), default=None,
-              help="directory searched first for the data (the folder for imagefolder, the file for arrays)")
-@click.option("--image-size", type=int, default=None, help="imagefolder: square side in pixels [default: 64]")
-@click.option("--image-channels", type=click.Choice(["1", "3"]), default=None,
-              help="imagefolder: 1 grey, 3 RGB [default: 3]")
-@click.option("--on-bad-file", type=click.Choice(["stop", "skip"]), default=None,
-              help="imagefolder: stop at an unreadable image, or skip it [default: stop]")
-@click.option("--grammar", type=click.Path(dir_okay=False), default=None,
-              help="expressions: a grammar file in nltk notation [default: the lectures' expression grammar]")
-@click.option("--on-bad-line", type=click.Choice(["stop", "skip"]), default=None,
-              help="expressions from a file: stop at a line outside the grammar, or skip it [default: stop]")
-@click.option("--labels-per-class", type=click.IntRange(1), default=None,
-              help="semi-supervised families (m2): labelled training examples kept per class, chosen by the "
-                   "seed; the rest of the training split is the unlabelled stream")
-@click.option("--epochs", type=int, default=None, help="passes over the training split [default: 10]")
-@click.option("--images", type=int, default=None, help="training length in images seen, instead of --epochs")
+@click.option(
+    "--data-dir",
+    type=click.Path(),
+    default=None,
+    help="directory searched first for the data (the folder for imagefolder, the file for arrays)",
+)
+@click.option(
+    "--image-size", type=int, default=None, help="imagefolder: square side in pixels [default: 64]"
+)
+@click.option(
+    "--image-channels",
+    type=click.Choice(["1", "3"]),
+    default=None,
+    help="imagefolder: 1 grey, 3 RGB [default: 3]",
+)
+@click.option(
+    "--on-bad-file",
+    type=click.Choice(["stop", "skip"]),
+    default=None,
+    help="imagefolder: stop at an unreadable image, or skip it [default: stop]",
+)
+@click.option(
+    "--grammar",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="expressions: a grammar file in nltk notation [default: the lectures' expression grammar]",
+)
+@click.option(
+    "--on-bad-line",
+    type=click.Choice(["stop", "skip"]),
+    default=None,
+    help="expressions from a file: stop at a line outside the grammar, or skip it [default: stop]",
+)
+@click.option(
+    "--labels-per-class",
+    type=click.IntRange(1),
+    default=None,
+    help="semi-supervised families (m2): labelled training examples kept per class, chosen by the "
+    "seed; the rest of the training split is the unlabelled stream",
+)
+@click.option(
+    "--epochs", type=int, default=None, help="passes over the training split [default: 10]"
+)
+@click.option(
+    "--images", type=int, default=None, help="training length in images seen, instead of --epochs"
+)
 @click.option("--batch-size", type=int, default=None, help="images per batch [default: 128]")
 @click.option("--seed", type=SEED, default=None, help="seed of every random draw [default: 0]")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto]")
-@click.option("--log-every", type=int, default=None, help="iterations between metrics records [default: 50]")
-@click.option("--on-divergence", type=click.Choice(["stop", "rollback"]), default=None,
-              help="on a NaN/inf loss or exploding gradient: stop, or roll back to the last checkpoint with "
-                   "halved learning rates (3 times at most) [default: stop]")
-@click.option("--max-grad-norm", type=float, default=None, help="a gradient norm above this counts as divergence")
-@click.option("--lr-decay", type=click.Choice(["constant", "linear"]), default=None,
-              help="learning rates constant, or decayed linearly to 0 over the run [default: constant]")
-@click.option("--keep-best", is_flag=True, default=None,
-              help="end with each player's weights from its best validation epoch (e.g. lowest -ELBO)")
-@click.option("--patience", type=int, default=None,
-              help="early stopping: stop after this many epochs without a better validation metric "
-                   "(implies --keep-best)")
-@click.option("--compile", "compile", is_flag=True, default=None,
-              help="torch.compile each network (see benchmarks/throughput.py for where it helps)")
-@click.option("--channels-last", is_flag=True, default=None, help="channels-last memory format for conv networks")
-@click.option("--stream", "stream_specs", multiple=True, metavar="NAME=DATASET[:DIR]",
-              help="a named stream of a family with several (e.g. --stream target=mnist); repeatable")
-@click.option("--out", type=click.Path(), default=None, help="run folder [default: runs/FAMILY-DATA-sSEED]")
-@click.option("--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder")
+@click.option(
+    "--log-every", type=int, default=None, help="iterations between metrics records [default: 50]"
+)
+@click.option(
+    "--on-divergence",
+    type=click.Choice(["stop", "rollback"]),
+    default=None,
+    help="on a NaN/inf loss or exploding gradient: stop, or roll back to the last checkpoint with "
+    "halved learning rates (3 times at most) [default: stop]",
+)
+@click.option(
+    "--max-grad-norm",
+    type=float,
+    default=None,
+    help="a gradient norm above this counts as divergence",
+)
+@click.option(
+    "--lr-decay",
+    type=click.Choice(["constant", "linear"]),
+    default=None,
+    help="learning rates constant, or decayed linearly to 0 over the run [default: constant]",
+)
+@click.option(
+    "--keep-best",
+    is_flag=True,
+    default=None,
+    help="end with each player's weights from its best validation epoch (e.g. lowest -ELBO)",
+)
+@click.option(
+    "--patience",
+    type=int,
+    default=None,
+    help="early stopping: stop after this many epochs without a better validation metric "
+    "(implies --keep-best)",
+)
+@click.option(
+    "--compile",
+    "compile",
+    is_flag=True,
+    default=None,
+    help="torch.compile each network (see benchmarks/throughput.py for where it helps)",
+)
+@click.option(
+    "--channels-last",
+    is_flag=True,
+    default=None,
+    help="channels-last memory format for conv networks",
+)
+@click.option(
+    "--stream",
+    "stream_specs",
+    multiple=True,
+    metavar="NAME=DATASET[:DIR]",
+    help="a named stream of a family with several (e.g. --stream target=mnist); repeatable",
+)
+@click.option(
+    "--out", type=click.Path(), default=None, help="run folder [default: runs/FAMILY-DATA-sSEED]"
+)
+@click.option(
+    "--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder"
+)
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @add_model_options
-def train(family, data, data_dir, image_size, image_channels, on_bad_file, grammar, on_bad_line,
-          labels_per_class, stream_specs, out, resume_run, quiet, **options):
+def train(
+    family,
+    data,
+    data_dir,
+    image_size,
+    image_channels,
+    on_bad_file,
+    grammar,
+    on_bad_line,
+    labels_per_class,
+    stream_specs,
+    out,
+    resume_run,
+    quiet,
+    **options,
+):
     """Train FAMILY (vae, gan, ...) on a dataset, or continue a run with --resume RUN."""
     from . import api
     from .config import DataConfig, RunConfig, TrainConfig, validate
@@ -85,10 +184,18 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, gramm
     model_opts = {k: v for k, v in options.items() if v is not None}
     if resume_run:
         if labels_per_class is not None:
-            model_opts["labels_per_class"] = labels_per_class  # refused below: the run's data are fixed
+            model_opts["labels_per_class"] = (
+                labels_per_class  # refused below: the run's data are fixed
+            )
         if family or model_opts or stream_specs:
-            given = [family] if family else [f"--{k.replace('_', '-')}" for k in model_opts] or ["--stream"]
-            raise ConfigError(f"--resume continues a run as it was configured; drop {', '.join(given)}")
+            given = (
+                [family]
+                if family
+                else [f"--{k.replace('_', '-')}" for k in model_opts] or ["--stream"]
+            )
+            raise ConfigError(
+                f"--resume continues a run as it was configured; drop {', '.join(given)}"
+            )
         api.resume(resume_run, progress=not quiet, **train_opts)
         _echo(f"run folder: {resume_run}")
         return
@@ -99,16 +206,33 @@ def train(family, data, data_dir, image_size, image_channels, on_bad_file, gramm
     for key in model_opts:
         if key not in cls.Config.model_fields:
             owners = ", ".join(fields[key]["families"])
-            raise ConfigError(f"--{key.replace('_', '-')} does not apply to {family} (it applies to {owners})")
-    dataset_options = {k: v for k, v in {"image_size": image_size, "on_bad_file": on_bad_file,
-                                         "image_channels": int(image_channels) if image_channels else None,
-                                         "grammar": str(Path(grammar).resolve()) if grammar else None,
-                                         "on_bad_line": on_bad_line,
-                                         }.items() if v is not None}
+            raise ConfigError(
+                f"--{key.replace('_', '-')} does not apply to {family} (it applies to {owners})"
+            )
+    dataset_options = {
+        k: v
+        for k, v in {
+            "image_size": image_size,
+            "on_bad_file": on_bad_file,
+            "image_channels": int(image_channels) if image_channels else None,
+            "grammar": str(Path(grammar).resolve()) if grammar else None,
+            "on_bad_line": on_bad_line,
+        }.items()
+        if v is not None
+    }
     config = RunConfig(
-        family=family, model=model_opts,
-        data=validate(DataConfig, {"name": data, "data_dir": data_dir, "options": dataset_options,
-                                   "labels_per_class": labels_per_class}, "data."),
+        family=family,
+        model=model_opts,
+        data=validate(
+            DataConfig,
+            {
+                "name": data,
+                "data_dir": data_dir,
+                "options": dataset_options,
+                "labels_per_class": labels_per_class,
+            },
+            "data.",
+        ),
         streams=_streams(stream_specs),
         train=validate(TrainConfig, train_opts, "train."),
     )
@@ -137,15 +261,35 @@ def _streams(specs: tuple[str, ...]) -> dict:
 # --- sample / reconstruct / translate -------------------------------------------------
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("-n", "n", type=click.IntRange(1, 10000), default=64, show_default=True, help="number of samples")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG path [default: RUN/samples.png]")
+@click.option(
+    "-n",
+    "n",
+    type=click.IntRange(1, 10000),
+    default=64,
+    show_default=True,
+    help="number of samples",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PNG path [default: RUN/samples.png]",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the latent draws")
 @click.option("--nrow", type=click.IntRange(1, 1000), default=None, help="images per row")
-@click.option("--label", type=int, default=None,
-              help="conditional models (cgan, cvae): only this class [default: cycle through the classes]")
-@click.option("--drs", is_flag=True,
-              help="models with a density-ratio discriminator (gan): keep samples by discriminator rejection "
-                   "sampling (Azadi et al. 2019)")
+@click.option(
+    "--label",
+    type=int,
+    default=None,
+    help="conditional models (cgan, cvae): only this class [default: cycle through the classes]",
+)
+@click.option(
+    "--drs",
+    is_flag=True,
+    help="models with a density-ratio discriminator (gan): keep samples by discriminator rejection "
+    "sampling (Azadi et al. 2019)",
+)
 @click.option("--device", default="cpu", show_default=True)
 def sample(run, n, output, seed, nrow, label, drs, device):
     """Draw N samples from the model in RUN and save them as a PNG grid."""
@@ -162,10 +306,19 @@ def sample(run, n, output, seed, nrow, label, drs, device):
 
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("-n", "n", type=click.IntRange(1, 1000), default=32, show_default=True, help="number of images")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="PNG path [default: RUN/reconstructions.png]")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option(
+    "-n", "n", type=click.IntRange(1, 1000), default=32, show_default=True, help="number of images"
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PNG path [default: RUN/reconstructions.png]",
+)
+@click.option(
+    "--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True
+)
 @click.option("--device", default="cpu", show_default=True)
 def reconstruct(run, n, output, split, device):
     """Save images of a split beside their reconstructions (rows: input, reconstruction)."""
@@ -182,11 +335,24 @@ def reconstruct(run, n, output, split, device):
 
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("--direction", default=None, help="which way to translate [default: the model's first direction]")
-@click.option("-n", "n", type=click.IntRange(1, 1000), default=32, show_default=True, help="number of images")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="PNG path [default: RUN/translate-DIRECTION.png]")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option(
+    "--direction",
+    default=None,
+    help="which way to translate [default: the model's first direction]",
+)
+@click.option(
+    "-n", "n", type=click.IntRange(1, 1000), default=32, show_default=True, help="number of images"
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PNG path [default: RUN/translate-DIRECTION.png]",
+)
+@click.option(
+    "--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True
+)
 @click.option("--device", default="cpu", show_default=True)
 def translate(run, direction, n, output, split, device):
     """Translate images of one stream into another's (models that translate, e.g. cyclegan):
@@ -206,15 +372,36 @@ def translate(run, direction, n, output, split, device):
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.argument("tool")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG path [default: RUN/TOOL.png]")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PNG path [default: RUN/TOOL.png]",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the latent codes")
-@click.option("--mode", type=click.Choice(["linear", "spherical"]), default=None,
-              help="interpolate: linear or spherical [default: linear]")
-@click.option("--concepts", default=None, help="arithmetic: classes A,B,C for A - B + C [default: 7,1,4]")
-@click.option("--mask", type=click.Choice(["center", "left", "right", "top", "bottom", "random"]), default=None,
-              help="complete: the hidden region [default: center]")
-@click.option("--between", nargs=2, default=None, metavar="A B",
-              help="models of strings, interpolate: from expression A to expression B")
+@click.option(
+    "--mode",
+    type=click.Choice(["linear", "spherical"]),
+    default=None,
+    help="interpolate: linear or spherical [default: linear]",
+)
+@click.option(
+    "--concepts", default=None, help="arithmetic: classes A,B,C for A - B + C [default: 7,1,4]"
+)
+@click.option(
+    "--mask",
+    type=click.Choice(["center", "left", "right", "top", "bottom", "random"]),
+    default=None,
+    help="complete: the hidden region [default: center]",
+)
+@click.option(
+    "--between",
+    nargs=2,
+    default=None,
+    metavar="A B",
+    help="models of strings, interpolate: from expression A to expression B",
+)
 @click.option("--device", default="cpu", show_default=True)
 def latent(run, tool, output, seed, mode, concepts, mask, between, device):
     """Picture the latent space of RUN. TOOL: interpolate, traverse, manifold (latent_dim 2),
@@ -235,8 +422,11 @@ def latent(run, tool, output, seed, mode, concepts, mask, between, device):
     if between:
         raise ConfigError("--between applies to models of strings (gvae, charvae)")
     entry = LATENT_TOOLS[tool]
-    options = {"mode": mode, "mask": mask,
-               "concepts": tuple(_int_list(concepts, "--concepts")) if concepts else None}
+    options = {
+        "mode": mode,
+        "mask": mask,
+        "concepts": tuple(_int_list(concepts, "--concepts")) if concepts else None,
+    }
     params = inspect.signature(entry.fn).parameters
     for key, value in options.items():
         if value is not None and key not in params:
@@ -255,7 +445,10 @@ def _string_tool(model, run, tool: str, output, seed: int, between) -> None:
 
     fn = STRING_TOOLS[tool]
     rows = fn(model, between=tuple(between), seed=seed) if between else fn(model, seed=seed)
-    text = "\n".join("  ->  ".join("(invalid)" if s is None else s for s in row) for row in rows) + "\n"
+    text = (
+        "\n".join("  ->  ".join("(invalid)" if s is None else s for s in row) for row in rows)
+        + "\n"
+    )
     click.echo(text, nl=False)
     click.echo(str(atomic_write_text(output or Path(run) / f"{tool}.txt", text)))
 
@@ -264,22 +457,48 @@ def _int_list(text: str, option: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",")]
     except ValueError:
-        raise ConfigError(f"{option} takes comma-separated integers such as 7,1,4, not {text!r}") from None
+        raise ConfigError(
+            f"{option} takes comma-separated integers such as 7,1,4, not {text!r}"
+        ) from None
 
 
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--target", required=True, help='the expression to find, e.g. "1/3 + x + sin(x*x)"')
-@click.option("--iterations", type=click.IntRange(1, 100), default=5, show_default=True, help="batches")
-@click.option("--batch", type=click.IntRange(1, 1000), default=50, show_default=True, help="points per batch")
-@click.option("--gp-points", type=click.IntRange(10, 20000), default=1000, show_default=True,
-              help="training expressions the Gaussian process starts from")
-@click.option("--gp-best", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="the share of them that are the best-scoring training expressions (the rest: at random)")
-@click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
-              help="repeats, with seeds 0 .. SEEDS-1")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="JSON path [default: RUN/optimize.json; the plot beside it as .png]")
+@click.option(
+    "--iterations", type=click.IntRange(1, 100), default=5, show_default=True, help="batches"
+)
+@click.option(
+    "--batch", type=click.IntRange(1, 1000), default=50, show_default=True, help="points per batch"
+)
+@click.option(
+    "--gp-points",
+    type=click.IntRange(10, 20000),
+    default=1000,
+    show_default=True,
+    help="training expressions the Gaussian process starts from",
+)
+@click.option(
+    "--gp-best",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="the share of them that are the best-scoring training expressions (the rest: at random)",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="repeats, with seeds 0 .. SEEDS-1",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON path [default: RUN/optimize.json; the plot beside it as .png]",
+)
 @click.option("--device", default="cpu", show_default=True)
 def optimize(run, target, iterations, batch, gp_points, gp_best, seeds, output, device):
     """Bayesian optimisation of expressions in the latent space of RUN (gvae, charvae):
@@ -288,23 +507,41 @@ def optimize(run, target, iterations, batch, gp_points, gp_best, seeds, output, 
     from .optimize import optimize_run
 
     model = api.load(run, device=device, warn=_warn)
-    path = optimize_run(model, api.run_data(run), target, Path(output or Path(run) / "optimize.json"),
-                        iterations=iterations, batch=batch, gp_points=gp_points, seeds=seeds, log=_echo,
-                        best_share=gp_best)
+    path = optimize_run(
+        model,
+        api.run_data(run),
+        target,
+        Path(output or Path(run) / "optimize.json"),
+        iterations=iterations,
+        batch=batch,
+        gp_points=gp_points,
+        seeds=seeds,
+        log=_echo,
+        best_share=gp_best,
+    )
     _echo(str(path))
 
 
 # --- report / demo ------------------------------------------------------------------
 @cli.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="HTML path [default: RUN/report.html, or report.html beside several runs]")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="HTML path [default: RUN/report.html, or report.html beside several runs]",
+)
 def report(runs, output):
     """Write one self-contained HTML report of one or more runs."""
     from .report import write_report
 
     if output is None:
-        output = Path(runs[0]) / "report.html" if len(runs) == 1 else Path(runs[0]).parent / "report.html"
+        output = (
+            Path(runs[0]) / "report.html"
+            if len(runs) == 1
+            else Path(runs[0]).parent / "report.html"
+        )
     click.echo(str(write_report([Path(r) for r in runs], Path(output))))
 
 
@@ -328,8 +565,14 @@ def demo(out, vae_epochs, gan_epochs, device, quiet):
 @cli.command()
 @click.argument("name", required=False)
 @click.option("--list", "list_labs", is_flag=True, help="name every lab")
-@click.option("-o", "--out", type=click.Path(file_okay=False), default="labs", show_default=True,
-              help="folder for NAME.png and NAME.json")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False),
+    default="labs",
+    show_default=True,
+    help="folder for NAME.png and NAME.json",
+)
 @click.option("--fast", is_flag=True, help="fewer training steps and samples (the tests' setting)")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 def lab(name, list_labs, out, fast, seed):
@@ -342,7 +585,9 @@ def lab(name, list_labs, out, fast, seed):
         return
     numbers = run_lab(name, out, fast=fast, seed=seed)
     for check_name, c in numbers["checks"].items():
-        click.echo(f"{'ok  ' if c['passed'] else 'FAIL'} {check_name}: {c['value']:.4g} (want {c['tolerance']})")
+        click.echo(
+            f"{'ok  ' if c['passed'] else 'FAIL'} {check_name}: {c['value']:.4g} (want {c['tolerance']})"
+        )
     click.echo(f"{numbers['figure']}\n{Path(out) / (name + '.json')}")
     if not all(c["passed"] for c in numbers["checks"].values()):
         raise DeepgenError(f"lab {name}: a check is outside its tolerance (see above)")
@@ -351,13 +596,29 @@ def lab(name, list_labs, out, fast, seed):
 # --- eval -------------------------------------------------------------------------------
 @cli.command("eval")
 @click.argument("run", type=click.Path())
-@click.option("--metrics", default=None,
-              help="comma-separated: nll, parzen, fid, kid, is, pr, modes, accuracy [default: the sample "
-                   "metrics (or modes for 2-D points) and accuracy, those the model can be measured by]")
-@click.option("-n", "--n", "n", type=click.IntRange(2), default=10000, show_default=True,
-              help="test images and generated samples")
-@click.option("--k", "k", type=click.IntRange(1), default=5000, show_default=True,
-              help="importance samples per image for nll")
+@click.option(
+    "--metrics",
+    default=None,
+    help="comma-separated: nll, parzen, fid, kid, is, pr, modes, accuracy [default: the sample "
+    "metrics (or modes for 2-D points) and accuracy, those the model can be measured by]",
+)
+@click.option(
+    "-n",
+    "--n",
+    "n",
+    type=click.IntRange(2),
+    default=10000,
+    show_default=True,
+    help="test images and generated samples",
+)
+@click.option(
+    "--k",
+    "k",
+    type=click.IntRange(1),
+    default=5000,
+    show_default=True,
+    help="importance samples per image for nll",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 def eval_command(run, metrics, n, k, seed, device):
@@ -380,15 +641,21 @@ def classifier():
 @click.option("--epochs", type=click.IntRange(1), default=12, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="weights path [default: the package's metrics/weights/NAME-classifier.safetensors]")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="weights path [default: the package's metrics/weights/NAME-classifier.safetensors]",
+)
 def classifier_train(name, epochs, seed, data_dir, output):
     """Train the classifier of dataset NAME and save its weights (safetensors)."""
     from .data import load_dataset
     from .metrics.classifier import save_classifier, train_classifier
 
-    model, acc = train_classifier(load_dataset(name, data_dir), epochs, seed,
-                                  log=lambda m: click.echo(m, err=True))
+    model, acc = train_classifier(
+        load_dataset(name, data_dir), epochs, seed, log=lambda m: click.echo(m, err=True)
+    )
     path = save_classifier(model, name, acc, Path(output) if output else None)
     click.echo(f"test accuracy {acc:.4f}\n{path}")
 
@@ -401,8 +668,12 @@ def data():
 
 @data.command("fetch")
 @click.argument("name")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="write into DIR/NAME instead of the cache")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="write into DIR/NAME instead of the cache",
+)
 @click.option("--force", is_flag=True, help="fetch even if already present")
 def data_fetch(name, data_dir, force):
     """Fetch dataset NAME, verify its checksums and store it."""
@@ -445,8 +716,10 @@ def _join_process_group(argv: list[str] | None) -> None:
     args = sys.argv[1:] if argv is None else argv
     command = next((a for a in args if not a.startswith("-")), None)
     if command not in DISTRIBUTED_COMMANDS:
-        raise ConfigError(f"`deepgen {command}` runs in one process; under torchrun only "
-                          f"{', '.join(DISTRIBUTED_COMMANDS)} can run")
+        raise ConfigError(
+            f"`deepgen {command}` runs in one process; under torchrun only "
+            f"{', '.join(DISTRIBUTED_COMMANDS)} can run"
+        )
     distributed.init_from_env()
 
 
@@ -502,10 +775,15 @@ def os_error_message(err: OSError) -> str:
     where = f" ({err.filename})" if err.filename else ""
     text = f"{err.strerror or err}{where}"
     if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return (f"{text}: the disk (or the file-size limit) is full; the checkpoints written before are intact: free some space and "
-                "continue with `deepgen train --resume RUN`")
+        return (
+            f"{text}: the disk (or the file-size limit) is full; the checkpoints written "
+            "before are intact: free some space and continue with `deepgen train --resume RUN`"
+        )
     if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"{text}: cannot write there; choose a writable place (--out, -o) or fix the permissions"
+        return (
+            f"{text}: cannot write there; choose a writable place (--out, -o) or fix the "
+            "permissions"
+        )
     return text
 
 

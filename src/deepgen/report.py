@@ -47,8 +47,14 @@ def _figure(data: bytes, caption: str) -> str:
     return f"<figure>{_img(data, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def reconstruction_grid(model: GenerativeModel, data: Dataset, split: str = "test", n: int = 32,
-                        nrow: int = 8, seed: int = 0) -> tuple[torch.Tensor, int]:
+def reconstruction_grid(
+    model: GenerativeModel,
+    data: Dataset,
+    split: str = "test",
+    n: int = 32,
+    nrow: int = 8,
+    seed: int = 0,
+) -> tuple[torch.Tensor, int]:
     """Rows alternating the first ``n`` images of ``split`` of ``data`` (in [0, 1]) and their
     reconstructions; returns (images (2n, C, H, W), images per row). A :class:`Conditional`
     model reconstructs each image given its label.
@@ -67,12 +73,19 @@ def reconstruction_grid(model: GenerativeModel, data: Dataset, split: str = "tes
     original = x.float() / 255.0
     rows = []
     for start in range(0, len(x), nrow):
-        rows += [original[start:start + nrow], recon[start:start + nrow]]
+        rows += [original[start : start + nrow], recon[start : start + nrow]]
     return torch.cat(rows), nrow
 
 
-def translation_grid(model: GenerativeModel, streams: dict[str, Dataset], direction: str,
-                     split: str = "test", n: int = 32, nrow: int = 8, seed: int = 0) -> tuple[torch.Tensor, int]:
+def translation_grid(
+    model: GenerativeModel,
+    streams: dict[str, Dataset],
+    direction: str,
+    split: str = "test",
+    n: int = 32,
+    nrow: int = 8,
+    seed: int = 0,
+) -> tuple[torch.Tensor, int]:
     """Rows alternating the first ``n`` images of ``split`` of the direction's first stream
     (in [0, 1]) and their translations; returns (images (2n, C, H, W), images per row).
 
@@ -88,7 +101,7 @@ def translation_grid(model: GenerativeModel, streams: dict[str, Dataset], direct
     original = x.float() / 255.0
     rows = []
     for start in range(0, len(x), nrow):
-        rows += [original[start:start + nrow], out[start:start + nrow]]
+        rows += [original[start : start + nrow], out[start : start + nrow]]
     return torch.cat(rows), nrow
 
 
@@ -98,13 +111,23 @@ def _curves(model_cls, records: list[dict]) -> list[str]:
         series = []
         for key, label in keys:
             split, name = key.split(":", 1) if ":" in key else ("train", key)
-            points = [(r["images"], r[name]) for r in records if r.get("split") == split and name in r
-                      and isinstance(r[name], (int, float)) and math.isfinite(r[name])]
+            points = [
+                (r["images"], r[name])
+                for r in records
+                if r.get("split") == split
+                and name in r
+                and isinstance(r[name], (int, float))
+                and math.isfinite(r[name])
+            ]
             if points:
                 xs, ys = zip(*points)
                 series.append((label, [x / 1000 for x in xs], ys))
         if series:
-            figs.append(_figure(curves_png(series, "training images seen (thousands)", ylabel, title), title))
+            figs.append(
+                _figure(
+                    curves_png(series, "training images seen (thousands)", ylabel, title), title
+                )
+            )
     return figs
 
 
@@ -115,11 +138,17 @@ def _results_table(results: dict | None) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{v['mean']:.4g}</td><td>{v['stderr']:.2g}</td>"
         f"<td>{html.escape(units.get(k, ''))}</td><td>{v['n']}</td></tr>"
-        for k, v in sorted(results.get("metrics", {}).items()))
-    head = (f"<p>{html.escape(results.get('split', 'test'))} split, after {results.get('epochs', 0):.3g} epochs "
-            f"({results.get('images_seen', 0):,} images, {results.get('training_seconds', 0):.0f} s of training). "
-            f"Protocol: {html.escape(results.get('protocol', ''))}</p>")
-    return head + f"<table><tr><th>metric</th><th>mean</th><th>std. error</th><th>unit</th><th>n</th></tr>{rows}</table>"
+        for k, v in sorted(results.get("metrics", {}).items())
+    )
+    head = (
+        f"<p>{html.escape(results.get('split', 'test'))} split, after {results.get('epochs', 0):.3g} epochs "
+        f"({results.get('images_seen', 0):,} images, {results.get('training_seconds', 0):.0f} s of training). "
+        f"Protocol: {html.escape(results.get('protocol', ''))}</p>"
+    )
+    return (
+        head
+        + f"<table><tr><th>metric</th><th>mean</th><th>std. error</th><th>unit</th><th>n</th></tr>{rows}</table>"
+    )
 
 
 def _eval_table(run: RunDir) -> str:
@@ -137,25 +166,46 @@ def _eval_table(run: RunDir) -> str:
         elif name == "pr":
             flat = {k: v[k] for k in ("precision", "recall", "density", "coverage")}
         elif name == "modes":
-            flat = {"modes captured": {"mean": v["modes"]}, "% high quality": {"mean": v["high_quality_percent"]},
-                    "reverse KL (nats)": {"mean": v["reverse_kl"]}}
+            flat = {
+                "modes captured": {"mean": v["modes"]},
+                "% high quality": {"mean": v["high_quality_percent"]},
+                "reverse KL (nats)": {"mean": v["reverse_kl"]},
+            }
         else:
             flat = {name: v}
         for label, num in flat.items():
             err = num.get("stderr")
-            rows.append(f"<tr><td>{html.escape(label)}</td><td>{num['mean']:.4g}</td>"
-                        f"<td>{'' if err is None else f'{err:.2g}'}</td><td>{v.get('n', '')}</td>"
-                        f"<td style='text-align:left'>{html.escape(v.get('protocol', ''))}</td></tr>")
+            rows.append(
+                f"<tr><td>{html.escape(label)}</td><td>{num['mean']:.4g}</td>"
+                f"<td>{'' if err is None else f'{err:.2g}'}</td><td>{v.get('n', '')}</td>"
+                f"<td style='text-align:left'>{html.escape(v.get('protocol', ''))}</td></tr>"
+            )
     clf = data.get("classifier")
-    note = f"<p>Feature classifier sha256: <code>{html.escape(clf['sha256'])}</code></p>" if clf else ""
-    sources = sorted({(v["checkpoint"]["name"], v["checkpoint"].get("newest", True))
-                      for v in data["metrics"].values() if isinstance(v.get("checkpoint"), dict)})
+    note = (
+        f"<p>Feature classifier sha256: <code>{html.escape(clf['sha256'])}</code></p>"
+        if clf
+        else ""
+    )
+    sources = sorted(
+        {
+            (v["checkpoint"]["name"], v["checkpoint"].get("newest", True))
+            for v in data["metrics"].values()
+            if isinstance(v.get("checkpoint"), dict)
+        }
+    )
     if sources:
-        note += "<p>Computed from " + ", ".join(
-            f"{html.escape(name)}" + ("" if newest else " (not the newest checkpoint then)")
-            for name, newest in sources) + ".</p>"
-    return ("<h3>Evaluation (deepgen eval)</h3><table><tr><th>metric</th><th>value</th><th>std. error</th>"
-            "<th>n</th><th>protocol</th></tr>" + "".join(rows) + "</table>" + note)
+        note += (
+            "<p>Computed from "
+            + ", ".join(
+                f"{html.escape(name)}" + ("" if newest else " (not the newest checkpoint then)")
+                for name, newest in sources
+            )
+            + ".</p>"
+        )
+    return (
+        "<h3>Evaluation (deepgen eval)</h3><table><tr><th>metric</th><th>value</th><th>std. error</th>"
+        "<th>n</th><th>protocol</th></tr>" + "".join(rows) + "</table>" + note
+    )
 
 
 # (tool, caption) of the latent pictures a report shows, when the model supports them.
@@ -163,7 +213,10 @@ LATENT_FIGURES = (
     ("interpolate", "interpolation between prior draws (rows), linear"),
     ("traverse", "traversal: row i varies latent coordinate i over [-3, 3], the rest held"),
     ("manifold", "the 2-D latent manifold through the inverse Gaussian CDF (Kingma & Welling)"),
-    ("arithmetic", "arithmetic 7 - 1 + 4: rows of 3 exemplars and their mean; last row the result, then with noise"),
+    (
+        "arithmetic",
+        "arithmetic 7 - 1 + 4: rows of 3 exemplars and their mean; last row the result, then with noise",
+    ),
     ("complete", "completion: test images, what is given, completions"),
     ("neighbours", "samples (first column) and their nearest training images"),
 )
@@ -189,7 +242,9 @@ def _latent_figures(model: GenerativeModel, dataset: Dataset | None) -> list[str
     return figs
 
 
-def _model_figures(model: GenerativeModel, streams: dict[str, Dataset] | None, notes: list[str]) -> list[str]:
+def _model_figures(
+    model: GenerativeModel, streams: dict[str, Dataset] | None, notes: list[str]
+) -> list[str]:
     """Samples (or what the model previews) and reconstructions; a note for each that fails."""
     figs = []
     points = not model.is_image
@@ -200,27 +255,46 @@ def _model_figures(model: GenerativeModel, streams: dict[str, Dataset] | None, n
         if test is not None:
             samples = model.preview(test, size, make_generator(0))
         else:
-            samples = model.sample(size, generator=make_generator(0)) if supports(model, Sampler) else None
+            samples = (
+                model.sample(size, generator=make_generator(0))
+                if supports(model, Sampler)
+                else None
+            )
         if samples is not None:
-            figs.append(_figure(samples_png(samples, model.grid_nrow, reference), f"{len(samples)} samples (seed 0)"))
+            figs.append(
+                _figure(
+                    samples_png(samples, model.grid_nrow, reference),
+                    f"{len(samples)} samples (seed 0)",
+                )
+            )
     except DeepgenError as err:
         notes.append(f'<p class="note">No samples: {html.escape(str(err))}</p>')
     if supports(model, Encoder) and model.is_image and streams is not None:
         try:
             grid, nrow = reconstruction_grid(model, streams[model.epoch_stream])
-            figs.append(_figure(png_bytes(grid_image(grid, nrow)),
-                                "test images (odd rows) and their reconstructions (even rows)"))
+            figs.append(
+                _figure(
+                    png_bytes(grid_image(grid, nrow)),
+                    "test images (odd rows) and their reconstructions (even rows)",
+                )
+            )
         except DeepgenError as err:
             notes.append(f'<p class="note">No reconstructions: {html.escape(str(err))}</p>')
     if supports(model, Translator) and model.is_image and streams is not None:
         for direction in model.directions:
             grid, nrow = translation_grid(model, streams, direction)
-            figs.append(_figure(png_bytes(grid_image(grid, nrow)),
-                                f"{direction}: test images (odd rows) and their translations (even rows)"))
+            figs.append(
+                _figure(
+                    png_bytes(grid_image(grid, nrow)),
+                    f"{direction}: test images (odd rows) and their translations (even rows)",
+                )
+            )
     return figs
 
 
-def _strings_section(model: GenerativeModel, streams: dict[str, Dataset] | None, optimized: Path) -> str:
+def _strings_section(
+    model: GenerativeModel, streams: dict[str, Dataset] | None, optimized: Path
+) -> str:
     """A model of strings: prior samples, an interpolation between two test expressions,
     and the Bayesian optimisation's results when `deepgen optimize` was run."""
     from .latent_strings import interpolate_strings, sample_strings
@@ -228,24 +302,35 @@ def _strings_section(model: GenerativeModel, streams: dict[str, Dataset] | None,
     show = lambda s: "<i>invalid</i>" if s is None else f"<code>{html.escape(s)}</code>"
     samples = sample_strings(model, 100)[0]
     valid = sum(s is not None for s in samples)
-    out = [f"<h3>Strings</h3><p>Prior samples (greedy decoding; {valid} of 100 valid): "
-           + ", ".join(show(s) for s in samples[:12]) + "</p>"]
+    out = [
+        f"<h3>Strings</h3><p>Prior samples (greedy decoding; {valid} of 100 valid): "
+        + ", ".join(show(s) for s in samples[:12])
+        + "</p>"
+    ]
     if streams is not None:
         test = [s for s in model.strings_of(streams[model.epoch_stream]["test"].x[:20]) if s]
         if len(test) >= 2:
             line = interpolate_strings(model, between=(test[0], test[1]))[0]
-            out.append(f"<p>Interpolation from {show(test[0])} to {show(test[1])}: "
-                       + " &rarr; ".join(show(s) for s in line) + "</p>")
+            out.append(
+                f"<p>Interpolation from {show(test[0])} to {show(test[1])}: "
+                + " &rarr; ".join(show(s) for s in line)
+                + "</p>"
+            )
     if optimized.is_file():
         result = json.loads(optimized.read_text())
         summary, best = result.get("summary", {}), result.get("best") or {}
-        valid_fraction, average = summary.get("valid_fraction", {}), summary.get("average_score", {})
-        out.append(f"<p>Bayesian optimisation towards {show(result.get('target'))} over "
-                   f"{valid_fraction.get('n', 0)} seed(s): valid proposals {valid_fraction.get('mean', 0):.3f} ± "
-                   f"{valid_fraction.get('sd', 0):.3f}, average score of the valid proposals "
-                   f"{average.get('mean', 0):.3f} ± {average.get('sd', 0):.3f} (± sd over seeds); "
-                   f"best {show(best.get('expression'))} (score "
-                   f"{best.get('score', float('nan')):.4f})</p>")
+        valid_fraction, average = (
+            summary.get("valid_fraction", {}),
+            summary.get("average_score", {}),
+        )
+        out.append(
+            f"<p>Bayesian optimisation towards {show(result.get('target'))} over "
+            f"{valid_fraction.get('n', 0)} seed(s): valid proposals {valid_fraction.get('mean', 0):.3f} ± "
+            f"{valid_fraction.get('sd', 0):.3f}, average score of the valid proposals "
+            f"{average.get('mean', 0):.3f} ± {average.get('sd', 0):.3f} (± sd over seeds); "
+            f"best {show(best.get('expression'))} (score "
+            f"{best.get('score', float('nan')):.4f})</p>"
+        )
         png = optimized.with_suffix(".png")
         if png.is_file():
             out.append(_figure(png.read_bytes(), "the target and the best expression found"))
@@ -255,15 +340,23 @@ def _strings_section(model: GenerativeModel, streams: dict[str, Dataset] | None,
 def _checkpoint_note(ckpt, results: dict | None, notes: list[str]) -> str:
     """Which checkpoint the pictures below come from, and a warning when it is not the
     newest or not the one results.json was computed from."""
-    text = (f"Pictures from checkpoint {ckpt.path.name} (iteration {ckpt.iteration}, manifest sha256 "
-            f"{ckpt.manifest_sha256[:12]}…).")
+    text = (
+        f"Pictures from checkpoint {ckpt.path.name} (iteration {ckpt.iteration}, manifest sha256 "
+        f"{ckpt.manifest_sha256[:12]}…)."
+    )
     warn = [*notes]
     if results and results.get("iteration") not in (None, ckpt.iteration):
-        warn.append(f"results.json was computed at iteration {results['iteration']}, "
-                    f"not from this checkpoint's weights")
+        warn.append(
+            f"results.json was computed at iteration {results['iteration']}, "
+            f"not from this checkpoint's weights"
+        )
     if not warn:
         return f"<p>{html.escape(text)}</p>"
-    return f'<p class="note">{html.escape(text)} ' + " ".join(html.escape(w) + "." for w in warn) + "</p>"
+    return (
+        f'<p class="note">{html.escape(text)} '
+        + " ".join(html.escape(w) + "." for w in warn)
+        + "</p>"
+    )
 
 
 def run_section(path: Path) -> str:
@@ -277,11 +370,15 @@ def run_section(path: Path) -> str:
         damaged = f'<p class="note">{html.escape(str(err))}</p>'
     else:
         damaged = ""
-    parts = [f"<h2>{html.escape(path.name)}: {html.escape(config.family)} on {html.escape(config.data.name)}</h2>"]
+    parts = [
+        f"<h2>{html.escape(path.name)}: {html.escape(config.family)} on {html.escape(config.data.name)}</h2>"
+    ]
     if results and "summary" in results:
         s = results["summary"]
-        parts.append(f"<p><b>test {html.escape(s['metric'])}: {s['mean']:.2f} ± {s['stderr']:.2f} "
-                     f"{html.escape(s['unit'])}</b></p>")
+        parts.append(
+            f"<p><b>test {html.escape(s['metric'])}: {s['mean']:.2f} ± {s['stderr']:.2f} "
+            f"{html.escape(s['unit'])}</b></p>"
+        )
     parts.append(damaged or _results_table(results))
     parts.append(_eval_table(run))
     notes: list[str] = []
@@ -297,7 +394,9 @@ def run_section(path: Path) -> str:
         try:
             streams = run_data(path)
         except DeepgenError as err:
-            parts.append(f'<p class="note">Data not loaded, so no pictures that need it: {html.escape(str(err))}</p>')
+            parts.append(
+                f'<p class="note">Data not loaded, so no pictures that need it: {html.escape(str(err))}</p>'
+            )
     if model is not None:
         figs += _model_figures(model, streams, parts)
     parts.append(f'<div class="figs">{"".join(figs)}</div>')
@@ -307,22 +406,39 @@ def run_section(path: Path) -> str:
         dataset = None if streams is None else streams[model.epoch_stream]
         latent_figs = _latent_figures(model, dataset)
         if latent_figs:
-            parts.append(f"<h3>Latent space (deepgen latent RUN TOOL)</h3><div class='figs'>{''.join(latent_figs)}</div>")
+            parts.append(
+                f"<h3>Latent space (deepgen latent RUN TOOL)</h3><div class='figs'>{''.join(latent_figs)}</div>"
+            )
     history = sorted(run.samples_dir.glob("iteration-*.png"))
     if history:
-        picks = history if len(history) <= 5 else [history[round(i * (len(history) - 1) / 4)] for i in range(5)]
-        parts.append("<h3>Samples during training (fixed noise)</h3><div class='figs'>" + "".join(
-            _figure(p.read_bytes(), f"iteration {int(p.stem.split('-')[1])}") for p in picks) + "</div>")
-    parts.append(f"<details><summary>config.json</summary><pre>{html.escape(config.to_json())}</pre></details>")
+        picks = (
+            history
+            if len(history) <= 5
+            else [history[round(i * (len(history) - 1) / 4)] for i in range(5)]
+        )
+        parts.append(
+            "<h3>Samples during training (fixed noise)</h3><div class='figs'>"
+            + "".join(
+                _figure(p.read_bytes(), f"iteration {int(p.stem.split('-')[1])}") for p in picks
+            )
+            + "</div>"
+        )
+    parts.append(
+        f"<details><summary>config.json</summary><pre>{html.escape(config.to_json())}</pre></details>"
+    )
     if results:
-        parts.append(f"<details><summary>results.json</summary><pre>"
-                     f"{html.escape(json.dumps(results, indent=2))}</pre></details>")
+        parts.append(
+            f"<details><summary>results.json</summary><pre>"
+            f"{html.escape(json.dumps(results, indent=2))}</pre></details>"
+        )
     return "<section>" + "\n".join(parts) + "</section>"
 
 
 def write_report(runs: list[Path], output: Path, title: str = "deepgen report") -> Path:
     """Write the HTML report of ``runs`` to ``output`` atomically; returns the path."""
     body = "\n".join(run_section(Path(r)) for r in runs)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )
     return atomic_write_text(output, page)

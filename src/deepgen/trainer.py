@@ -70,8 +70,16 @@ class Trainer:
             over processes. DataError: a stream is too small for one iteration.
     """
 
-    def __init__(self, model: GenerativeModel, data: Dataset | dict[str, Dataset], config: TrainConfig,
-                 run: RunDir | None = None, progress: bool = True, log=None, evaluate: bool = True):
+    def __init__(
+        self,
+        model: GenerativeModel,
+        data: Dataset | dict[str, Dataset],
+        config: TrainConfig,
+        run: RunDir | None = None,
+        progress: bool = True,
+        log=None,
+        evaluate: bool = True,
+    ):
         self.model, self.config, self.run = model, config, run
         self.streams = as_streams(model, data)
         model.check_data(self.streams)
@@ -85,29 +93,55 @@ class Trainer:
         self.closed_form = not self.players  # e.g. a GMM fitted by EM: one "iteration"
         if self.closed_form:
             require(model, ClosedForm, f"training a {model.family}, which has no players,")
-        draws = {s: sum(p.steps for p in self.players if p.uses_data and (p.streams is None or s in p.streams))
-                 for s in model.streams}
+        draws = {
+            s: sum(
+                p.steps
+                for p in self.players
+                if p.uses_data and (p.streams is None or s in p.streams)
+            )
+            for s in model.streams
+        }
         self.draws_per_iteration = sum(draws.values())
-        self.orders = {s: StreamOrder(len(self.streams[s]["train"]), config.batch_size, n, config.seed, s,
-                                      self.device) for s, n in draws.items() if n > 0}
+        self.orders = {
+            s: StreamOrder(
+                len(self.streams[s]["train"]), config.batch_size, n, config.seed, s, self.device
+            )
+            for s, n in draws.items()
+            if n > 0
+        }
         if not self.closed_form and model.epoch_stream not in self.orders:
-            raise ConfigError(f"no player of a {model.family} reads its first stream {model.epoch_stream!r}, "
-                              "whose passes count as epochs")
+            raise ConfigError(
+                f"no player of a {model.family} reads its first stream {model.epoch_stream!r}, "
+                "whose passes count as epochs"
+            )
         epoch_order = self.orders.get(model.epoch_stream)
-        if epoch_order is not None and epoch_order.cyclic:  # other streams may cycle, this one counts epochs
-            raise DataError(f"stream {model.epoch_stream!r}: its training split has {epoch_order.n} examples, fewer "
-                            f"than one iteration needs ({epoch_order.draws} batches of {config.batch_size}); "
-                            "lower --batch-size")
-        self.iters_per_epoch = 1 if self.closed_form else self.orders[model.epoch_stream].iterations_per_pass
+        # Other streams may cycle through their passes; this one counts epochs.
+        if epoch_order is not None and epoch_order.cyclic:
+            raise DataError(
+                f"stream {model.epoch_stream!r}: its training split has {epoch_order.n} "
+                f"examples, fewer than one iteration needs ({epoch_order.draws} batches of "
+                f"{config.batch_size}); lower --batch-size"
+            )
+        self.iters_per_epoch = (
+            1 if self.closed_form else self.orders[model.epoch_stream].iterations_per_pass
+        )
         unit, amount = config.length()
         per_iter = config.batch_size * max(1, self.draws_per_iteration)
-        self.total_iterations = (1 if self.closed_form else amount * self.iters_per_epoch if unit == "epochs"
-                                 else math.ceil(amount / per_iter))
+        self.total_iterations = (
+            1
+            if self.closed_form
+            else amount * self.iters_per_epoch
+            if unit == "epochs"
+            else math.ceil(amount / per_iter)
+        )
         self.iteration = 0
         self.elapsed = 0.0
         self.rollbacks = 0
-        self.best = (BestWeights(model, self.players, self.streams, config.patience)
-                     if (config.keep_best or config.patience) and not self.closed_form and evaluate else None)
+        self.best = (
+            BestWeights(model, self.players, self.streams, config.patience)
+            if (config.keep_best or config.patience) and not self.closed_form and evaluate
+            else None
+        )
 
     @property
     def dataset(self) -> Dataset:
@@ -126,12 +160,18 @@ class Trainer:
         tensors["rng/noise"] = noise.get_state()
         tensors["rng/torch"] = torch.get_rng_state()
         state = {
-            "iteration": self.iteration, "epoch": self.iteration / self.iters_per_epoch,
-            "images_seen": self.images_seen, "total_iterations": self.total_iterations,
-            "elapsed_seconds": self.elapsed, "optimizers": structures,
+            "iteration": self.iteration,
+            "epoch": self.iteration / self.iters_per_epoch,
+            "images_seen": self.images_seen,
+            "total_iterations": self.total_iterations,
+            "elapsed_seconds": self.elapsed,
+            "optimizers": structures,
             "family": self.model.family,
             # each stream's sampler position: a function of the iteration, recorded to be read
-            "streams": {s: dict(zip(("pass", "batch"), o.position(self.iteration))) for s, o in self.orders.items()},
+            "streams": {
+                s: dict(zip(("pass", "batch"), o.position(self.iteration)))
+                for s, o in self.orders.items()
+            },
         }
         if self.best is not None:
             state["best"] = self.best.state()
@@ -141,7 +181,9 @@ class Trainer:
         try:
             self.model.load_state_dict(ckpt.model)
             for name, opt in optimizers.items():
-                opt.load_state_dict(unflatten_optimizer(name, ckpt.state["optimizers"][name], ckpt.tensors))
+                opt.load_state_dict(
+                    unflatten_optimizer(name, ckpt.state["optimizers"][name], ckpt.tensors)
+                )
             noise.set_state(ckpt.tensors["rng/noise"])
             if self.best is not None:
                 self.best.load(ckpt.state.get("best", {}), ckpt.tensors)
@@ -165,8 +207,13 @@ class Trainer:
         if self.run is None or not self.is_main:
             return None
         state, tensors = self._state(optimizers, noise)
-        return save_checkpoint(self.run.path, self.model.state_dict(), tensors, state,
-                               keep=self.config.keep_checkpoints)
+        return save_checkpoint(
+            self.run.path,
+            self.model.state_dict(),
+            tensors,
+            state,
+            keep=self.config.keep_checkpoints,
+        )
 
     # --- the loop ----------------------------------------------------------------------
     def fit(self, resume: Checkpoint | None = None) -> GenerativeModel:
@@ -199,7 +246,9 @@ class Trainer:
                 if self.run is not None and self.is_main:
                     self.run.truncate_metrics(self.iteration)
                 if self.best is not None and self.best.should_stop:
-                    self.total_iterations = self.iteration  # it had stopped early: nothing left to do
+                    self.total_iterations = (
+                        self.iteration
+                    )  # it had stopped early: nothing left to do
             if self.closed_form:
                 return self._fit_closed_form(noise)
             self._loop(optimizers, noise)
@@ -210,8 +259,15 @@ class Trainer:
         cfg = self.config
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
         counts: dict[str, int] = defaultdict(int)
-        bar = tqdm(total=self.total_iterations, initial=self.iteration, unit="it", file=sys.stderr,
-                   disable=None if self.progress and self.is_main else True, dynamic_ncols=True, leave=False)
+        bar = tqdm(
+            total=self.total_iterations,
+            initial=self.iteration,
+            unit="it",
+            file=sys.stderr,
+            disable=None if self.progress and self.is_main else True,
+            dynamic_ncols=True,
+            leave=False,
+        )
         self._wrap_players()
         if cfg.on_divergence == "rollback" and self.run is not None and self.iteration == 0:
             self.checkpoint(optimizers, noise)  # something to roll back to from the first step
@@ -229,17 +285,26 @@ class Trainer:
                     self._tick = (time.perf_counter(), self.iteration)
                     continue
             bar.close()
-            if distributed.any_rank(stop.requested, self.device):  # it came during the last iteration
+            # A stop asked for during the last iteration, which the loop no longer checks:
+            if distributed.any_rank(stop.requested, self.device):
                 if self.run is None:
-                    raise Interrupted(f"stopped by a signal during the last iteration ({self.iteration})")
-                raise Interrupted(f"stopped by a signal during the last iteration ({self.iteration}), whose checkpoint "
-                                  "is complete; the test split was not evaluated: `deepgen train --resume "
-                                  f"{self.run.path}` evaluates it and writes results.json")
-            if self.best is not None:  # end with the best weights; the checkpoints keep the training ones
+                    raise Interrupted(
+                        f"stopped by a signal during the last iteration ({self.iteration})"
+                    )
+                raise Interrupted(
+                    f"stopped by a signal during the last iteration ({self.iteration}), whose "
+                    "checkpoint is complete; the test split was not evaluated: `deepgen train "
+                    f"--resume {self.run.path}` evaluates it and writes results.json"
+                )
+            # End with the best weights; the checkpoints keep the training ones.
+            if self.best is not None:
                 self.log(self.best.restore())
             self._finish()
             if stop.requested:
-                self.log("a stop signal arrived during the final test evaluation, which was finished and written")
+                self.log(
+                    "a stop signal arrived during the final test evaluation, which was "
+                    "finished and written"
+                )
 
     def _on_device(self, split) -> tuple:
         """A training split's (x, labels, lengths) on the Trainer's device."""
@@ -262,7 +327,9 @@ class Trainer:
         for name in player.streams or self.model.streams:
             idx = self.orders[name].indices(self.iteration, drawn[name])
             drawn[name] += 1
-            x, y, lengths = (None if t is None else t.index_select(0, idx) for t in self.train_data[name])
+            x, y, lengths = (
+                None if t is None else t.index_select(0, idx) for t in self.train_data[name]
+            )
             x = self.model.preprocess(x, noise)
             if self.config.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -277,8 +344,10 @@ class Trainer:
             path = self.checkpoint(optimizers, noise)
             bar.close()
             where = f"; checkpoint {path}" if path else ""
-            raise Interrupted(f"interrupted at iteration {self.iteration}{where}; continue with "
-                              f"`deepgen train --resume {self.run.path if self.run else 'RUN'}`")
+            raise Interrupted(
+                f"interrupted at iteration {self.iteration}{where}; continue with "
+                f"`deepgen train --resume {self.run.path if self.run else 'RUN'}`"
+            )
         if cfg.lr_decay == "linear":
             scale = 1.0 - self.iteration / self.total_iterations
             for opt in optimizers.values():
@@ -296,15 +365,25 @@ class Trainer:
                 loss = out["loss"].mean()
                 global_loss = distributed.all_mean(loss.detach())  # so every rank decides alike
                 if not torch.isfinite(global_loss):
-                    self._diverged(f"the {player.name} loss is {global_loss.item()}", optimizers, noise, bar)
+                    self._diverged(
+                        f"the {player.name} loss is {global_loss.item()}", optimizers, noise, bar
+                    )
                 optimizers[player.name].zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm is not None:
-                    norm = float(torch.nn.utils.get_total_norm(
-                        [q.grad for q in player.module.parameters() if q.grad is not None]))
+                    norm = float(
+                        torch.nn.utils.get_total_norm(
+                            [q.grad for q in player.module.parameters() if q.grad is not None]
+                        )
+                    )
                     if not norm <= cfg.max_grad_norm:  # also catches NaN
-                        self._diverged(f"the {player.name} gradient norm is {norm:.3g} "
-                                       f"(max_grad_norm {cfg.max_grad_norm:g})", optimizers, noise, bar)
+                        self._diverged(
+                            f"the {player.name} gradient norm is {norm:.3g} "
+                            f"(max_grad_norm {cfg.max_grad_norm:g})",
+                            optimizers,
+                            noise,
+                            bar,
+                        )
                 optimizers[player.name].step()
                 if player.after_step is not None:
                     player.after_step()
@@ -314,11 +393,20 @@ class Trainer:
         self.iteration += 1
         bar.update(1)
         end_of_epoch = self.iteration % self.iters_per_epoch == 0
-        if self.iteration % cfg.log_every == 0 or end_of_epoch or self.iteration == self.total_iterations:
+        if (
+            self.iteration % cfg.log_every == 0
+            or end_of_epoch
+            or self.iteration == self.total_iterations
+        ):
             now = time.perf_counter()
             tick, tick_iter = self._tick
             self.elapsed += now - tick
-            speed = (self.iteration - tick_iter) * self.draws_per_iteration * cfg.batch_size / max(now - tick, 1e-9)
+            speed = (
+                (self.iteration - tick_iter)
+                * self.draws_per_iteration
+                * cfg.batch_size
+                / max(now - tick, 1e-9)
+            )
             means = distributed.all_mean(torch.stack([v / counts[k] for k, v in sums.items()]))
             record = dict(zip(sums, means.tolist()))
             sums.clear()
@@ -328,11 +416,18 @@ class Trainer:
         if end_of_epoch or self.iteration == self.total_iterations:
             t0 = time.perf_counter()
             self._end_of_epoch()
-            if self.best is not None and self.best.should_stop and self.iteration < self.total_iterations:
+            if (
+                self.best is not None
+                and self.best.should_stop
+                and self.iteration < self.total_iterations
+            ):
                 self.log(f"early stopping: no better validation value for {self.best.stale} epochs")
                 self.total_iterations = self.iteration
             self.checkpoint(optimizers, noise)
-            self._tick = (self._tick[0] + time.perf_counter() - t0, self._tick[1])  # images/s: training only
+            self._tick = (
+                self._tick[0] + time.perf_counter() - t0,
+                self._tick[1],
+            )  # images/s: training only
 
     def _diverged(self, what: str, optimizers, noise, bar) -> None:
         """Stop, or roll back to the newest checkpoint with lower learning rates."""
@@ -341,14 +436,19 @@ class Trainer:
         kept = self._what_is_kept()
         if cfg.on_divergence == "stop" or self.run is None:
             bar.close()
-            raise TrainingDiverged(f"{where}; {kept}; lower the learning rate (--lr) "
-                                   "and resume, or train with --on-divergence rollback")
+            raise TrainingDiverged(
+                f"{where}; {kept}; lower the learning rate (--lr) "
+                "and resume, or train with --on-divergence rollback"
+            )
         if self.rollbacks >= cfg.max_rollbacks:
             bar.close()
             raise TrainingDiverged(f"{where}, after {self.rollbacks} rollbacks; {kept}")
         # The checkpoint holds the learning rates of its time; earlier rollbacks' reductions
         # must survive the restore, so the new rates come from the current ones.
-        current = {name: [(g["lr"], g["base_lr"]) for g in opt.param_groups] for name, opt in optimizers.items()}
+        current = {
+            name: [(g["lr"], g["base_lr"]) for g in opt.param_groups]
+            for name, opt in optimizers.items()
+        }
         ckpt = latest_checkpoint(self.run.path, warn=self.log)
         self._restore(ckpt, optimizers, noise)
         for name, opt in optimizers.items():
@@ -358,8 +458,10 @@ class Trainer:
         self.rollbacks += 1
         if self.is_main:
             self.run.truncate_metrics(self.iteration)
-        self.log(f"{where}; rolled back to iteration {self.iteration} with learning rates x{cfg.rollback_lr_factor:g} "
-                 f"(rollback {self.rollbacks} of {cfg.max_rollbacks})")
+        self.log(
+            f"{where}; rolled back to iteration {self.iteration} with learning rates x{cfg.rollback_lr_factor:g} "
+            f"(rollback {self.rollbacks} of {cfg.max_rollbacks})"
+        )
         raise _Rollback
 
     def _what_is_kept(self) -> str:
@@ -386,13 +488,21 @@ class Trainer:
         return self.model
 
     def _log_train(self, record: dict[str, float], speed: float, bar) -> None:
-        record.update(iteration=self.iteration, epoch=self.iteration / self.iters_per_epoch,
-                      images=self.images_seen, images_per_second=speed, split="train",
-                      time=round(self.elapsed, 3))
+        record.update(
+            iteration=self.iteration,
+            epoch=self.iteration / self.iters_per_epoch,
+            images=self.images_seen,
+            images_per_second=speed,
+            split="train",
+            time=round(self.elapsed, 3),
+        )
         if self.run is not None and self.is_main:
             self.run.append_metrics(record)
-        shown = {k.split("/", 1)[1] if k.count("/") else k: f"{v:.3g}" for k, v in record.items()
-                 if "/" in k and not k.endswith("/loss")}
+        shown = {
+            k.split("/", 1)[1] if k.count("/") else k: f"{v:.3g}"
+            for k, v in record.items()
+            if "/" in k and not k.endswith("/loss")
+        }
         bar.set_postfix(shown | {"img/s": f"{speed:.0f}"}, refresh=False)
 
     def _end_of_epoch(self) -> None:
@@ -400,13 +510,19 @@ class Trainer:
         epoch = self.iteration / self.iters_per_epoch
         line = f"epoch {epoch:.3g}/{self.total_iterations / self.iters_per_epoch:.3g}"
         if self.evaluate and all("valid" in ds.splits for ds in self.streams.values()):
-            stats = evaluate_split(self.model, self.streams, "valid", derive(cfg.seed, "valid"), self.device)
+            stats = evaluate_split(
+                self.model, self.streams, "valid", derive(cfg.seed, "valid"), self.device
+            )
             if stats:
                 record = {k: v["mean"] for k, v in stats.items()}
-                record.update(iteration=self.iteration, epoch=epoch, images=self.images_seen, split="valid")
+                record.update(
+                    iteration=self.iteration, epoch=epoch, images=self.images_seen, split="valid"
+                )
                 if self.run is not None and self.is_main:
                     self.run.append_metrics(record)
-                line += "  valid " + "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k in stats)
+                line += "  valid " + "  ".join(
+                    f"{k} {v:.4g}" for k, v in record.items() if k in stats
+                )
                 if self.best is not None:
                     self.best.update(stats, epoch)
         if self.run is not None and self.is_main:
@@ -415,29 +531,50 @@ class Trainer:
 
     def _save_preview(self) -> None:
         """The sample grid of this epoch (fixed noise), or a scatter over the data for points."""
-        held_out = {name: ds["valid" if "valid" in ds.splits else "train"].x for name, ds in self.streams.items()}
+        held_out = {
+            name: ds["valid" if "valid" in ds.splits else "train"].x
+            for name, ds in self.streams.items()
+        }
         points = self.dataset.is_points
         self.model.eval()
-        samples = self.model.preview(held_out, 2500 if points else 64,
-                                     generator(self.config.seed, "preview", device=self.device))
+        samples = self.model.preview(
+            held_out,
+            2500 if points else 64,
+            generator(self.config.seed, "preview", device=self.device),
+        )
         self.model.train()
         if samples is None:
             return
         reference = held_out[self.model.epoch_stream] if points else None
-        save_samples(samples, self.run.samples_dir / f"iteration-{self.iteration:09d}.png",
-                     self.model.grid_nrow, reference)
+        save_samples(
+            samples,
+            self.run.samples_dir / f"iteration-{self.iteration:09d}.png",
+            self.model.grid_nrow,
+            reference,
+        )
 
     def _finish(self) -> None:
-        if self.run is None or not self.evaluate or not all("test" in ds.splits for ds in self.streams.values()):
+        if (
+            self.run is None
+            or not self.evaluate
+            or not all("test" in ds.splits for ds in self.streams.values())
+        ):
             return
-        stats = evaluate_split(self.model, self.streams, "test", derive(self.config.seed, "test"), self.device)
+        stats = evaluate_split(
+            self.model, self.streams, "test", derive(self.config.seed, "test"), self.device
+        )
         key, unit = self.model.summary
         results = {
-            "split": "test", "metrics": stats, "iteration": self.iteration,
-            "epochs": self.iteration / self.iters_per_epoch, "images_seen": self.images_seen,
-            "seed": self.config.seed, "dataset": self.dataset.name,
+            "split": "test",
+            "metrics": stats,
+            "iteration": self.iteration,
+            "epochs": self.iteration / self.iters_per_epoch,
+            "images_seen": self.images_seen,
+            "seed": self.config.seed,
+            "dataset": self.dataset.name,
             "streams": {name: ds.name for name, ds in self.streams.items()},
-            "protocol": self.model.evaluate_protocol, "units": self.model.units,
+            "protocol": self.model.evaluate_protocol,
+            "units": self.model.units,
             "training_seconds": round(self.elapsed, 2),
         }
         if self.best is not None:

@@ -56,21 +56,26 @@ METRICS: Registry[Metric] = Registry("metric")
 BOOTSTRAP = 10
 
 
-def register_metric(name: str, needs: type[Capability] = Sampler, kind: str | None = "images",
-                    default: bool = True):
+def register_metric(
+    name: str, needs: type[Capability] = Sampler, kind: str | None = "images", default: bool = True
+):
     """Decorator: register ``fn(ctx: Context) -> dict`` as the metric ``name`` of ``deepgen eval``."""
 
     def wrap(fn):
         METRICS.register(name, Metric(fn, needs, kind, default))
         return fn
+
     return wrap
 
 
 def default_metrics(model, kind: str) -> list[str]:
     """The metrics a plain ``deepgen eval`` computes for ``model`` on data of ``kind``: the
     default ones it has the capability for and that apply to its data."""
-    return [name for name, m in METRICS.items()
-            if m.default and supports(model, m.needs) and m.kind in (None, kind)]
+    return [
+        name
+        for name, m in METRICS.items()
+        if m.default and supports(model, m.needs) and m.kind in (None, kind)
+    ]
 
 
 class Context:
@@ -104,8 +109,13 @@ class Context:
 
 def _bootstrap(fn, a: torch.Tensor, b: torch.Tensor, seed: int) -> float:
     g = torch.Generator().manual_seed(seed)
-    vals = [fn(a[torch.randint(0, len(a), (len(a),), generator=g)], b[torch.randint(0, len(b), (len(b),), generator=g)])
-            for _ in range(BOOTSTRAP)]
+    vals = [
+        fn(
+            a[torch.randint(0, len(a), (len(a),), generator=g)],
+            b[torch.randint(0, len(b), (len(b),), generator=g)],
+        )
+        for _ in range(BOOTSTRAP)
+    ]
     return float(torch.tensor(vals).std())
 
 
@@ -119,18 +129,25 @@ def _parzen(ctx: Context) -> dict:
     flat = lambda x: x.flatten(1)
     valid = ctx.data["valid"].x[:1000].float() / 255
     out = parzen_protocol(flat(ctx.samples), flat(valid), flat(ctx.test.float() / 255))
-    out["protocol"] = ("Gaussian Parzen window on pixels in [0, 1] (Goodfellow et al. 2014): sigma from "
-                       "logspace(-1, 0, 10) chosen on 1,000 validation images; mean +- std/sqrt(N) over test images")
+    out["protocol"] = (
+        "Gaussian Parzen window on pixels in [0, 1] (Goodfellow et al. 2014): sigma from "
+        "logspace(-1, 0, 10) chosen on 1,000 validation images; mean +- std/sqrt(N) over test images"
+    )
     return out
 
 
 @register_metric("fid")
 def _fid(ctx: Context) -> dict:
     real, fake = ctx.real_outputs[0], ctx.fake_outputs[0]
-    return {"mean": fid(real, fake), "stderr": _bootstrap(fid, real, fake, ctx.seed), "n_real": len(real),
-            "n_fake": len(fake), "unit": "squared classifier-feature units",
-            "protocol": f"Fréchet distance of Gaussians fitted to 128-d classifier features (Heusel et al. 2017); "
-                        f"stderr: std over {BOOTSTRAP} bootstrap resamples"}
+    return {
+        "mean": fid(real, fake),
+        "stderr": _bootstrap(fid, real, fake, ctx.seed),
+        "n_real": len(real),
+        "n_fake": len(fake),
+        "unit": "squared classifier-feature units",
+        "protocol": f"Fréchet distance of Gaussians fitted to 128-d classifier features (Heusel et al. 2017); "
+        f"stderr: std over {BOOTSTRAP} bootstrap resamples",
+    }
 
 
 @register_metric("kid")
@@ -138,17 +155,28 @@ def _kid(ctx: Context) -> dict:
     real, fake = ctx.real_outputs[0], ctx.fake_outputs[0]
     size = min(1000, len(real), len(fake))
     mean, std = kid(real, fake, subsets=100, subset_size=size, generator=make_generator(ctx.seed))
-    return {"mean": mean, "std_over_subsets": std, "stderr": std / math.sqrt(100), "subsets": 100,
-            "subset_size": size, "unit": "MMD^2, cubic polynomial kernel on classifier features",
-            "protocol": "unbiased MMD^2 averaged over 100 random subsets (Bińkowski et al. 2018)"}
+    return {
+        "mean": mean,
+        "std_over_subsets": std,
+        "stderr": std / math.sqrt(100),
+        "subsets": 100,
+        "subset_size": size,
+        "unit": "MMD^2, cubic polynomial kernel on classifier features",
+        "protocol": "unbiased MMD^2 averaged over 100 random subsets (Bińkowski et al. 2018)",
+    }
 
 
 @register_metric("is")
 def _is(ctx: Context) -> dict:
     mean, std = inception_score(ctx.fake_outputs[1], splits=10)
-    return {"mean": mean, "std_over_splits": std, "stderr": std / math.sqrt(10), "splits": 10,
-            "unit": "effective number of classes (1 to 10)",
-            "protocol": "exp E KL(p(y|x) || p(y)) with the dataset's classifier (Salimans et al. 2016), 10 splits"}
+    return {
+        "mean": mean,
+        "std_over_splits": std,
+        "stderr": std / math.sqrt(10),
+        "splits": 10,
+        "unit": "effective number of classes (1 to 10)",
+        "protocol": "exp E KL(p(y|x) || p(y)) with the dataset's classifier (Salimans et al. 2016), 10 splits",
+    }
 
 
 @register_metric("pr")
@@ -157,10 +185,14 @@ def _pr(ctx: Context) -> dict:
     p, r = precision_recall(real, fake, k=3)
     d, c = density_coverage(real, fake, k=5)
     se = lambda q, m: math.sqrt(max(q * (1 - q), 0) / m)
-    return {"precision": {"mean": p, "stderr": se(p, len(fake))}, "recall": {"mean": r, "stderr": se(r, len(real))},
-            "density": {"mean": d}, "coverage": {"mean": c, "stderr": se(c, len(real))},
-            "protocol": "k-NN manifolds of classifier features: precision/recall k = 3 (Kynkäänniemi et al. 2019), "
-                        "density/coverage k = 5 (Naeem et al. 2020); stderr binomial with the manifolds held fixed"}
+    return {
+        "precision": {"mean": p, "stderr": se(p, len(fake))},
+        "recall": {"mean": r, "stderr": se(r, len(real))},
+        "density": {"mean": d},
+        "coverage": {"mean": c, "stderr": se(c, len(real))},
+        "protocol": "k-NN manifolds of classifier features: precision/recall k = 3 (Kynkäänniemi et al. 2019), "
+        "density/coverage k = 5 (Naeem et al. 2020); stderr binomial with the manifolds held fixed",
+    }
 
 
 @register_metric("modes", kind="points")
@@ -169,13 +201,17 @@ def _modes(ctx: Context) -> dict:
 
     name = ctx.data.name
     if name not in TOY_MIXTURES:
-        raise ConfigError(f"the modes metric needs a mixture dataset ({', '.join(TOY_MIXTURES)}), not {name!r}")
+        raise ConfigError(
+            f"the modes metric needs a mixture dataset ({', '.join(TOY_MIXTURES)}), not {name!r}"
+        )
     from .modes import mode_metrics
 
     samples = ctx.model.sample(2500, generator=make_generator(ctx.seed, ctx.model.device)).cpu()
     out = mode_metrics(samples, TOY_MIXTURES[name])
-    out["protocol"] = ("2,500 samples; a mode is captured when a sample lies within 3 std of it; high quality: "
-                       "within 3 std of some mode; reverse KL of the mode histogram vs uniform (VEEGAN, PacGAN)")
+    out["protocol"] = (
+        "2,500 samples; a mode is captured when a sample lies within 3 std of it; high quality: "
+        "within 3 std of some mode; reverse KL of the mode histogram vs uniform (VEEGAN, PacGAN)"
+    )
     return out
 
 
@@ -185,8 +221,10 @@ def _accuracy(ctx: Context) -> dict:
     stream = model.accuracy_stream or model.streams[0]
     test = ctx.streams[stream]["test"]
     if test.labels is None:
-        raise ConfigError(f"accuracy needs labels, and the test split of stream {stream!r} has none")
-    x, y = test.x[:ctx.n], test.labels[:ctx.n]
+        raise ConfigError(
+            f"accuracy needs labels, and the test split of stream {stream!r} has none"
+        )
+    x, y = test.x[: ctx.n], test.labels[: ctx.n]
 
     def one_batch(index: int, start: int, stop: int) -> torch.Tensor:
         gen = batch_generator(ctx.seed, index, model.device)
@@ -196,10 +234,15 @@ def _accuracy(ctx: Context) -> dict:
     with torch.no_grad():
         correct = distributed.map_batches(one_batch, len(x), 1000)
     p = float(correct.mean())
-    return {"mean": p, "stderr": math.sqrt(p * (1 - p) / len(x)), "n_test": len(x), "stream": stream,
-            "unit": "fraction of test examples classified correctly",
-            "protocol": f"argmax of the model's class logits on the test split of stream {stream!r}; "
-                        "stderr binomial, sqrt(p (1 - p) / n)"}
+    return {
+        "mean": p,
+        "stderr": math.sqrt(p * (1 - p) / len(x)),
+        "n_test": len(x),
+        "stream": stream,
+        "unit": "fraction of test examples classified correctly",
+        "protocol": f"argmax of the model's class logits on the test split of stream {stream!r}; "
+        "stderr binomial, sqrt(p (1 - p) / n)",
+    }
 
 
 @register_metric("validity", needs=Strings, kind="sequences")
@@ -207,18 +250,30 @@ def _validity(ctx: Context) -> dict:
     model, n = ctx.model, ctx.n
     z = model.latent_prior(n, make_generator(ctx.seed, model.device))
     with torch.no_grad():
-        strings = [s for i in range(0, n, 1000) for s in model.decode_strings(z[i:i + 1000])]
+        strings = [s for i in range(0, n, 1000) for s in model.decode_strings(z[i : i + 1000])]
     valid = [s for s in strings if s is not None]
     p = len(valid) / n
-    return {"mean": p, "stderr": math.sqrt(p * (1 - p) / n), "unique": len(set(valid)) / max(1, len(valid)),
-            "examples": strings[:10], "unit": "fraction of prior draws decoded to a string of the grammar",
-            "protocol": "greedy decoding of n draws of z from the prior; a sequence is valid when it derives or "
-                        "parses as a string of the grammar (cut off at the length limit: invalid); stderr "
-                        "binomial; unique: distinct strings among the valid ones"}
+    return {
+        "mean": p,
+        "stderr": math.sqrt(p * (1 - p) / n),
+        "unique": len(set(valid)) / max(1, len(valid)),
+        "examples": strings[:10],
+        "unit": "fraction of prior draws decoded to a string of the grammar",
+        "protocol": "greedy decoding of n draws of z from the prior; a sequence is valid when it derives or "
+        "parses as a string of the grammar (cut off at the length limit: invalid); stderr "
+        "binomial; unique: distinct strings among the valid ones",
+    }
 
 
-def evaluate_run(run: str | Path, metrics: list[str] | None = None, n: int = 10_000, k: int = 5000,
-                 seed: int = 0, device: str = "auto", log=print) -> dict:
+def evaluate_run(
+    run: str | Path,
+    metrics: list[str] | None = None,
+    n: int = 10_000,
+    k: int = 5000,
+    seed: int = 0,
+    device: str = "auto",
+    log=print,
+) -> dict:
     """Compute ``metrics`` for the run and write ``RUN/eval.json`` (merged with earlier ones).
 
     ``metrics`` None: every default metric the model has the capability for and that
@@ -240,12 +295,16 @@ def evaluate_run(run: str | Path, metrics: list[str] | None = None, n: int = 10_
     if metrics is None:
         metrics = default_metrics(ctx.model, kind)
         if not metrics:
-            raise ConfigError(f"no metric applies to a {ctx.model.family} on {kind}; name one with --metrics")
+            raise ConfigError(
+                f"no metric applies to a {ctx.model.family} on {kind}; name one with --metrics"
+            )
     for name in metrics:
         metric = METRICS[name]
         require(ctx.model, metric.needs, f"the {name} metric")
         if metric.kind not in (None, kind):
-            raise ConfigError(f"the {name} metric applies to {metric.kind}, and this run's data are {kind}")
+            raise ConfigError(
+                f"the {name} metric applies to {metric.kind}, and this run's data are {kind}"
+            )
     path = run / "eval.json"
     results = _earlier_results(RunDir(run), log)
     for name in metrics:
@@ -282,9 +341,13 @@ def _headline(name: str, v: dict) -> str:
         how = f"k = {v['k']}" if "k" in v else "exact"
         return f"{v['nll']['mean']:.2f} +- {v['nll']['stderr']:.2f} nats ({how})"
     if name == "modes":
-        return (f"{v['modes']}/{v['num_modes']} modes, {v['high_quality_percent']:.1f}% high quality, "
-                f"reverse KL {v['reverse_kl']:.3f}")
+        return (
+            f"{v['modes']}/{v['num_modes']} modes, {v['high_quality_percent']:.1f}% high quality, "
+            f"reverse KL {v['reverse_kl']:.3f}"
+        )
     if name == "pr":
-        return (f"precision {v['precision']['mean']:.3f}, recall {v['recall']['mean']:.3f}, "
-                f"density {v['density']['mean']:.3f}, coverage {v['coverage']['mean']:.3f}")
+        return (
+            f"precision {v['precision']['mean']:.3f}, recall {v['recall']['mean']:.3f}, "
+            f"density {v['density']['mean']:.3f}, coverage {v['coverage']['mean']:.3f}"
+        )
     return f"{v['mean']:.4g} +- {v['stderr']:.2g}"
