@@ -462,3 +462,25 @@ def test_a_refused_out_folder_is_left_exactly_as_it_was(tiny, tmp_path):
     with pytest.raises(CheckpointError, match="already exists"):
         fit_small(tiny, out, epochs=1)
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_resuming_a_read_only_run_folder_is_one_line(run, tmp_path, capsys):
+    """A read-only bind mount (root's chmod would not stop root); skipped where the test
+    may not mount."""
+    from deepgen.cli import main
+
+    view = tmp_path / "read-only"
+    view.mkdir()
+    mounted = subprocess.run(
+        ["mount", "--bind", "-o", "ro", str(run), str(view)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot bind-mount read-only here (needs root)")
+    try:
+        before = sorted(p.name for p in run.rglob("*"))
+        rc = main(["train", "--resume", str(view), "--epochs", "3", "--quiet"])
+        err = capsys.readouterr().err
+        assert rc == 1 and "cannot write in the run folder" in err and "Read-only" in err, err
+        assert err.count("\n") == 1 and sorted(p.name for p in run.rglob("*")) == before
+    finally:
+        subprocess.run(["umount", str(view)], check=False)
