@@ -30,6 +30,11 @@ VARIANTS = [(f, {}) for f in FAMILIES] + [
     ("cgan", {"channels": 8, "pack": 2}),
     ("cvae", {"hidden_dim": 32, "layers": 1}),
     ("cvae-quadrants", {"quadrants": 2, "hidden_dim": 32, "k": 3}),
+    # Salimans et al. 2016's techniques
+    ("gan", {"net": "mlp", "hidden_dim": 32, "feature_matching": True, "minibatch_kernels": 8,
+             "historical_averaging": 0.01, "label_smoothing": 0.1}),
+    ("cgan", {"channels": 8, "feature_matching": True, "minibatch_kernels": 4, "pack": 2}),
+    ("wgan-gp", {"channels": 8, "historical_averaging": 0.1}),
 ]
 
 

@@ -25,7 +25,12 @@ def weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("family,options", [("vae", {"net": "mlp"}), ("gan", {"channels": 8})])
+@pytest.mark.parametrize("family,options", [
+    ("vae", {"net": "mlp"}),
+    ("gan", {"channels": 8}),
+    ("gan", {"net": "mlp", "hidden_dim": 32, "feature_matching": True, "minibatch_kernels": 4,
+             "historical_averaging": 0.01}),
+])
 def test_resume_gives_bitwise_the_same_weights(family, options, tiny, tmp_path):
     full = build_model(family, options, SHAPE)
     deepgen.fit(full, tiny, out=tmp_path / "full", epochs=3, batch_size=32, progress=False)

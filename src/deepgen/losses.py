@@ -197,6 +197,57 @@ def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.flatten()
 
 
+# --- Improved techniques for training GANs (Salimans et al. 2016) ---
+
+def k_plus_one_supervised_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """-log p_model(y | x, y < K + 1) per labelled example, (B,) nats: the cross-entropy of
+    the K real classes' logits (B, K) with labels (B,) (Salimans et al. 2016, sec. 5,
+    L_supervised). The fake class K + 1 has its logit fixed at 0, so it does not enter."""
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+def k_plus_one_unsupervised_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """The unsupervised part of the K+1-class discriminator's loss per pair of a real and
+    a generated example, (B,) nats (Salimans et al. 2016, sec. 5, L_unsupervised, with the
+    logit of class K + 1 fixed at 0).
+
+    With Z(x) = sum_k exp(l_k(x)) over the real classes' logits (B, K), the probability
+    that x is real is D(x) = Z(x) / (Z(x) + 1), so -log D(x) = softplus(-log Z(x)) and
+    -log(1 - D(G(z))) = softplus(log Z(G(z))). Returns half their sum, as the paper's code
+    weights the two halves of the batch: 0.5 softplus(-log Z(x)) + 0.5 softplus(log Z(G(z)))."""
+    real, fake = torch.logsumexp(real_logits, 1), torch.logsumexp(fake_logits, 1)
+    return 0.5 * F.softplus(-real) + 0.5 * F.softplus(fake)
+
+
+def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """The generator's feature-matching loss ||E f(x) - E f(G(z))||^2, as the mean over the
+    F features of the squared difference of the batch means of real (B, F) and generated
+    (B', F) features (Salimans et al. 2016, sec. 3.1; the mean, as in their code, not the
+    sum). Returns (B',): every generated example carries the batch's value, so the mean is
+    the loss. Units: squared feature units. Zero when the two batches' means are equal."""
+    value = (real_features.mean(0) - fake_features.mean(0)).pow(2).mean()
+    return value.expand(len(fake_features))
+
+
+def historical_average_penalty(params, averages) -> torch.Tensor:
+    """sum_i ||theta_i - mean of theta_i's past values||^2 over a player's parameters and
+    their running means (Salimans et al. 2016, sec. 3.3); a scalar in squared parameter
+    units, differentiable in ``params``."""
+    return sum((p - a).pow(2).sum() for p, a in zip(params, averages, strict=True))
+
+
+def one_sided_smoothed_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                                          real_target: float) -> torch.Tensor:
+    """The discriminator's cross-entropy with one-sided label smoothing (Salimans et al.
+    2016, sec. 3.4): real examples' target ``real_target`` (alpha, e.g. 0.9) instead of 1,
+    generated examples' target kept at 0. Per example (B,) nats:
+    -alpha log D(x) - (1 - alpha) log(1 - D(x)) - log(1 - D(G(z))). ``real_target`` = 1 is
+    :func:`discriminator_loss`."""
+    real, fake = real_logits.flatten(), fake_logits.flatten()
+    return (real_target * F.softplus(-real) + (1.0 - real_target) * F.softplus(real)
+            + F.softplus(fake))
+
+
 # --- importance weighting and critics ---
 
 def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:

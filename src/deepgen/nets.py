@@ -13,6 +13,7 @@ from torch import nn
 
 from .distributed import SyncBatchNorm1d, SyncBatchNorm2d
 from .errors import ConfigError
+from .improved_gan import MinibatchDiscrimination
 
 
 def _check_conv_shape(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -125,26 +126,47 @@ class DCGANGenerator(nn.Module):
         return self.net(z)
 
 
-class DCGANDiscriminator(nn.Module):
+class _Discriminator(nn.Module):
+    """A discriminator's shared shape: ``net`` is its body ending in a linear output layer;
+    :meth:`features` is what that layer reads (feature matching's f(x), Salimans et al.
+    2016, sec. 3.1), and minibatch discrimination, when on, adds its closeness features
+    there (sec. 3.2)."""
+
+    def _minibatch(self, features: int, kernels: int) -> None:
+        self.minibatch = MinibatchDiscrimination(features, kernels) if kernels else None
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, ...) -> the last hidden layer's activations (B, F)."""
+        return self.net[:-1](x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)
+        if self.minibatch is not None:
+            f = self.minibatch(f)
+        return self.net[-1](f).squeeze(1)
+
+
+class DCGANDiscriminator(_Discriminator):
     """images (B, C, H, W) in [-1, 1] -> logits (B,) (Radford et al. 2015).
 
     Two stride-2 convolutions with LeakyReLU(0.2); batch norm except at the input layer,
     unless ``batch_norm`` is False (a WGAN-GP critic: the penalty is per example, which
-    batch norm would break; Gulrajani et al. 2017, sec. 4).
+    batch norm would break; Gulrajani et al. 2017, sec. 4). ``minibatch_kernels`` > 0
+    adds minibatch discrimination before the output layer.
     """
 
-    def __init__(self, image_shape, channels: int = 64, batch_norm: bool = True):
+    def __init__(self, image_shape, channels: int = 64, batch_norm: bool = True,
+                 minibatch_kernels: int = 0):
         super().__init__()
         c, h4, w4 = _check_conv_shape(image_shape)
+        features = 2 * channels * h4 * w4
         self.net = nn.Sequential(
             nn.Conv2d(c, channels, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Conv2d(channels, 2 * channels, 4, 2, 1, bias=not batch_norm),
             SyncBatchNorm2d(2 * channels) if batch_norm else nn.Identity(), nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(2 * channels * h4 * w4, 1),
+            nn.Flatten(), nn.Linear(features + minibatch_kernels, 1),
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+        self._minibatch(features, minibatch_kernels)
 
 
 class MLPGenerator(nn.Module):
@@ -164,18 +186,17 @@ class MLPGenerator(nn.Module):
         return self.net(z)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(_Discriminator):
     """x (B, *shape) -> scores (B,) (logits or critic values): ``layers`` hidden
-    LeakyReLU(0.2) layers of ``hidden_dim``, no normalisation."""
+    LeakyReLU(0.2) layers of ``hidden_dim``, no normalisation; ``minibatch_kernels`` > 0
+    adds minibatch discrimination before the output layer."""
 
-    def __init__(self, shape, hidden_dim: int = 400, layers: int = 3):
+    def __init__(self, shape, hidden_dim: int = 400, layers: int = 3, minibatch_kernels: int = 0):
         super().__init__()
         dims = [math.prod(shape)] + [hidden_dim] * layers
         blocks = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.LeakyReLU(0.2))]
-        self.net = nn.Sequential(nn.Flatten(), *blocks, nn.Linear(dims[-1], 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+        self.net = nn.Sequential(nn.Flatten(), *blocks, nn.Linear(dims[-1] + minibatch_kernels, 1))
+        self._minibatch(dims[-1], minibatch_kernels)
 
 
 def dcgan_init_(module: nn.Module) -> None:

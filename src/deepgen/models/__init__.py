@@ -6,6 +6,7 @@ from . import gan as _gan  # noqa: F401
 from . import gmm as _gmm  # noqa: F401
 from . import grammar_vae as _grammar_vae  # noqa: F401
 from . import semi_supervised as _semi_supervised  # noqa: F401
+from . import ssgan as _ssgan  # noqa: F401
 from . import vae as _vae  # noqa: F401
 from .ae import AE, AEConfig
 from .base import ModelConfig, build_model, make_config
@@ -33,6 +34,7 @@ from .cvae import CVAE, LabelCVAEConfig, QuadrantCVAE, QuadrantCVAEConfig
 from .gan import CGAN, GAN, WGAN, WGANGP, CGANConfig, GANConfig, WGANConfig, WGANGPConfig
 from .gmm import GMM, GMMConfig
 from .semi_supervised import M2, M2Config, SupervisedBaseline
+from .ssgan import SSGAN, SSGANConfig
 from .vae import IWAE, VAE, IWAEConfig, VAEConfig
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "IWAE",
     "M2",
     "MODELS",
+    "SSGAN",
     "VAE",
     "WGAN",
     "WGANGP",
@@ -66,6 +69,7 @@ __all__ = [
     "LabelCVAEConfig",
     "LatentSpace",
     "M2Config",
+    "SSGANConfig",
     "SupervisedBaseline",
     "Likelihood",
     "MissingCapability",

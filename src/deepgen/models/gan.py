@@ -15,10 +15,11 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .. import losses
 from ..errors import ConfigError
+from ..improved_gan import ParameterAverage, with_historical_averaging
 from ..nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init_
 from ..registry import Registry
 from .base import ModelConfig, adam, one_hot_labels
@@ -41,6 +42,16 @@ class AdversarialConfig(ModelConfig):
     channels: int = Field(64, ge=1, le=1024, description="dcgan: base channel count of G and D")
     hidden_dim: int = Field(400, ge=1, le=8192, description="mlp: units per hidden layer")
     preprocess: str = Field("symmetric", description="symmetric ([-1, 1], for the tanh output)")
+    # Salimans et al. 2016 ("Improved Techniques for Training GANs"), sec. 3: off by default.
+    feature_matching: bool = Field(
+        False, description="G minimises ||E f(x) - E f(G(z))||^2 over D's last hidden layer "
+        "instead of its adversarial loss (sec. 3.1)")
+    minibatch_kernels: int = Field(
+        0, ge=0, le=4096, description="minibatch discrimination kernels before D's output "
+        "(sec. 3.2; 0 = off, the paper used 100)")
+    historical_averaging: float = Field(
+        0.0, ge=0, description="weight of ||theta - mean of past theta||^2 in each player's "
+        "loss (sec. 3.3; 0 = off)")
 
 
 class GANConfig(AdversarialConfig):
@@ -57,6 +68,16 @@ class GANConfig(AdversarialConfig):
                       "many samples at once, all real or all fake; the batch size must divide by it")
     r1_weight: float = Field(0.0, ge=0, description="gamma of the R1 penalty gamma/2 ||grad D(x)||^2 on "
                              "real data (Mescheder et al. 2018, eq. 9); 0 = off")
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=0.5, description="one-sided label smoothing: real examples' target is 1 - "
+        "this (Salimans et al. 2016, sec. 3.4, e.g. 0.1); fakes keep 0; cross-entropy losses only")
+
+    @model_validator(mode="after")
+    def _smoothing_needs_cross_entropy(self):
+        if self.label_smoothing and self.loss == "lsgan":
+            raise ValueError("label_smoothing applies to the cross-entropy losses (nonsaturating, "
+                             "minimax), not lsgan")
+        return self
 
 
 class Adversarial(LatentSpace, GenerativeModel):
@@ -74,13 +95,18 @@ class Adversarial(LatentSpace, GenerativeModel):
         # D sees the label as k extra channels (cGAN), and PacGAN's packs side by side.
         d_shape = (pack * (shape[0] + k), *shape[1:])
         z_dim = config.latent_dim + k  # G sees z and the one-hot label
+        kernels = config.minibatch_kernels
         if config.net == "mlp" or (config.net == "auto" and len(shape) == 1):
             self.generator = MLPGenerator(shape, z_dim, config.hidden_dim)
-            self.discriminator = MLPDiscriminator(d_shape, config.hidden_dim)
+            self.discriminator = MLPDiscriminator(d_shape, config.hidden_dim, minibatch_kernels=kernels)
         else:
             self.generator = DCGANGenerator(shape, z_dim, config.channels)
-            self.discriminator = DCGANDiscriminator(d_shape, config.channels, self.critic_batch_norm)
+            self.discriminator = DCGANDiscriminator(d_shape, config.channels, self.critic_batch_norm,
+                                                    minibatch_kernels=kernels)
             dcgan_init_(self)
+        if config.historical_averaging > 0:  # the players' running means, kept in checkpoints
+            self.history = torch.nn.ModuleDict({"discriminator": ParameterAverage(self.discriminator),
+                                                "generator": ParameterAverage(self.generator)})
 
     @property
     def latent_dim(self) -> int:
@@ -98,7 +124,22 @@ class Adversarial(LatentSpace, GenerativeModel):
     def D(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, *shape) in G's output range (and labels y) -> scores (B / pack,) of packs of
         ``pack`` rows: logits, or critic values."""
-        return self.discriminator(self.packed(x))
+        return self.discriminator(self.d_input(x, y))
+
+    def d_input(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """What D reads for examples x (and labels y): packs of ``pack`` rows."""
+        return self.packed(x)
+
+    def feature_matching(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The generator's loss with feature matching on: ||E f(x) - E f(G(z))||^2 over D's
+        last hidden layer, real batch against fresh fakes with its labels (Salimans et al.
+        2016, sec. 3.1), (B,) squared feature units."""
+        with torch.no_grad():
+            real = self.discriminator.features(self.d_input(batch.x, batch.y))
+        fake_x = self.G(batch.randn(self.latent_dim, generator=generator), batch.y)
+        fake = self.discriminator.features(self.d_input(fake_x, batch.y))
+        loss = losses.feature_matching_loss(real, fake)
+        return self.per_example({"loss": loss, "feature_matching": loss.detach()})
 
     def packed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, ...) -> (B / pack, pack * C, ...): each row of the result is ``pack``
@@ -118,11 +159,18 @@ class Adversarial(LatentSpace, GenerativeModel):
         return out if self.pack == 1 else {k: v.repeat_interleave(self.pack) for k, v in out.items()}
 
     def _players(self, name: str, d_loss, steps: int, optimizer, after_step=None) -> list[Player]:
-        """D (or critic) ``steps`` times on data, then G once on noise, same optimiser kind."""
-        return [
+        """D (or critic) ``steps`` times on data, then G once on noise, same optimiser kind;
+        G by feature matching and both with historical averaging when the config says."""
+        g_loss = self.feature_matching if self.config.feature_matching else self._g_loss
+        players = [
             Player(name, self.discriminator, d_loss, optimizer, steps=steps, after_step=after_step),
-            Player("generator", self.generator, self._g_loss, optimizer, uses_data=False),
+            Player("generator", self.generator, g_loss, optimizer, uses_data=False),
         ]
+        if self.config.historical_averaging > 0:
+            averages = [self.history["discriminator"], self.history["generator"]]
+            players = [with_historical_averaging(p, a, self.config.historical_averaging)
+                       for p, a in zip(players, averages)]
+        return players
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """z (n, latent_dim) -> G(z) as images in [0, 1] (n, C, H, W), or points (n, D)."""
@@ -157,8 +205,11 @@ class GANLosses(Adversarial):
         with torch.no_grad():
             fake = self.G(batch.randn(self.latent_dim, generator=generator), batch.y)
         real_logits, fake_logits = self.D(batch.x, batch.y), self.D(fake, batch.y)
+        smoothing = self.config.label_smoothing
+        d_loss = GAN_LOSSES[self.config.loss][0] if not smoothing else (
+            lambda real, fake: losses.one_sided_smoothed_discriminator_loss(real, fake, 1.0 - smoothing))
         out = {
-            "loss": GAN_LOSSES[self.config.loss][0](real_logits, fake_logits),
+            "loss": d_loss(real_logits, fake_logits),
             "d_real": torch.sigmoid(real_logits.detach()),
             "d_fake": torch.sigmoid(fake_logits.detach()),
         }
@@ -199,9 +250,16 @@ class GAN(DensityRatio, GANLosses):
     Config = GANConfig
 
     def withheld(self) -> dict[type, str]:
-        if self.config.loss not in ("nonsaturating", "minimax"):
-            return {DensityRatio: f"an {self.config.loss} discriminator does not estimate log p_data/p_g "
+        c = self.config
+        if c.loss not in ("nonsaturating", "minimax"):
+            return {DensityRatio: f"an {c.loss} discriminator does not estimate log p_data/p_g "
                                   "(train with --loss nonsaturating or minimax)"}
+        if c.label_smoothing:
+            return {DensityRatio: "a discriminator trained with one-sided label smoothing estimates "
+                                  f"{1 - c.label_smoothing:g} p_data / (p_data + p_g), not the density ratio"}
+        if c.minibatch_kernels:
+            return {DensityRatio: "with minibatch discrimination D judges an example by its batch, "
+                                  "so its logit is not one example's density ratio"}
         return {}
 
     def log_density_ratio(self, samples: torch.Tensor) -> torch.Tensor:
@@ -246,10 +304,11 @@ class CGAN(Conditional, GANLosses):
     def G(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(torch.cat([z, self._one_hot(y, len(z))], 1))
 
-    def D(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def d_input(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x with the one-hot label y as constant extra channels, in packs."""
         onehot = self._one_hot(y, len(x))
         maps = onehot.view(*onehot.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
-        return self.discriminator(self.packed(torch.cat([x, maps], 1)))
+        return self.packed(torch.cat([x, maps], 1))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,

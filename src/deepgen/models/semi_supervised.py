@@ -57,8 +57,9 @@ class M2Config(ModelConfig):
     preprocess: str = Field("binarize", description="binarize (dynamic): Bernoulli p(x|y, z)")
 
 
-def _parts(data: DataConfig, family: str) -> dict[str, DataConfig]:
-    """The unlabelled and labelled parts of the dataset ``data`` asks for.
+def streams_of_parts(data: DataConfig, family: str) -> dict[str, DataConfig]:
+    """The streams of a family that learns from a few labels: the unlabelled and labelled
+    parts of the dataset ``data`` asks for.
 
     Raises:
         ConfigError: no number of labels per class was given.
@@ -131,7 +132,7 @@ class M2(Conditional, LatentSpace, Encoder, Classifier, GenerativeModel):
         Raises:
             ConfigError: no number of labels per class was given.
         """
-        return _parts(data, cls.family)
+        return streams_of_parts(data, cls.family)
 
     @classmethod
     def configure(cls, values: dict[str, Any], streams) -> dict[str, Any]:
@@ -315,7 +316,7 @@ class SupervisedBaseline(Classifier, GenerativeModel):
     def default_streams(cls, data: DataConfig) -> dict[str, DataConfig]:
         """The labelled part of the dataset asked for (raises ConfigError without
         ``--labels-per-class``)."""
-        return {"labelled": _parts(data, cls.family)["labelled"]}
+        return {"labelled": streams_of_parts(data, cls.family)["labelled"]}
 
     @classmethod
     def configure(cls, values: dict[str, Any], streams) -> dict[str, Any]:
