@@ -171,8 +171,23 @@ def test_accuracy_is_measured_on_the_labelled_streams_test_split(tmp_path):
     correct = (model.class_logits(x).argmax(1) == test.labels).double().mean().item()
     assert result["stream"] == "labelled" and result["mean"] == pytest.approx(correct)
     assert result["stderr"] == pytest.approx(math.sqrt(correct * (1 - correct) / 64))
-    grid = model.analogies(torch.rand(3, 1, 28, 28))
-    assert grid.shape == (3, 10, 1, 28, 28) and 0 <= grid.min() and grid.max() <= 1
+    confusion = torch.tensor(result["confusion"])  # [true][predicted]
+    assert confusion.shape == (10, 10) and int(confusion.sum()) == 64
+    assert int(confusion.trace()) == round(correct * 64)
+    assert torch.equal(confusion.sum(1), torch.bincount(test.labels, minlength=10))
+    from deepgen.report import _confusion_section
+
+    section = _confusion_section(model, deepgen.run_data(tmp_path / "m2"))
+    assert f"{len(test) - round(correct * len(test))} of {len(test)} test images" in section
+    from deepgen.latent import analogies, tools_for
+
+    assert "analogies" in tools_for(model)
+    grid, per_row = analogies(model, deepgen.run_data(tmp_path / "m2")["labelled"], rows=3)
+    assert (
+        grid.shape == (3 * 11, 1, 28, 28) and per_row == 11 and 0 <= grid.min() <= grid.max() <= 1
+    )
+    test = deepgen.run_data(tmp_path / "m2")["labelled"]["test"]
+    assert torch.equal(grid[::11], test.x[:3].float() / 255)  # each row starts with its image
 
 
 def test_an_unbalanced_or_unlabelled_dataset_is_refused_in_one_line():
@@ -206,3 +221,30 @@ def test_a_first_stream_smaller_than_a_batch_is_refused_but_a_labelled_one_cycle
     assert trainer.orders["labelled"].cyclic and trainer.iters_per_epoch == 4
     trainer.fit()
     assert trainer.iteration == 4
+
+
+def test_m1s_classifier_learns_the_labels_from_latent_means_without_moving_the_vae(tiny):
+    from deepgen.models.contract import Batch
+
+    shapes = {"unlabelled": (1, 28, 28), "labelled": (1, 28, 28)}
+    model = build_model("m1", {"num_classes": 10, "latent_dim": 4, "hidden_dim": 16}, shapes)
+    vae, classifier = model.players()
+    assert vae.streams == ("unlabelled",) and classifier.streams == ("labelled",)
+    assert not {id(p) for p in classifier.module.parameters()} & {
+        id(p) for p in vae.module.parameters()
+    }
+    g = torch.Generator().manual_seed(0)
+    x = model.preprocess(tiny["train"].x[:32], g)
+    y = tiny["train"].labels[:32]
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    out = classifier.loss(Batch.of(x, y, stream="labelled"), g)
+    out["loss"].mean().backward()
+    assert all(p.grad is None for p in model.encoder.parameters())  # features are detached
+    assert model.classifier.weight.grad.abs().sum() > 0
+    assert all(torch.equal(before[k], v) for k, v in model.encoder.state_dict().items())
+    logits = model.class_logits(x)
+    direct = model.classifier(model.posterior(x)[0])
+    assert torch.allclose(logits, direct)
+    held_out = Batch.of(x, y, stream="labelled")
+    assert set(model.evaluate(held_out, g)) == {"error", "cross_entropy"}
+    assert "neg_elbo" in model.evaluate(Batch.of(x, stream="unlabelled"), g)

@@ -406,8 +406,9 @@ def translate(run, direction, n, output, split, device):
 def latent(run, tool, output, seed, mode, concepts, mask, between, device):
     """Picture the latent space of RUN. TOOL: interpolate, traverse, manifold (latent_dim 2),
     arithmetic (A - B + C over class exemplars), complete (fill a hidden region by optimising
-    z; a quadrant CVAE fills its quadrants) or neighbours (samples beside their nearest
-    training images)."""
+    z; a quadrant CVAE fills its quadrants), neighbours (samples beside their nearest
+    training images) or analogies (a conditional model's style of test images as every
+    class)."""
     import inspect
 
     from . import api

@@ -1,7 +1,8 @@
 """Latent-space pictures for every model with a decoder or generator: interpolation
 (linear or spherical), traversal of one coordinate at a time, the 2-D manifold grid, latent
 arithmetic (Radford et al. 2015), image completion by optimising z (Yeh et al. 2017) and
-the nearest training images of samples.
+the nearest training images of samples, and the analogies of a conditional model with an
+encoder (Kingma et al. 2014, Figure 1).
 
 Each tool is a function returning (images (N, C, H, W) in [0, 1], images per row) and is
 registered by name for ``deepgen latent RUN TOOL``; the tools that need data take the
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from .errors import ConfigError
-from .latent_data import arithmetic, complete, latent_images, neighbours
-from .models.capabilities import Completer, LatentSpace, Sampler, supports
+from .latent_data import analogies, arithmetic, complete, latent_images, neighbours
+from .models.capabilities import Completer, Conditional, Encoder, LatentSpace, Sampler, supports
 from .registry import Registry
 
 LATENT_TOOLS: Registry = Registry("latent tool")
@@ -99,11 +100,13 @@ def manifold(model, n: int = 20, seed: int = 0):
 
 @dataclass(frozen=True)
 class LatentTool:
-    """A latent tool: the function, the capability it needs, and whether it reads the data."""
+    """A latent tool: the function, the capability it needs (a tuple: any one of them),
+    the capabilities it needs as well (all of them), and whether it reads the data."""
 
     fn: Callable
-    needs: type
+    needs: type | tuple[type, ...]
     reads_data: bool = False
+    also: tuple[type, ...] = ()
 
 
 LATENT_TOOLS.register("interpolate", LatentTool(interpolate, LatentSpace))
@@ -112,6 +115,9 @@ LATENT_TOOLS.register("manifold", LatentTool(manifold, LatentSpace))
 LATENT_TOOLS.register("arithmetic", LatentTool(arithmetic, LatentSpace, reads_data=True))
 LATENT_TOOLS.register("complete", LatentTool(complete, (LatentSpace, Completer), reads_data=True))
 LATENT_TOOLS.register("neighbours", LatentTool(neighbours, Sampler, reads_data=True))
+LATENT_TOOLS.register(
+    "analogies", LatentTool(analogies, Conditional, reads_data=True, also=(Encoder, LatentSpace))
+)
 
 
 def tools_for(model) -> list[str]:
@@ -120,4 +126,8 @@ def tools_for(model) -> list[str]:
     def ok(needs) -> bool:
         return any(supports(model, n) for n in (needs if isinstance(needs, tuple) else (needs,)))
 
-    return [name for name, tool in LATENT_TOOLS.items() if ok(tool.needs) and model.is_image]
+    return [
+        name
+        for name, tool in LATENT_TOOLS.items()
+        if ok(tool.needs) and all(supports(model, c) for c in tool.also) and model.is_image
+    ]

@@ -196,3 +196,28 @@ def neighbours(model, dataset: Dataset, n: int = 8, k: int = 5, seed: int = 0):
     _, idx = nearest_neighbours(samples.flatten(1), train.flatten(1), k)
     rows = [torch.cat([s[None], train[i]]) for s, i in zip(samples, idx)]
     return torch.cat(rows), k + 1
+
+
+# --- analogies ------------------------------------------------------------------------
+
+@torch.no_grad()
+def analogies(model, dataset: Dataset, rows: int = 8, seed: int = 0):
+    """Kingma et al. 2014, Figure 1 ("analogies"): the style z = mu(x, y) of each of the
+    first ``rows`` test images, inferred with its true label, decoded as every class.
+    Row i: the test image, then its style rendered as classes 0 .. K-1.
+
+    Returns (images (rows * (K + 1), C, H, W) in [0, 1], K + 1).
+    Raises: MissingCapability without an Encoder and Conditional decoding; ConfigError
+    for an unlabelled dataset.
+    """
+    latent_images(model, "latent analogies", Conditional)
+    require(model, Encoder, "deepgen latent analogies")
+    test = dataset["test"]
+    if test.labels is None:
+        raise ConfigError(f"analogies infer each image's style given its label; {dataset.name} has none")
+    x, y = test.x[:rows].to(model.device), test.labels[:rows].to(model.device)
+    z = model.encode(model.preprocess(x, torch.Generator(device=model.device).manual_seed(seed)), y)
+    k = model.num_classes
+    styles = model.generate(z.repeat_interleave(k, 0), torch.arange(k, device=z.device).repeat(len(z)))
+    grid = torch.cat([unit(x).unsqueeze(1), styles.view(len(z), k, *styles.shape[1:])], 1)
+    return grid.flatten(0, 1), k + 1

@@ -17,6 +17,7 @@ from .data.datasets import Dataset
 from .errors import DeepgenError
 from .fileio import atomic_write_text
 from .models.capabilities import (
+    Classifier,
     Conditional,
     Encoder,
     Sampler,
@@ -219,6 +220,10 @@ LATENT_FIGURES = (
     ),
     ("complete", "completion: test images, what is given, completions"),
     ("neighbours", "samples (first column) and their nearest training images"),
+    (
+        "analogies",
+        "analogies: test images (first column), their style given their label, as each class",
+    ),
 )
 
 
@@ -290,6 +295,36 @@ def _model_figures(
                 )
             )
     return figs
+
+
+def _confusion_section(model: GenerativeModel, streams: dict[str, Dataset]) -> str:
+    """A classifier's test confusion matrix (rows: true class, columns: predicted), as
+    ``deepgen eval --metrics accuracy`` computes it (evaluation seed 0)."""
+    from sklearn.metrics import confusion_matrix
+
+    from .metrics.evaluate import class_predictions
+
+    stream = model.accuracy_stream or model.streams[0]
+    test = streams[stream]["test"]
+    if test.labels is None:
+        return ""
+    predicted, y = class_predictions(model, test, seed=0)
+    classes = list(range(model.num_classes))
+    counts = confusion_matrix(y.numpy(), predicted.numpy(), labels=classes)
+    cell = lambda i, j: (
+        f"<b>{counts[i, j]}</b>" if i == j else (str(counts[i, j]) if counts[i, j] else "")
+    )
+    head = "".join(f"<th>{j}</th>" for j in classes)
+    rows = "".join(
+        f"<tr><th>{i}</th>{''.join(f'<td>{cell(i, j)}</td>' for j in classes)}</tr>"
+        for i in classes
+    )
+    error = 1.0 - counts.trace() / max(1, counts.sum())
+    return (
+        f"<h3>Test confusion matrix (stream {html.escape(stream)}; rows: true class, columns: "
+        f"predicted)</h3><p>{counts.sum() - counts.trace():,} of {counts.sum():,} test images "
+        f"misclassified ({100 * error:.2f}%)</p><table><tr><th></th>{head}</tr>{rows}</table>"
+    )
 
 
 def _strings_section(
@@ -402,6 +437,8 @@ def run_section(path: Path) -> str:
     parts.append(f'<div class="figs">{"".join(figs)}</div>')
     if model is not None and supports(model, Strings):
         parts.append(_strings_section(model, streams, path / "optimize.json"))
+    if model is not None and supports(model, Classifier) and streams is not None:
+        parts.append(_confusion_section(model, streams))
     if model is not None and model.is_image:
         dataset = None if streams is None else streams[model.epoch_stream]
         latent_figs = _latent_figures(model, dataset)

@@ -215,8 +215,31 @@ def _modes(ctx: Context) -> dict:
     return out
 
 
+def class_predictions(
+    model, split, seed: int, n: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted, true) labels, each (n,) int64, of a :class:`Classifier` on the first
+    ``n`` examples of ``split`` (all by default), preprocessed in batches of 1,000 with the
+    evaluation's generators of ``seed`` (so dynamic binarisation repeats).
+
+    Raises: ConfigError when the split has no labels."""
+    if split.labels is None:
+        raise ConfigError("classification needs labels, and this split has none")
+    x, y = split.x[:n], split.labels[:n]
+
+    def one_batch(index: int, start: int, stop: int) -> torch.Tensor:
+        gen = batch_generator(seed, index, model.device)
+        inputs = model.preprocess(x[start:stop].to(model.device), gen)
+        return model.class_logits(inputs).argmax(1).cpu()
+
+    with torch.no_grad():
+        return distributed.map_batches(one_batch, len(x), 1000), y
+
+
 @register_metric("accuracy", needs=Classifier, kind=None)
 def _accuracy(ctx: Context) -> dict:
+    from sklearn.metrics import confusion_matrix
+
     model = ctx.model
     stream = model.accuracy_stream or model.streams[0]
     test = ctx.streams[stream]["test"]
@@ -224,24 +247,18 @@ def _accuracy(ctx: Context) -> dict:
         raise ConfigError(
             f"accuracy needs labels, and the test split of stream {stream!r} has none"
         )
-    x, y = test.x[: ctx.n], test.labels[: ctx.n]
-
-    def one_batch(index: int, start: int, stop: int) -> torch.Tensor:
-        gen = batch_generator(ctx.seed, index, model.device)
-        inputs = model.preprocess(x[start:stop].to(model.device), gen)
-        return (model.class_logits(inputs).argmax(1).cpu() == y[start:stop]).double()
-
-    with torch.no_grad():
-        correct = distributed.map_batches(one_batch, len(x), 1000)
-    p = float(correct.mean())
+    predicted, y = class_predictions(model, test, ctx.seed, ctx.n)
+    p = float((predicted == y).double().mean())
+    classes = list(range(model.num_classes))
     return {
         "mean": p,
-        "stderr": math.sqrt(p * (1 - p) / len(x)),
-        "n_test": len(x),
+        "stderr": math.sqrt(p * (1 - p) / len(y)),
+        "n_test": len(y),
         "stream": stream,
+        "confusion": confusion_matrix(y.numpy(), predicted.numpy(), labels=classes).tolist(),
         "unit": "fraction of test examples classified correctly",
         "protocol": f"argmax of the model's class logits on the test split of stream {stream!r}; "
-        "stderr binomial, sqrt(p (1 - p) / n)",
+        "stderr binomial, sqrt(p (1 - p) / n); confusion[true][predicted] counts",
     }
 
 

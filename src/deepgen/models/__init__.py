@@ -5,6 +5,7 @@ from . import cvae as _cvae  # noqa: F401
 from . import gan as _gan  # noqa: F401
 from . import gmm as _gmm  # noqa: F401
 from . import grammar_vae as _grammar_vae  # noqa: F401
+from . import m1 as _m1  # noqa: F401
 from . import semi_supervised as _semi_supervised  # noqa: F401
 from . import ssgan as _ssgan  # noqa: F401
 from . import vae as _vae  # noqa: F401
@@ -33,6 +34,7 @@ from .contract import MODELS, Batch, GenerativeModel, Player, StreamBatch, regis
 from .cvae import CVAE, LabelCVAEConfig, QuadrantCVAE, QuadrantCVAEConfig
 from .gan import CGAN, GAN, WGAN, WGANGP, CGANConfig, GANConfig, WGANConfig, WGANGPConfig
 from .gmm import GMM, GMMConfig
+from .m1 import M1, M1Config
 from .semi_supervised import M2, M2Config, SupervisedBaseline
 from .ssgan import SSGAN, SSGANConfig
 from .vae import IWAE, VAE, IWAEConfig, VAEConfig
@@ -44,6 +46,7 @@ __all__ = [
     "GAN",
     "GMM",
     "IWAE",
+    "M1",
     "M2",
     "MODELS",
     "SSGAN",
@@ -68,6 +71,7 @@ __all__ = [
     "ImportanceWeighted",
     "LabelCVAEConfig",
     "LatentSpace",
+    "M1Config",
     "M2Config",
     "SSGANConfig",
     "SupervisedBaseline",

@@ -197,7 +197,7 @@ class GenerativeModel(nn.Module):
             ConfigError: ``data`` asks for a labelled subset, which only such a family uses.
         """
         if data.labels_per_class is not None and data.part == "all":
-            raise ConfigError("labels per class apply to families that learn from a few labels (m2, ssgan, supervised); "
+            raise ConfigError("labels per class apply to families that learn from a few labels (m1, m2, ssgan, supervised); "
                               f"a {cls.family} trains on all of its data")
         return {cls.streams[0]: data}
 

@@ -257,15 +257,6 @@ class M2(Conditional, LatentSpace, Encoder, Classifier, GenerativeModel):
             labels = self.class_logits(x).argmax(1)
         return self.generate(self.encode(x, labels), labels)
 
-    @torch.no_grad()
-    def analogies(self, x: torch.Tensor) -> torch.Tensor:
-        """The paper's Figure 1: the style z of each image x (B, C, H, W) rendered as every
-        class: (B, num_classes, C, H, W) in [0, 1]."""
-        z = self.encode(x)
-        k = self.num_classes
-        labels = torch.arange(k, device=x.device).repeat(len(x))
-        return self.generate(z.repeat_interleave(k, 0), labels).view(len(x), k, *self.data_shape)
-
     def preview(self, held_out, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """8 samples of every class (one class per column)."""
         return self.sample(8 * self.num_classes, generator)
