@@ -41,7 +41,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     omega = torch.acos(cos).view(-1, 1, 1)
     t = t.view(1, -1, 1)
     sin = torch.sin(omega)
-    out = (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / sin.clamp_min(1e-6)
+    out = (
+        torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]
+    ) / sin.clamp_min(1e-6)
     return torch.where(sin > 1e-6, out, lerp(a, b, t.flatten()))
 
 
@@ -89,8 +91,10 @@ def manifold(model, n: int = 20, seed: int = 0):
     """
     latent_images(model, "latent manifold")
     if model.latent_dim != 2:
-        raise ConfigError(f"the manifold grid needs latent_dim 2, not {model.latent_dim}; "
-                          "train with --latent-dim 2")
+        raise ConfigError(
+            f"the manifold grid needs latent_dim 2, not {model.latent_dim}; "
+            "train with --latent-dim 2"
+        )
     p = torch.linspace(0.5 / n, 1 - 0.5 / n, n, device=model.device)
     q = torch.special.ndtri(p)
     zy, zx = torch.meshgrid(q.flip(0), q, indexing="ij")
@@ -123,6 +127,7 @@ LATENT_TOOLS.register(
 def tools_for(model) -> list[str]:
     """The latent tools ``model`` has the capabilities for (each may still refuse a setting,
     e.g. the manifold grid a latent space that is not 2-D)."""
+
     def ok(needs) -> bool:
         return any(supports(model, n) for n in (needs if isinstance(needs, tuple) else (needs,)))
 

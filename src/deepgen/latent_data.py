@@ -29,21 +29,27 @@ def latent_images(model, tool: str, capability=LatentSpace):
     Raises: MissingCapability; ConfigError for a model of points or sequences."""
     require(model, capability, f"deepgen {tool}")
     if not model.is_image:
-        raise ConfigError(f"deepgen {tool} draws images; this {model.family} models data of shape "
-                          f"{model.data_shape}")
+        raise ConfigError(
+            f"deepgen {tool} draws images; this {model.family} models data of shape "
+            f"{model.data_shape}"
+        )
     return model
 
 
 def _unconditional(model, what: str) -> None:
     if supports(model, Conditional):
-        raise ConfigError(f"{what} needs an unconditional model, whose codes alone decide the image; "
-                          f"a {model.family}'s decoder also takes a condition")
+        raise ConfigError(
+            f"{what} needs an unconditional model, whose codes alone decide the image; "
+            f"a {model.family}'s decoder also takes a condition"
+        )
 
 
 # --- arithmetic -----------------------------------------------------------------------
 
-def concept_codes(model, dataset: Dataset, label: int, count: int = 3, seed: int = 0,
-                  pool: int = 2000) -> torch.Tensor:
+
+def concept_codes(
+    model, dataset: Dataset, label: int, count: int = 3, seed: int = 0, pool: int = 2000
+) -> torch.Tensor:
     """``count`` latent codes (count, latent_dim) of exemplars of class ``label``.
 
     A model with an :class:`Encoder`: the codes (posterior means) of the first ``count``
@@ -58,22 +64,33 @@ def concept_codes(model, dataset: Dataset, label: int, count: int = 3, seed: int
     if supports(model, Encoder):
         idx = (train.labels == label).nonzero().flatten()[:count]
         if len(idx) < count:
-            raise ConfigError(f"{dataset.name} has fewer than {count} training images of class {label}")
-        x = model.preprocess(train.x[idx].to(model.device), torch.Generator(device=model.device).manual_seed(seed))
+            raise ConfigError(
+                f"{dataset.name} has fewer than {count} training images of class {label}"
+            )
+        x = model.preprocess(
+            train.x[idx].to(model.device), torch.Generator(device=model.device).manual_seed(seed)
+        )
         return model.encode(x)
     from .metrics.classifier import load_classifier
 
     classifier, _ = load_classifier(dataset.name)
     if not 0 <= label < classifier.head[-1].out_features:
-        raise ConfigError(f"class {label} is not one of the classifier's {classifier.head[-1].out_features}")
+        raise ConfigError(
+            f"class {label} is not one of the classifier's {classifier.head[-1].out_features}"
+        )
     z = model.latent_prior(pool, torch.Generator(device=model.device).manual_seed(seed))
     probs = torch.softmax(classifier(model.generate(z).cpu()), dim=1)[:, label]
     return z[probs.topk(count).indices.to(z.device)]
 
 
 @torch.no_grad()
-def arithmetic(model, dataset: Dataset, concepts: tuple[int, int, int] = (7, 1, 4), seed: int = 0,
-               noise: float = 0.25):
+def arithmetic(
+    model,
+    dataset: Dataset,
+    concepts: tuple[int, int, int] = (7, 1, 4),
+    seed: int = 0,
+    noise: float = 0.25,
+):
     """DCGAN-style vector arithmetic: mean z of 3 exemplars of each concept (a class), then
     z_a - z_b + z_c. Rows: the exemplars of a, b, c and their mean; the result and three
     copies with N(0, noise^2) added (Radford et al. added uniform noise of +-0.25).
@@ -98,14 +115,19 @@ def arithmetic(model, dataset: Dataset, concepts: tuple[int, int, int] = (7, 1, 
 
 # --- completion -----------------------------------------------------------------------
 
+
 def region_mask(kind: str, shape: tuple[int, int, int], seed: int = 0) -> torch.Tensor:
     """(C, H, W) float mask, 1 on the known pixels: ``center`` hides the central square of
     half the side (Yeh et al.'s central mask), left/right/top/bottom hide that half,
     ``random`` hides each pixel with probability 0.5 (one draw shared by all channels)."""
     c, h, w = shape
-    halves = {"left": (slice(None), slice(0, w // 2)), "right": (slice(None), slice(w // 2, None)),
-              "top": (slice(0, h // 2), slice(None)), "bottom": (slice(h // 2, None), slice(None)),
-              "center": (slice(h // 4, h // 4 + h // 2), slice(w // 4, w // 4 + w // 2))}
+    halves = {
+        "left": (slice(None), slice(0, w // 2)),
+        "right": (slice(None), slice(w // 2, None)),
+        "top": (slice(0, h // 2), slice(None)),
+        "bottom": (slice(h // 2, None), slice(None)),
+        "center": (slice(h // 4, h // 4 + h // 2), slice(w // 4, w // 4 + w // 2)),
+    }
     known = torch.ones(h, w)
     if kind in halves:
         known[halves[kind]] = 0
@@ -116,8 +138,15 @@ def region_mask(kind: str, shape: tuple[int, int, int], seed: int = 0) -> torch.
     return known.expand(c, h, w).clone()
 
 
-def complete_by_optimisation(model, x: torch.Tensor, known: torch.Tensor, steps: int = 300, lr: float = 0.05,
-                             weight: float = 0.003, seed: int = 0) -> torch.Tensor:
+def complete_by_optimisation(
+    model,
+    x: torch.Tensor,
+    known: torch.Tensor,
+    steps: int = 300,
+    lr: float = 0.05,
+    weight: float = 0.003,
+    seed: int = 0,
+) -> torch.Tensor:
     """Yeh et al. 2017: z* = argmin ||M * (G(z) - x)||_1 + weight * prior(z) (eq. 4-5, their
     lambda 0.003), by Adam from a prior draw, then the known pixels of x pasted over G(z*)
     (they blend with Poisson editing; the overlay is the simpler version). The prior term
@@ -129,12 +158,16 @@ def complete_by_optimisation(model, x: torch.Tensor, known: torch.Tensor, steps:
     was = [p.requires_grad for p in model.parameters()]
     model.requires_grad_(False)
     try:
-        z = model.latent_prior(len(x), torch.Generator(device=model.device).manual_seed(seed)).clone()
+        z = model.latent_prior(
+            len(x), torch.Generator(device=model.device).manual_seed(seed)
+        ).clone()
         z.requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr)
         for _ in range(steps):
             images = model.generate(z)
-            loss = ((images - x).abs() * known).flatten(1).sum(1) + weight * model.prior_energy(z, images)
+            loss = ((images - x).abs() * known).flatten(1).sum(1) + weight * model.prior_energy(
+                z, images
+            )
             opt.zero_grad()
             loss.sum().backward()
             opt.step()
@@ -145,7 +178,9 @@ def complete_by_optimisation(model, x: torch.Tensor, known: torch.Tensor, steps:
             p.requires_grad_(r)
 
 
-def complete(model, dataset: Dataset, n: int = 8, mask: str = "center", steps: int = 300, seed: int = 0):
+def complete(
+    model, dataset: Dataset, n: int = 8, mask: str = "center", steps: int = 300, seed: int = 0
+):
     """Complete ``n`` test images with a ``mask`` region hidden. Rows: originals, what is
     given (hidden pixels grey), completions by optimising z. A :class:`Completer` (the
     quadrant CVAE) completes its own region, amortised: rows originals, given, its
@@ -171,14 +206,16 @@ def complete(model, dataset: Dataset, n: int = 8, mask: str = "center", steps: i
 
 # --- nearest neighbours ---------------------------------------------------------------
 
-def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 5,
-                       chunk: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
+
+def nearest_neighbours(
+    queries: torch.Tensor, pool: torch.Tensor, k: int = 5, chunk: int = 10_000
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean k nearest rows of ``pool`` (N, D) to each of ``queries`` (n, D):
     (distances (n, k), indices (n, k)), nearest first. Chunked over the pool."""
     best_d = torch.full((len(queries), 0), float("inf"), dtype=torch.float64, device=queries.device)
     best_i = torch.zeros((len(queries), 0), dtype=torch.long, device=queries.device)
     for start in range(0, len(pool), chunk):
-        d = torch.cdist(queries.double(), pool[start:start + chunk].double())
+        d = torch.cdist(queries.double(), pool[start : start + chunk].double())
         d, i = d.topk(min(k, d.shape[1]), dim=1, largest=False)
         best_d, order = torch.cat([best_d, d], 1).sort(dim=1)
         best_i = torch.cat([best_i, i + start], 1).gather(1, order)
@@ -191,7 +228,9 @@ def neighbours(model, dataset: Dataset, n: int = 8, k: int = 5, seed: int = 0):
     """Each of ``n`` samples beside its ``k`` nearest training images (pixel distance).
     A model that memorised shows near copies. Returns (images (n * (k + 1), C, H, W), k + 1)."""
     latent_images(model, "latent neighbours", Sampler)
-    samples = model.sample(n, generator=torch.Generator(device=model.device).manual_seed(seed)).cpu()
+    samples = model.sample(
+        n, generator=torch.Generator(device=model.device).manual_seed(seed)
+    ).cpu()
     train = unit(dataset["train"].x)
     _, idx = nearest_neighbours(samples.flatten(1), train.flatten(1), k)
     rows = [torch.cat([s[None], train[i]]) for s, i in zip(samples, idx)]
@@ -199,6 +238,7 @@ def neighbours(model, dataset: Dataset, n: int = 8, k: int = 5, seed: int = 0):
 
 
 # --- analogies ------------------------------------------------------------------------
+
 
 @torch.no_grad()
 def analogies(model, dataset: Dataset, rows: int = 8, seed: int = 0):
@@ -214,10 +254,14 @@ def analogies(model, dataset: Dataset, rows: int = 8, seed: int = 0):
     require(model, Encoder, "deepgen latent analogies")
     test = dataset["test"]
     if test.labels is None:
-        raise ConfigError(f"analogies infer each image's style given its label; {dataset.name} has none")
+        raise ConfigError(
+            f"analogies infer each image's style given its label; {dataset.name} has none"
+        )
     x, y = test.x[:rows].to(model.device), test.labels[:rows].to(model.device)
     z = model.encode(model.preprocess(x, torch.Generator(device=model.device).manual_seed(seed)), y)
     k = model.num_classes
-    styles = model.generate(z.repeat_interleave(k, 0), torch.arange(k, device=z.device).repeat(len(z)))
+    styles = model.generate(
+        z.repeat_interleave(k, 0), torch.arange(k, device=z.device).repeat(len(z))
+    )
     grid = torch.cat([unit(x).unsqueeze(1), styles.view(len(z), k, *styles.shape[1:])], 1)
     return grid.flatten(0, 1), k + 1

@@ -30,8 +30,12 @@ def sum_event(values: torch.Tensor, event_dims: int | None = None) -> torch.Tens
     return values.flatten(-event_dims).sum(dim=-1)
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
-                   generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
+def reparameterize(
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    generator: torch.Generator | None = None,
+    eps: torch.Tensor | None = None,
+) -> torch.Tensor:
     """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2013, sec. 2.4).
 
     Args:
@@ -55,16 +59,23 @@ def kl_normal_std_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor
     return 0.5 * torch.sum(torch.exp(logvar) + mu.pow(2) - 1.0 - logvar, dim=1)
 
 
-def kl_normal_normal(mu_q: torch.Tensor, logvar_q: torch.Tensor,
-                     mu_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
+def kl_normal_normal(
+    mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor
+) -> torch.Tensor:
     """KL(N(mu_q, diag exp(logvar_q)) || N(mu_p, diag exp(logvar_p))) in nats: (B, D) -> (B,).
 
-    Closed form: 0.5 * sum(logvar_p - logvar_q + (exp(logvar_q) + (mu_q - mu_p)^2) / exp(logvar_p) - 1);
+    Closed form:
+    0.5 * sum(logvar_p - logvar_q + (exp(logvar_q) + (mu_q - mu_p)^2) / exp(logvar_p) - 1);
     with mu_p = 0, logvar_p = 0 it is :func:`kl_normal_std_normal`. The KL term of a CVAE
     with a conditional prior p(z|x) (Sohn et al. 2015, eq. 4).
     """
-    return 0.5 * torch.sum(logvar_p - logvar_q + (torch.exp(logvar_q) + (mu_q - mu_p).pow(2))
-                           * torch.exp(-logvar_p) - 1.0, dim=1)
+    return 0.5 * torch.sum(
+        logvar_p
+        - logvar_q
+        + (torch.exp(logvar_q) + (mu_q - mu_p).pow(2)) * torch.exp(-logvar_p)
+        - 1.0,
+        dim=1,
+    )
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -82,7 +93,9 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return x * logits - F.softplus(logits)
 
 
-def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor, event_dims: int | None = None) -> torch.Tensor:
+def bernoulli_log_likelihood(
+    logits: torch.Tensor, x: torch.Tensor, event_dims: int | None = None
+) -> torch.Tensor:
     """:func:`bernoulli_log_prob` summed per event (:func:`sum_event`): (B, ...) -> (B,) nats,
     or e.g. logits (n, B, C, H, W) against x (B, C, H, W) with ``event_dims=3`` -> (n, B)."""
     return sum_event(bernoulli_log_prob(logits, x), event_dims)
@@ -94,8 +107,9 @@ def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tens
     return -0.5 * LOG_2PI - log_scale - 0.5 * ((x - mean) * torch.exp(-log_scale)).pow(2)
 
 
-def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor,
-                            event_dims: int | None = None) -> torch.Tensor:
+def gaussian_log_likelihood(
+    x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor, event_dims: int | None = None
+) -> torch.Tensor:
     """:func:`gaussian_log_prob` summed per event (:func:`sum_event`): (B, ...) -> (B,) nats;
     give ``event_dims`` when ``mean`` has more leading dimensions than x."""
     return sum_event(gaussian_log_prob(x, mean, log_scale), event_dims)
@@ -148,6 +162,7 @@ def bits_per_dim(nats: torch.Tensor, num_dims: int) -> torch.Tensor:
 
 # --- GANs (Goodfellow et al. 2014). D outputs a logit; D(x) = sigmoid(logit). ---
 
+
 def gan_value(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Per-example V(D, G) = log D(x) + log(1 - D(G(z))) (Goodfellow et al. 2014, eq. 1), nats.
 
@@ -199,6 +214,7 @@ def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 
 # --- Improved techniques for training GANs (Salimans et al. 2016) ---
 
+
 def k_plus_one_supervised_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """-log p_model(y | x, y < K + 1) per labelled example, (B,) nats: the cross-entropy of
     the K real classes' logits (B, K) with labels (B,) (Salimans et al. 2016, sec. 5,
@@ -206,7 +222,9 @@ def k_plus_one_supervised_loss(logits: torch.Tensor, labels: torch.Tensor) -> to
     return F.cross_entropy(logits, labels, reduction="none")
 
 
-def k_plus_one_unsupervised_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+def k_plus_one_unsupervised_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor
+) -> torch.Tensor:
     """The unsupervised part of the K+1-class discriminator's loss per pair of a real and
     a generated example, (B,) nats (Salimans et al. 2016, sec. 5, L_unsupervised, with the
     logit of class K + 1 fixed at 0).
@@ -236,19 +254,22 @@ def historical_average_penalty(params, averages) -> torch.Tensor:
     return sum((p - a).pow(2).sum() for p, a in zip(params, averages, strict=True))
 
 
-def one_sided_smoothed_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
-                                          real_target: float) -> torch.Tensor:
+def one_sided_smoothed_discriminator_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, real_target: float
+) -> torch.Tensor:
     """The discriminator's cross-entropy with one-sided label smoothing (Salimans et al.
     2016, sec. 3.4): real examples' target ``real_target`` (alpha, e.g. 0.9) instead of 1,
     generated examples' target kept at 0. Per example (B,) nats:
     -alpha log D(x) - (1 - alpha) log(1 - D(x)) - log(1 - D(G(z))). ``real_target`` = 1 is
     :func:`discriminator_loss`."""
     real, fake = real_logits.flatten(), fake_logits.flatten()
-    return (real_target * F.softplus(-real) + (1.0 - real_target) * F.softplus(real)
-            + F.softplus(fake))
+    return (
+        real_target * F.softplus(-real) + (1.0 - real_target) * F.softplus(real) + F.softplus(fake)
+    )
 
 
 # --- importance weighting and critics ---
+
 
 def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:
     """The k-sample importance-weighted bound log (1/k) sum_i w_i, per example, in nats
@@ -263,8 +284,13 @@ def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(log_weights, dim=0) - math.log(k)
 
 
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
+def gradient_penalty(
+    critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    generator: torch.Generator | None = None,
+    eps: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(||grad_x f(x_hat)||_2 - 1)^2 per example at x_hat = eps * real + (1 - eps) * fake,
     with one eps ~ U(0, 1) per example, not per pixel (Gulrajani et al. 2017, Algorithm 1).
 

@@ -18,10 +18,14 @@ from .improved_gan import MinibatchDiscrimination
 
 def _check_conv_shape(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(image_shape) != 3:
-        raise ConfigError(f"convolutional networks need images (C, H, W), not data of shape {tuple(image_shape)}")
+        raise ConfigError(
+            f"convolutional networks need images (C, H, W), not data of shape {tuple(image_shape)}"
+        )
     c, h, w = image_shape
     if h % 4 or w % 4:
-        raise ConfigError(f"convolutional networks need height and width divisible by 4, not {h}x{w}")
+        raise ConfigError(
+            f"convolutional networks need height and width divisible by 4, not {h}x{w}"
+        )
     return c, h // 4, w // 4
 
 
@@ -45,7 +49,9 @@ class MLPEncoder(nn.Module):
     def __init__(self, image_shape, out_dim: int, hidden_dim: int = 400):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(math.prod(image_shape), hidden_dim), nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(math.prod(image_shape), hidden_dim),
+            nn.ReLU(),
             nn.Linear(hidden_dim, out_dim),
         )
 
@@ -59,8 +65,10 @@ class MLPDecoder(nn.Module):
     def __init__(self, image_shape, in_dim: int, hidden_dim: int = 400):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden_dim), nn.ReLU(),
-            nn.Linear(hidden_dim, math.prod(image_shape)), nn.Unflatten(1, tuple(image_shape)),
+            nn.Linear(in_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, math.prod(image_shape)),
+            nn.Unflatten(1, tuple(image_shape)),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -74,9 +82,13 @@ class ConvEncoder(nn.Module):
         super().__init__()
         c, h4, w4 = _check_conv_shape(image_shape)
         self.net = nn.Sequential(
-            nn.Conv2d(c, channels, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(channels, 2 * channels, 4, 2, 1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(2 * channels * h4 * w4, hidden_dim), nn.ReLU(),
+            nn.Conv2d(c, channels, 4, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, 4, 2, 1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(2 * channels * h4 * w4, hidden_dim),
+            nn.ReLU(),
             nn.Linear(hidden_dim, out_dim),
         )
 
@@ -91,10 +103,13 @@ class ConvDecoder(nn.Module):
         super().__init__()
         c, h4, w4 = _check_conv_shape(image_shape)
         self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden_dim), nn.ReLU(),
-            nn.Linear(hidden_dim, 2 * channels * h4 * w4), nn.ReLU(),
+            nn.Linear(in_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, 2 * channels * h4 * w4),
+            nn.ReLU(),
             nn.Unflatten(1, (2 * channels, h4, w4)),
-            nn.ConvTranspose2d(2 * channels, channels, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(2 * channels, channels, 4, 2, 1),
+            nn.ReLU(),
             nn.ConvTranspose2d(channels, c, 4, 2, 1),
         )
 
@@ -115,11 +130,14 @@ class DCGANGenerator(nn.Module):
         c, h4, w4 = _check_conv_shape(image_shape)
         self.net = nn.Sequential(
             nn.Linear(latent_dim, 2 * channels * h4 * w4, bias=False),
-            SyncBatchNorm1d(2 * channels * h4 * w4), nn.ReLU(),
+            SyncBatchNorm1d(2 * channels * h4 * w4),
+            nn.ReLU(),
             nn.Unflatten(1, (2 * channels, h4, w4)),
             nn.ConvTranspose2d(2 * channels, channels, 4, 2, 1, bias=False),
-            SyncBatchNorm2d(channels), nn.ReLU(),
-            nn.ConvTranspose2d(channels, c, 4, 2, 1), nn.Tanh(),
+            SyncBatchNorm2d(channels),
+            nn.ReLU(),
+            nn.ConvTranspose2d(channels, c, 4, 2, 1),
+            nn.Tanh(),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -155,16 +173,20 @@ class DCGANDiscriminator(_Discriminator):
     adds minibatch discrimination before the output layer.
     """
 
-    def __init__(self, image_shape, channels: int = 64, batch_norm: bool = True,
-                 minibatch_kernels: int = 0):
+    def __init__(
+        self, image_shape, channels: int = 64, batch_norm: bool = True, minibatch_kernels: int = 0
+    ):
         super().__init__()
         c, h4, w4 = _check_conv_shape(image_shape)
         features = 2 * channels * h4 * w4
         self.net = nn.Sequential(
-            nn.Conv2d(c, channels, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(c, channels, 4, 2, 1),
+            nn.LeakyReLU(0.2),
             nn.Conv2d(channels, 2 * channels, 4, 2, 1, bias=not batch_norm),
-            SyncBatchNorm2d(2 * channels) if batch_norm else nn.Identity(), nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(features + minibatch_kernels, 1),
+            SyncBatchNorm2d(2 * channels) if batch_norm else nn.Identity(),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(features + minibatch_kernels, 1),
         )
         self._minibatch(features, minibatch_kernels)
 
@@ -179,8 +201,9 @@ class MLPGenerator(nn.Module):
         dims = [latent_dim] + [hidden_dim] * layers
         blocks = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
         out = [nn.Tanh()] if len(shape) == 3 else []
-        self.net = nn.Sequential(*blocks, nn.Linear(dims[-1], math.prod(shape)), *out,
-                                 nn.Unflatten(1, tuple(shape)))
+        self.net = nn.Sequential(
+            *blocks, nn.Linear(dims[-1], math.prod(shape)), *out, nn.Unflatten(1, tuple(shape))
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)

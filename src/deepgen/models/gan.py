@@ -28,7 +28,9 @@ from .contract import Batch, GenerativeModel, Player, register_model
 
 # name -> (discriminator loss(real_out, fake_out), generator loss(fake_out)), each (B,).
 GAN_LOSSES: Registry[tuple] = Registry("GAN loss")
-GAN_LOSSES.register("nonsaturating", (losses.discriminator_loss, losses.generator_loss_nonsaturating))
+GAN_LOSSES.register(
+    "nonsaturating", (losses.discriminator_loss, losses.generator_loss_nonsaturating)
+)
 GAN_LOSSES.register("minimax", (losses.discriminator_loss, losses.generator_loss_minimax))
 GAN_LOSSES.register("lsgan", (losses.lsgan_discriminator_loss, losses.lsgan_generator_loss))
 
@@ -38,20 +40,32 @@ class AdversarialConfig(ModelConfig):
 
     latent_dim: int = Field(100, ge=1, le=4096, description="size of the noise z ~ N(0, I)")
     net: Literal["auto", "dcgan", "mlp"] = Field(
-        "auto", description="G and D networks: dcgan (images), mlp (points or images); auto picks by the data")
+        "auto",
+        description="G and D networks: dcgan (images), mlp (points or images); auto picks by "
+        "the data",
+    )
     channels: int = Field(64, ge=1, le=1024, description="dcgan: base channel count of G and D")
     hidden_dim: int = Field(400, ge=1, le=8192, description="mlp: units per hidden layer")
     preprocess: str = Field("symmetric", description="symmetric ([-1, 1], for the tanh output)")
     # Salimans et al. 2016 ("Improved Techniques for Training GANs"), sec. 3: off by default.
     feature_matching: bool = Field(
-        False, description="G minimises ||E f(x) - E f(G(z))||^2 over D's last hidden layer "
-        "instead of its adversarial loss (sec. 3.1)")
+        False,
+        description="G minimises ||E f(x) - E f(G(z))||^2 over D's last hidden layer "
+        "instead of its adversarial loss (sec. 3.1)",
+    )
     minibatch_kernels: int = Field(
-        0, ge=0, le=4096, description="minibatch discrimination kernels before D's output "
-        "(sec. 3.2; 0 = off, the paper used 100)")
+        0,
+        ge=0,
+        le=4096,
+        description="minibatch discrimination kernels before D's output "
+        "(sec. 3.2; 0 = off, the paper used 100)",
+    )
     historical_averaging: float = Field(
-        0.0, ge=0, description="weight of ||theta - mean of past theta||^2 in each player's "
-        "loss (sec. 3.3; 0 = off)")
+        0.0,
+        ge=0,
+        description="weight of ||theta - mean of past theta||^2 in each player's "
+        "loss (sec. 3.3; 0 = off)",
+    )
 
 
 class GANConfig(AdversarialConfig):
@@ -59,24 +73,41 @@ class GANConfig(AdversarialConfig):
     2015: 2e-4, beta1 0.5)."""
 
     loss: Literal["nonsaturating", "minimax", "lsgan"] = Field(
-        "nonsaturating", description="nonsaturating or minimax (Goodfellow et al. 2014), lsgan (Mao et al. 2017)")
+        "nonsaturating",
+        description="nonsaturating or minimax (Goodfellow et al. 2014), lsgan (Mao et al. 2017)",
+    )
     d_steps: int = Field(1, ge=1, le=100, description="discriminator steps per generator step (k)")
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of G and D")
     beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
-    pack: int = Field(1, ge=1, le=64, description="PacGAN packing (Lin et al. 2018): D judges this "
-                      "many samples at once, all real or all fake; the batch size must divide by it")
-    r1_weight: float = Field(0.0, ge=0, description="gamma of the R1 penalty gamma/2 ||grad D(x)||^2 on "
-                             "real data (Mescheder et al. 2018, eq. 9); 0 = off")
+    pack: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="PacGAN packing (Lin et al. 2018): D judges this "
+        "many samples at once, all real or all fake; the batch size must divide by it",
+    )
+    r1_weight: float = Field(
+        0.0,
+        ge=0,
+        description="gamma of the R1 penalty gamma/2 ||grad D(x)||^2 on "
+        "real data (Mescheder et al. 2018, eq. 9); 0 = off",
+    )
     label_smoothing: float = Field(
-        0.0, ge=0, lt=0.5, description="one-sided label smoothing: real examples' target is 1 - "
-        "this (Salimans et al. 2016, sec. 3.4, e.g. 0.1); fakes keep 0; cross-entropy losses only")
+        0.0,
+        ge=0,
+        lt=0.5,
+        description="one-sided label smoothing: real examples' target is 1 - "
+        "this (Salimans et al. 2016, sec. 3.4, e.g. 0.1); fakes keep 0; cross-entropy losses only",
+    )
 
     @model_validator(mode="after")
     def _smoothing_needs_cross_entropy(self):
         if self.label_smoothing and self.loss == "lsgan":
-            raise ValueError("label_smoothing applies to the cross-entropy losses (nonsaturating, "
-                             "minimax), not lsgan")
+            raise ValueError(
+                "label_smoothing applies to the cross-entropy losses (nonsaturating, "
+                "minimax), not lsgan"
+            )
         return self
 
 
@@ -98,15 +129,22 @@ class Adversarial(LatentSpace, GenerativeModel):
         kernels = config.minibatch_kernels
         if config.net == "mlp" or (config.net == "auto" and len(shape) == 1):
             self.generator = MLPGenerator(shape, z_dim, config.hidden_dim)
-            self.discriminator = MLPDiscriminator(d_shape, config.hidden_dim, minibatch_kernels=kernels)
+            self.discriminator = MLPDiscriminator(
+                d_shape, config.hidden_dim, minibatch_kernels=kernels
+            )
         else:
             self.generator = DCGANGenerator(shape, z_dim, config.channels)
-            self.discriminator = DCGANDiscriminator(d_shape, config.channels, self.critic_batch_norm,
-                                                    minibatch_kernels=kernels)
+            self.discriminator = DCGANDiscriminator(
+                d_shape, config.channels, self.critic_batch_norm, minibatch_kernels=kernels
+            )
             dcgan_init_(self)
         if config.historical_averaging > 0:  # the players' running means, kept in checkpoints
-            self.history = torch.nn.ModuleDict({"discriminator": ParameterAverage(self.discriminator),
-                                                "generator": ParameterAverage(self.generator)})
+            self.history = torch.nn.ModuleDict(
+                {
+                    "discriminator": ParameterAverage(self.discriminator),
+                    "generator": ParameterAverage(self.generator),
+                }
+            )
 
     @property
     def latent_dim(self) -> int:
@@ -149,14 +187,18 @@ class Adversarial(LatentSpace, GenerativeModel):
         if pack == 1:
             return x
         if len(x) % pack:
-            raise ConfigError(f"a batch of {len(x)} does not divide into packs of {pack}; choose a "
-                              f"batch size (per process) that is a multiple of --pack")
+            raise ConfigError(
+                f"a batch of {len(x)} does not divide into packs of {pack}; choose a "
+                f"batch size (per process) that is a multiple of --pack"
+            )
         return x.reshape(len(x) // pack, pack * x.shape[1], *x.shape[2:])
 
     def per_example(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-pack values (B / pack,) -> (B,), each example carrying its pack's value, so
         losses stay per example and their mean is unchanged."""
-        return out if self.pack == 1 else {k: v.repeat_interleave(self.pack) for k, v in out.items()}
+        return (
+            out if self.pack == 1 else {k: v.repeat_interleave(self.pack) for k, v in out.items()}
+        )
 
     def _players(self, name: str, d_loss, steps: int, optimizer, after_step=None) -> list[Player]:
         """D (or critic) ``steps`` times on data, then G once on noise, same optimiser kind;
@@ -168,8 +210,10 @@ class Adversarial(LatentSpace, GenerativeModel):
         ]
         if self.config.historical_averaging > 0:
             averages = [self.history["discriminator"], self.history["generator"]]
-            players = [with_historical_averaging(p, a, self.config.historical_averaging)
-                       for p, a in zip(players, averages)]
+            players = [
+                with_historical_averaging(p, a, self.config.historical_averaging)
+                for p, a in zip(players, averages)
+            ]
         return players
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
@@ -191,14 +235,24 @@ class GANLosses(Adversarial):
     D(x) = sigmoid(logit). Logged per step: ``d_real`` = D(x) and ``d_fake`` = D(G(z))
     (means, in [0, 1]). Shared by ``gan`` and ``cgan``; not a family itself."""
 
-    units = {"d_real": "probability", "d_fake": "probability", "value": "nats",
-             "r1": "squared logit per input unit"}
+    units = {
+        "d_real": "probability",
+        "d_fake": "probability",
+        "value": "nats",
+        "r1": "squared logit per input unit",
+    }
     evaluate_protocol = "D(x) on the split's images, D(G(z)) on as many samples, V(D, G) per pair"
     report_curves = [
-        ("Discriminator outputs", "mean probability", [("discriminator/d_real", "D(x)"),
-                                                       ("discriminator/d_fake", "D(G(z))")]),
-        ("Losses", "nats per example", [("discriminator/loss", "discriminator -V(D, G)"),
-                                        ("generator/loss", "generator")]),
+        (
+            "Discriminator outputs",
+            "mean probability",
+            [("discriminator/d_real", "D(x)"), ("discriminator/d_fake", "D(G(z))")],
+        ),
+        (
+            "Losses",
+            "nats per example",
+            [("discriminator/loss", "discriminator -V(D, G)"), ("generator/loss", "generator")],
+        ),
     ]
 
     def _d_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -206,8 +260,15 @@ class GANLosses(Adversarial):
             fake = self.G(batch.randn(self.latent_dim, generator=generator), batch.y)
         real_logits, fake_logits = self.D(batch.x, batch.y), self.D(fake, batch.y)
         smoothing = self.config.label_smoothing
-        d_loss = GAN_LOSSES[self.config.loss][0] if not smoothing else (
-            lambda real, fake: losses.one_sided_smoothed_discriminator_loss(real, fake, 1.0 - smoothing))
+        d_loss = (
+            GAN_LOSSES[self.config.loss][0]
+            if not smoothing
+            else (
+                lambda real, fake: losses.one_sided_smoothed_discriminator_loss(
+                    real, fake, 1.0 - smoothing
+                )
+            )
+        )
         out = {
             "loss": d_loss(real_logits, fake_logits),
             "d_real": torch.sigmoid(real_logits.detach()),
@@ -222,13 +283,21 @@ class GANLosses(Adversarial):
     def _g_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         fake = self.G(batch.randn(self.latent_dim, generator=generator), batch.y)
         fake_logits = self.D(fake, batch.y)
-        return self.per_example({"loss": GAN_LOSSES[self.config.loss][1](fake_logits),
-                                 "d_fake": torch.sigmoid(fake_logits.detach())})
+        return self.per_example(
+            {
+                "loss": GAN_LOSSES[self.config.loss][1](fake_logits),
+                "d_fake": torch.sigmoid(fake_logits.detach()),
+            }
+        )
 
     def players(self) -> list[Player]:
         c = self.config
-        return self._players("discriminator", self._d_loss, c.d_steps,
-                             lambda params: adam(params, c.lr, (c.beta1, c.beta2)))
+        return self._players(
+            "discriminator",
+            self._d_loss,
+            c.d_steps,
+            lambda params: adam(params, c.lr, (c.beta1, c.beta2)),
+        )
 
     @torch.no_grad()
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -236,8 +305,13 @@ class GANLosses(Adversarial):
         y = None if batch.y is None else batch.y[:n]
         real_logits = self.D(batch.x[:n], y)
         fake_logits = self.D(self.G(self.latent_prior(n, generator), y), y)
-        return self.per_example({"d_real": torch.sigmoid(real_logits), "d_fake": torch.sigmoid(fake_logits),
-                                 "value": losses.gan_value(real_logits, fake_logits)})
+        return self.per_example(
+            {
+                "d_real": torch.sigmoid(real_logits),
+                "d_fake": torch.sigmoid(fake_logits),
+                "value": losses.gan_value(real_logits, fake_logits),
+            }
+        )
 
 
 @register_model
@@ -252,14 +326,20 @@ class GAN(DensityRatio, GANLosses):
     def withheld(self) -> dict[type, str]:
         c = self.config
         if c.loss not in ("nonsaturating", "minimax"):
-            return {DensityRatio: f"an {c.loss} discriminator does not estimate log p_data/p_g "
-                                  "(train with --loss nonsaturating or minimax)"}
+            return {
+                DensityRatio: f"an {c.loss} discriminator does not estimate log p_data/p_g "
+                "(train with --loss nonsaturating or minimax)"
+            }
         if c.label_smoothing:
-            return {DensityRatio: "a discriminator trained with one-sided label smoothing estimates "
-                                  f"{1 - c.label_smoothing:g} p_data / (p_data + p_g), not the density ratio"}
+            return {
+                DensityRatio: "a discriminator trained with one-sided label smoothing estimates "
+                f"{1 - c.label_smoothing:g} p_data / (p_data + p_g), not the density ratio"
+            }
         if c.minibatch_kernels:
-            return {DensityRatio: "with minibatch discrimination D judges an example by its batch, "
-                                  "so its logit is not one example's density ratio"}
+            return {
+                DensityRatio: "with minibatch discrimination D judges an example by its batch, "
+                "so its logit is not one example's density ratio"
+            }
         return {}
 
     def log_density_ratio(self, samples: torch.Tensor) -> torch.Tensor:
@@ -276,7 +356,9 @@ class GAN(DensityRatio, GANLosses):
 class CGANConfig(GANConfig):
     """A GAN's settings plus the number of classes it is conditioned on."""
 
-    num_classes: int = Field(10, ge=2, le=1000, description="number of classes (labels 0 .. num_classes-1)")
+    num_classes: int = Field(
+        10, ge=2, le=1000, description="number of classes (labels 0 .. num_classes-1)"
+    )
 
 
 @register_model
@@ -299,7 +381,9 @@ class CGAN(Conditional, GANLosses):
         return self.config.num_classes
 
     def _one_hot(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
-        return one_hot_labels(y, n, self.config.num_classes, next(self.generator.parameters()).dtype, "cgan")
+        return one_hot_labels(
+            y, n, self.config.num_classes, next(self.generator.parameters()).dtype, "cgan"
+        )
 
     def G(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(torch.cat([z, self._one_hot(y, len(z))], 1))
@@ -311,8 +395,9 @@ class CGAN(Conditional, GANLosses):
         return self.packed(torch.cat([x, maps], 1))
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None,
-               labels: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """n samples of classes ``labels`` (n,), by default cycling 0, 1, ..."""
         return self.generate(self.latent_prior(n, generator), labels)
 
@@ -331,7 +416,9 @@ class WGANConfig(AdversarialConfig):
     (their batch size, 64, is ``--batch-size 64``)."""
 
     n_critic: int = Field(5, ge=1, le=100, description="critic steps per generator step")
-    clip: float = Field(0.01, gt=0, description="critic weights are clipped to [-clip, clip] after each step")
+    clip: float = Field(
+        0.01, gt=0, description="critic weights are clipped to [-clip, clip] after each step"
+    )
     lr: float = Field(5e-5, gt=0, description="RMSProp learning rate of G and the critic")
 
 
@@ -343,12 +430,26 @@ class WGAN(Adversarial):
 
     family = "wgan"
     Config = WGANConfig
-    units = {"wasserstein": "critic units", "critic_real": "critic units", "critic_fake": "critic units"}
+    units = {
+        "wasserstein": "critic units",
+        "critic_real": "critic units",
+        "critic_fake": "critic units",
+    }
     evaluate_protocol = "critic estimate f(x) - f(G(z)) on the split's images and as many samples"
     report_curves = [
-        ("Wasserstein estimate", "critic units", [("critic/wasserstein", "E f(x) - E f(G(z)) (training)"),
-                                                  ("valid:wasserstein", "validation split")]),
-        ("Critic outputs", "critic units", [("critic/critic_real", "f(x)"), ("critic/critic_fake", "f(G(z))")]),
+        (
+            "Wasserstein estimate",
+            "critic units",
+            [
+                ("critic/wasserstein", "E f(x) - E f(G(z)) (training)"),
+                ("valid:wasserstein", "validation split"),
+            ],
+        ),
+        (
+            "Critic outputs",
+            "critic units",
+            [("critic/critic_real", "f(x)"), ("critic/critic_fake", "f(G(z))")],
+        ),
     ]
 
     def _critic_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -359,11 +460,17 @@ class WGAN(Adversarial):
     def _critic_terms(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         real_scores, fake_scores = self.discriminator(real), self.discriminator(fake)
         loss = losses.critic_loss(real_scores, fake_scores)
-        return {"loss": loss, "wasserstein": -loss.detach(), "critic_real": real_scores.detach(),
-                "critic_fake": fake_scores.detach()}
+        return {
+            "loss": loss,
+            "wasserstein": -loss.detach(),
+            "critic_real": real_scores.detach(),
+            "critic_fake": fake_scores.detach(),
+        }
 
     def _g_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        fake_scores = self.discriminator(self.generator(batch.randn(self.latent_dim, generator=generator)))
+        fake_scores = self.discriminator(
+            self.generator(batch.randn(self.latent_dim, generator=generator))
+        )
         return {"loss": losses.wgan_generator_loss(fake_scores)}
 
     def prior_energy(self, z: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
@@ -378,8 +485,13 @@ class WGAN(Adversarial):
 
     def players(self) -> list[Player]:
         c = self.config
-        return self._players("critic", self._critic_loss, c.n_critic,
-                             lambda params: torch.optim.RMSprop(params, lr=c.lr), after_step=self.clip_critic)
+        return self._players(
+            "critic",
+            self._critic_loss,
+            c.n_critic,
+            lambda params: torch.optim.RMSprop(params, lr=c.lr),
+            after_step=self.clip_critic,
+        )
 
     @torch.no_grad()
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -414,12 +526,18 @@ class WGANGP(WGAN):
         with torch.no_grad():
             fake = self.generator(batch.randn(self.latent_dim, generator=generator))
         out = self._critic_terms(batch.x, fake)
-        penalty = losses.gradient_penalty(self.discriminator, batch.x, fake, eps=batch.rand(generator=generator))
+        penalty = losses.gradient_penalty(
+            self.discriminator, batch.x, fake, eps=batch.rand(generator=generator)
+        )
         out["loss"] = out["loss"] + self.config.gp_weight * penalty
         out["gradient_penalty"] = penalty.detach()
         return out
 
     def players(self) -> list[Player]:
         c = self.config
-        return self._players("critic", self._critic_loss, c.n_critic,
-                             lambda params: adam(params, c.lr, (c.beta1, c.beta2)))
+        return self._players(
+            "critic",
+            self._critic_loss,
+            c.n_critic,
+            lambda params: adam(params, c.lr, (c.beta1, c.beta2)),
+        )
