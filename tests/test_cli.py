@@ -148,3 +148,19 @@ def test_cuda_asked_for_where_there_is_none(tmp_path):
     proc = run_cli("train", "vae", "--data", "fake", "--device", "cuda", "--out", str(tmp_path / "x"))
     assert_one_line_error(proc, "no CUDA device; use --device cpu")
     assert not (tmp_path / "x").exists()
+
+
+def test_improved_gan_options_are_switches_and_numbers_on_the_command_line(tmp_path):
+    out = tmp_path / "fm"
+    proc = run_cli("train", "gan", "--data", "ring8", "--images", "512", "--batch-size", "64",
+                   "--feature-matching", "--minibatch-kernels", "4", "--label-smoothing", "0.1",
+                   "--historical-averaging", "0.01", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    model = json.loads((out / "config.json").read_text())["model"]
+    assert model["feature_matching"] is True and model["minibatch_kernels"] == 4
+    assert model["label_smoothing"] == 0.1 and model["historical_averaging"] == 0.01
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("generator/feature_matching" in r for r in records)
+    proc = run_cli("train", "gan", "--data", "ring8", "--loss", "lsgan", "--label-smoothing", "0.1",
+                   "--out", str(tmp_path / "refused"))
+    assert_one_line_error(proc, "label_smoothing applies to the cross-entropy losses")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .cli_options import add_model_options, model_options
+from .cli_options import add_model_options, device_option, model_options
 from .errors import ConfigError, DeepgenError
 from .version import __version__
 
@@ -290,7 +290,7 @@ def _streams(specs: tuple[str, ...]) -> dict:
     help="models with a density-ratio discriminator (gan): keep samples by discriminator rejection "
     "sampling (Azadi et al. 2019)",
 )
-@click.option("--device", default="cpu", show_default=True)
+@device_option
 def sample(run, n, output, seed, nrow, label, drs, device):
     """Draw N samples from the model in RUN and save them as a PNG grid."""
     from . import api, distributed
@@ -319,7 +319,7 @@ def sample(run, n, output, seed, nrow, label, drs, device):
 @click.option(
     "--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True
 )
-@click.option("--device", default="cpu", show_default=True)
+@device_option
 def reconstruct(run, n, output, split, device):
     """Save images of a split beside their reconstructions (rows: input, reconstruction)."""
     from . import api
@@ -353,7 +353,7 @@ def reconstruct(run, n, output, split, device):
 @click.option(
     "--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True
 )
-@click.option("--device", default="cpu", show_default=True)
+@device_option
 def translate(run, direction, n, output, split, device):
     """Translate images of one stream into another's (models that translate, e.g. cyclegan):
     rows alternate the inputs and their translations."""
@@ -402,7 +402,7 @@ def translate(run, direction, n, output, split, device):
     metavar="A B",
     help="models of strings, interpolate: from expression A to expression B",
 )
-@click.option("--device", default="cpu", show_default=True)
+@device_option
 def latent(run, tool, output, seed, mode, concepts, mask, between, device):
     """Picture the latent space of RUN. TOOL: interpolate, traverse, manifold (latent_dim 2),
     arithmetic (A - B + C over class exemplars), complete (fill a hidden region by optimising
@@ -500,7 +500,7 @@ def _int_list(text: str, option: str) -> list[int]:
     default=None,
     help="JSON path [default: RUN/optimize.json; the plot beside it as .png]",
 )
-@click.option("--device", default="cpu", show_default=True)
+@device_option
 def optimize(run, target, iterations, batch, gp_points, gp_best, seeds, output, device):
     """Bayesian optimisation of expressions in the latent space of RUN (gvae, charvae):
     find expressions close to TARGET (Kusner et al. 2017, sec. 4.1)."""
@@ -550,7 +550,7 @@ def report(runs, output):
 @click.option("--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True)
 @click.option("--vae-epochs", type=click.IntRange(1), default=10, show_default=True)
 @click.option("--gan-epochs", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@device_option
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def demo(out, vae_epochs, gan_epochs, device, quiet):
     """Fetch MNIST, train a VAE and a GAN on it, and write OUT/report.html.
@@ -621,7 +621,7 @@ def lab(name, list_labs, out, fast, seed):
     help="importance samples per image for nll",
 )
 @click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@device_option
 def eval_command(run, metrics, n, k, seed, device):
     """Measure a run and write RUN/eval.json (each number with its uncertainty and protocol)."""
     from .metrics.evaluate import evaluate_run

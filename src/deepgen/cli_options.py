@@ -18,7 +18,7 @@ def _click_type(annotation) -> tuple[Any, list[str]]:
         return _click_type(args[0])
     if origin is Literal:
         return str, [str(a) for a in typing.get_args(annotation)]
-    if annotation in (int, float, str):
+    if annotation in (int, float, str, bool):
         return annotation, []
     return None, []
 
@@ -30,12 +30,16 @@ def model_options() -> dict[str, dict[str, Any]]:
     fields: dict[str, dict[str, Any]] = {}
     for family, cls in MODELS.items():
         for name, info in cls.Config.model_fields.items():
-            if (info.json_schema_extra or {}).get("cli") is False:  # set from the data, not by a flag
+            if (info.json_schema_extra or {}).get(
+                "cli"
+            ) is False:  # set from the data, not by a flag
                 continue
             ctype, choices = _click_type(info.annotation)
             if ctype is None:
                 continue
-            entry = fields.setdefault(name, {"type": ctype, "choices": [], "help": {}, "families": []})
+            entry = fields.setdefault(
+                name, {"type": ctype, "choices": [], "help": {}, "families": []}
+            )
             entry["choices"] += [c for c in choices if c not in entry["choices"]]
             entry["families"].append(family)
             entry["help"][family] = f"{info.description or name} (default {info.default})"
@@ -47,6 +51,20 @@ def add_model_options(command):
     for name, entry in sorted(model_options().items(), reverse=True):
         ctype = click.Choice(entry["choices"]) if entry["choices"] else entry["type"]
         text = "; ".join(f"{fam}: {h}" for fam, h in entry["help"].items())
-        command = click.option(f"--{name.replace('_', '-')}", name, type=ctype, default=None,
-                               help=f"[model] {text}")(command)
+        flag = f"--{name.replace('_', '-')}"
+        if ctype is bool:  # a switch: --feature-matching / --no-feature-matching
+            flag, ctype = f"{flag}/--no-{flag[2:]}", None
+        command = click.option(flag, name, type=ctype, default=None, help=f"[model] {text}")(
+            command
+        )
     return command
+
+
+def device_option(command):
+    """Decorator: ``--device``, by default ``auto`` (CUDA when there is one, else the CPU)."""
+    return click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N",
+    )(command)
