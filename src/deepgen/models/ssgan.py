@@ -235,8 +235,6 @@ class SSGAN(LatentSpace, Classifier, GenerativeModel):
     # --- training ----------------------------------------------------------------------
     def _d_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         lab, unl = batch["labelled"], batch["unlabelled"]
-        noise_lab = lambda width: lab.randn(width, generator=generator)
-        noise_unl = lambda width: unl.randn(width, generator=generator)
         both = torch.cat([lab.x, unl.x])
         self.discriminator.initialise_once(
             both,
@@ -244,9 +242,17 @@ class SSGAN(LatentSpace, Classifier, GenerativeModel):
         )
         with torch.no_grad():
             fake = self.generator(unl.rand(self.latent_dim, generator=generator))
-        logits_lab, _ = self.discriminator(lab.x, noise_lab)
-        logits_unl, _ = self.discriminator(unl.x, noise_unl)
-        logits_fake, _ = self.discriminator(fake, noise_unl)
+        # One pass over the labelled, unlabelled and generated rows (one matrix product per
+        # layer instead of three); each row gets its own stream's noise.
+        noise = lambda width: torch.cat(
+            [
+                lab.randn(width, generator=generator),
+                unl.randn(width, generator=generator),
+                unl.randn(width, generator=generator),
+            ]
+        )
+        logits, _ = self.discriminator(torch.cat([both, fake]), noise)
+        logits_lab, logits_unl, logits_fake = logits.split([len(lab), len(unl), len(fake)])
         supervised = losses.k_plus_one_supervised_loss(logits_lab, lab.y)
         unsupervised = losses.k_plus_one_unsupervised_loss(logits_unl, logits_fake)
         p_real = lambda logits: torch.sigmoid(torch.logsumexp(logits.detach(), 1))
