@@ -248,3 +248,48 @@ def test_m1s_classifier_learns_the_labels_from_latent_means_without_moving_the_v
     held_out = Batch.of(x, y, stream="labelled")
     assert set(model.evaluate(held_out, g)) == {"error", "cross_entropy"}
     assert "neg_elbo" in model.evaluate(Batch.of(x, stream="unlabelled"), g)
+
+
+def test_m2_with_a_gaussian_likelihood_bounds_continuous_codes():
+    torch.manual_seed(1)
+    shapes = {"unlabelled": (4,), "labelled": (4,)}
+    config = {"num_classes": 3, "latent_dim": 2, "hidden_dim": 6, "alpha": 1.0}
+    model = build_model("m2", config | {"likelihood": "gaussian"}, shapes).double()
+    x, y = torch.randn(5, 4, dtype=torch.double), torch.tensor([0, 1, 2, 1, 0])
+    eps = torch.randn(5, 2, dtype=torch.double)
+    onehot = F.one_hot(y, 3).double()
+    mu, logvar = model.recognition(torch.cat([x, onehot], 1)).chunk(2, 1)
+    z = mu + (0.5 * logvar).exp() * eps
+    mean, log_scale = model.generation(torch.cat([z, onehot], 1)).chunk(2, 1)
+    normal = torch.distributions.Normal(mean, log_scale.exp())
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+    direct = -(normal.log_prob(x).sum(1) + math.log(1 / 3) - kl)
+    assert torch.allclose(model.labelled_bound(x, y, eps), direct, atol=1e-10)
+
+
+def test_m1_plus_m2_trains_m2_on_detached_codes_of_m1(tiny):
+    from deepgen.config import TrainConfig
+    from deepgen.trainer import Trainer
+
+    streams = {"unlabelled": tiny, "labelled": _part("labelled", 0)}
+    small = {"latent_dim": 4, "hidden_dim": 16, "m2_latent_dim": 3, "m2_hidden_dim": 16}
+    values = deepgen.MODELS["m1+m2"].configure(small, streams)
+    assert values["num_classes"] == 10 and values["alpha"] == pytest.approx(0.1 * (256 + 30) / 30)
+    model = build_model("m1+m2", values, {n: (1, 28, 28) for n in streams})
+    m1, m2 = model.players()
+    assert m1.streams == ("unlabelled",) and m2.streams is None
+    g = torch.Generator().manual_seed(0)
+    x = model.preprocess(tiny["train"].x[:30], g)
+    batch = deepgen.models.Batch(
+        {
+            "unlabelled": deepgen.models.StreamBatch(x),
+            "labelled": deepgen.models.StreamBatch(x, tiny["train"].labels[:30]),
+        }
+    )
+    m2.loss(batch, g)["loss"].mean().backward()
+    assert all(p.grad is None for p in model.encoder.parameters())  # M2 sees fixed codes
+    assert model.m2.classifier[1][0].weight.grad.abs().sum() > 0
+    trainer = Trainer(model, streams, TrainConfig(batch_size=32, epochs=1), progress=False)
+    trainer.fit()
+    assert model.eval().sample(10).shape == (10, 1, 28, 28)
+    assert torch.allclose(model.class_logits(x), model.m2.class_logits(model.posterior(x)[0]))

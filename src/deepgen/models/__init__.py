@@ -34,7 +34,7 @@ from .contract import MODELS, Batch, GenerativeModel, Player, StreamBatch, regis
 from .cvae import CVAE, LabelCVAEConfig, QuadrantCVAE, QuadrantCVAEConfig
 from .gan import CGAN, GAN, WGAN, WGANGP, CGANConfig, GANConfig, WGANConfig, WGANGPConfig
 from .gmm import GMM, GMMConfig
-from .m1 import M1, M1Config
+from .m1 import M1, M1M2, M1Config, M1M2Config
 from .semi_supervised import M2, M2Config, SupervisedBaseline
 from .ssgan import SSGAN, SSGANConfig
 from .vae import IWAE, VAE, IWAEConfig, VAEConfig
@@ -47,6 +47,7 @@ __all__ = [
     "GMM",
     "IWAE",
     "M1",
+    "M1M2",
     "M2",
     "MODELS",
     "SSGAN",
@@ -71,19 +72,20 @@ __all__ = [
     "ImportanceWeighted",
     "LabelCVAEConfig",
     "LatentSpace",
-    "M1Config",
-    "M2Config",
-    "SSGANConfig",
-    "SupervisedBaseline",
     "Likelihood",
+    "M1Config",
+    "M1M2Config",
+    "M2Config",
     "MissingCapability",
     "ModelConfig",
     "Player",
     "QuadrantCVAE",
     "QuadrantCVAEConfig",
+    "SSGANConfig",
     "Sampler",
     "StreamBatch",
     "Strings",
+    "SupervisedBaseline",
     "Translator",
     "VAEConfig",
     "WGANConfig",

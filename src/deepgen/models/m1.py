@@ -20,11 +20,14 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
+from .. import losses
 from ..config import DataConfig
 from ..errors import ConfigError
-from .capabilities import Classifier
-from .contract import Batch, Player, register_model
-from .semi_supervised import streams_of_parts
+from ..nets import MLPDecoder, MLPEncoder
+from .base import ModelConfig, adam
+from .capabilities import Classifier, Conditional, LatentSpace
+from .contract import Batch, GenerativeModel, Player, StreamBatch, register_model
+from .semi_supervised import M2, M2Config, streams_of_parts
 from .vae import VAE, VAEConfig
 
 
@@ -135,3 +138,172 @@ class M1(Classifier, VAE):
 
     def selection(self) -> dict[str, str]:
         return {}  # choosing by validation labels would use more labels than the setting has
+
+
+class M1M2Config(ModelConfig):
+    """M1's VAE (z1) and M2 over its codes (z2), each with the paper's sizes where it has
+    them: 50 latents each, 600 hidden units in M1, 500 in M2."""
+
+    latent_dim: int = Field(50, ge=1, le=4096, description="size of M1's z1 (M2's data)")
+    hidden_dim: int = Field(600, ge=1, le=65536, description="hidden units of M1's networks")
+    m2_latent_dim: int = Field(50, ge=1, le=4096, description="size of M2's z2")
+    m2_hidden_dim: int = Field(500, ge=1, le=65536, description="hidden units of M2's networks")
+    num_classes: int | None = Field(
+        None, ge=2, le=10000, description="classes; default: the data's"
+    )
+    alpha: float | None = Field(
+        None, ge=0, description="M2's weight of -log q(y|z1); default 0.1 N / N_labelled"
+    )
+    lr: float = Field(3e-4, gt=0, description="Adam learning rate of both")
+    preprocess: str = Field("binarize", description="binarize (dynamic): Bernoulli p(x|z1)")
+
+
+@register_model
+class M1M2(Conditional, LatentSpace, Classifier, GenerativeModel):
+    """Kingma et al. 2014's stacked model M1+M2 (sec. 2.3, their best row): M1, a VAE over
+    images x with codes z1, trained on the unlabelled stream; and M2 (:class:`M2`, with a
+    diagonal Gaussian p(z1|y, z2)) trained on z1 ~ q(z1|x) of both streams, the codes
+    detached, so the two learn at once as the paper's two stages would, one after the
+    other. Classifies with M2's q(y|z1) at z1 = mu(x); generates x from (y, z2) through
+    both decoders. Evaluated: ``error``, ``cross_entropy`` on the labelled stream's splits;
+    M1's ``neg_elbo`` (nats) on the unlabelled stream's."""
+
+    family = "m1+m2"
+    Config = M1M2Config
+    streams = ("unlabelled", "labelled")
+    reads = ("images",)
+    accuracy_stream = "labelled"
+    summary = ("labelled/error", "fraction of test images misclassified")
+    units = {"error": "fraction", "cross_entropy": "nats", "neg_elbo": "nats"}
+    evaluate_protocol = (
+        "argmax of q(y|z1) at z1 = mu(x); M1's single-sample ELBO (dynamic binarisation "
+        "drawn with the evaluation seed)"
+    )
+    report_curves = [
+        (
+            "M1: negative ELBO",
+            "nats per image",
+            [("m1/neg_elbo", "training batches"), ("valid:unlabelled/neg_elbo", "validation")],
+        ),
+        (
+            "M2 bounds over z1 (training)",
+            "nats per code",
+            [
+                ("m2/unlabelled_bound", "-U(z1), unlabelled"),
+                ("m2/labelled_bound", "-L(z1, y), labelled"),
+            ],
+        ),
+        ("Classification error", "fraction", [("valid:labelled/error", "validation split")]),
+    ]
+
+    def __init__(self, config: M1M2Config):
+        super().__init__(config)
+        c = config
+        if c.num_classes is None or c.alpha is None:
+            raise ConfigError(
+                "an m1+m2 needs num_classes and alpha (taken from the data when it is built from one)"
+            )
+        self.encoder = MLPEncoder(self.data_shape, 2 * c.latent_dim, c.hidden_dim)
+        self.decoder = MLPDecoder(self.data_shape, c.latent_dim, c.hidden_dim)
+        codes = {name: (c.latent_dim,) for name in self.streams}
+        self.m2 = M2(
+            M2Config(
+                shapes=codes,
+                latent_dim=c.m2_latent_dim,
+                hidden_dim=c.m2_hidden_dim,
+                num_classes=c.num_classes,
+                alpha=c.alpha,
+                lr=c.lr,
+                likelihood="gaussian",
+                preprocess="unit",
+            )
+        )
+
+    @classmethod
+    def default_streams(cls, data: DataConfig) -> dict[str, DataConfig]:
+        """The labelled and unlabelled parts of the dataset asked for (raises ConfigError
+        without ``--labels-per-class``)."""
+        return streams_of_parts(data, cls.family)
+
+    @classmethod
+    def configure(cls, values: dict[str, Any], streams) -> dict[str, Any]:
+        """Classes and M2's alpha from the data, as for :class:`M2`."""
+        return M2.configure(values, streams)
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.m2_latent_dim  # the style z2 that samples are drawn from
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z1|x): images (B, C, H, W) -> (mu, logvar), each (B, latent_dim)."""
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def class_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) -> logits (B, num_classes) of q(y|z1) at z1 = mu(x)."""
+        return self.m2.class_logits(self.posterior(x)[0])
+
+    def _m1_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        x = batch.x
+        mu, logvar = self.posterior(x)
+        log_px = lambda z: losses.bernoulli_log_likelihood(self.decoder(z), x)
+        eps = batch.randn(self.config.latent_dim, generator=generator)
+        terms = losses.gaussian_elbo_terms(mu, logvar, log_px, eps=eps)
+        return {
+            "loss": -terms["elbo"],
+            "neg_elbo": -terms["elbo"].detach(),
+            "kl": terms["kl"].detach(),
+        }
+
+    def _m2_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        codes = {}
+        with torch.no_grad():  # z1 ~ q(z1|x): M2's data, fixed for M2's step
+            for name, part in batch.streams.items():
+                mu, logvar = self.posterior(part.x)
+                eps = part.randn(self.config.latent_dim, generator=generator)
+                codes[name] = StreamBatch(mu + (0.5 * logvar).exp() * eps, part.y, None, part.shard)
+        return self.m2.players()[0].loss(Batch(codes, batch.iteration), generator)
+
+    def players(self) -> list[Player]:
+        lr = self.config.lr
+        m1 = nn.ModuleList([self.encoder, self.decoder])
+        return [
+            Player("m1", m1, self._m1_loss, lambda p: adam(p, lr), streams=("unlabelled",)),
+            Player("m2", self.m2, self._m2_loss, lambda p: adam(p, lr)),
+        ]
+
+    @torch.no_grad()
+    def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        x = batch.x
+        if "labelled" in batch.streams:
+            logits = self.class_logits(x)
+            return {
+                "error": (logits.argmax(1) != batch.y).to(logits.dtype),
+                "cross_entropy": F.cross_entropy(logits, batch.y, reduction="none"),
+            }
+        mu, logvar = self.posterior(x)
+        log_px = lambda z: losses.bernoulli_log_likelihood(self.decoder(z), x)
+        return {"neg_elbo": -losses.gaussian_elbo_terms(mu, logvar, log_px, generator)["elbo"]}
+
+    def selection(self) -> dict[str, str]:
+        return {}  # choosing by validation labels would use more labels than the setting has
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Styles z2 (n, m2_latent_dim) and labels (n,) (default :meth:`default_labels`) ->
+        images (n, C, H, W) in [0, 1]: E[x | z1 = E[z1 | y, z2]]."""
+        return torch.sigmoid(self.decoder(self.m2.generate(z, labels)))
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """n images (n, C, H, W) in [0, 1] of classes ``labels`` (default: cycling)."""
+        return self.generate(self.latent_prior(n, generator), labels)
+
+    def preview(self, held_out, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """8 samples of every class (one class per column)."""
+        return self.sample(8 * self.num_classes, generator)

@@ -23,7 +23,7 @@ labelled example's cross-entropy (Pyro's SS-VAE example uses the same scaling), 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -54,6 +54,11 @@ class M2Config(ModelConfig):
         "-log q(y|x); default 0.1 N / N_labelled (the paper's alpha = 0.1 N)",
     )
     lr: float = Field(3e-4, gt=0, description="Adam learning rate (the paper: 3e-4)")
+    likelihood: Literal["bernoulli", "gaussian"] = Field(
+        "bernoulli",
+        description="p(x|y, z): Bernoulli pixels, or a diagonal Gaussian with a learned "
+        "scale per dimension (M2 over M1's continuous features)",
+    )
     preprocess: str = Field("binarize", description="binarize (dynamic): Bernoulli p(x|y, z)")
 
 
@@ -123,7 +128,8 @@ class M2(Conditional, LatentSpace, Encoder, Classifier, GenerativeModel):
         )
         self.classifier = nn.Sequential(nn.Flatten(), _softplus_mlp(d, k, h))  # q(y|x): logits
         self.recognition = _softplus_mlp(d + k, 2 * z, h)  # q(z|x, y)
-        self.generation = _softplus_mlp(z + k, d, h)  # p(x|y, z): logits
+        # p(x|y, z): logits, or Gaussian means and log standard deviations
+        self.generation = _softplus_mlp(z + k, d if config.likelihood == "bernoulli" else 2 * d, h)
 
     @classmethod
     def default_streams(cls, data: DataConfig) -> dict[str, DataConfig]:
@@ -168,11 +174,17 @@ class M2(Conditional, LatentSpace, Encoder, Classifier, GenerativeModel):
         its label y (B,), with z = mu + sigma * eps, eps (B, latent_dim), plus -log p(y)."""
         flat, onehot = x.flatten(1), self._one_hot(y, len(x))
         mu, logvar = self.recognition(torch.cat([flat, onehot], 1)).chunk(2, dim=1)
-        decode = lambda z: losses.bernoulli_log_likelihood(
-            self.generation(torch.cat([z, onehot], 1)), flat
-        )
+        decode = lambda z: self.log_px(self.generation(torch.cat([z, onehot], 1)), flat)
         terms = losses.gaussian_elbo_terms(mu, logvar, decode, eps=eps)
         return -terms["elbo"] + math.log(self.num_classes)
+
+    def log_px(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|y, z) (B,) nats of flattened x (B, D) given the generation network's
+        output (B, D) logits (Bernoulli) or (B, 2D) means and log standard deviations."""
+        if self.config.likelihood == "bernoulli":
+            return losses.bernoulli_log_likelihood(out, x)
+        mean, log_scale = out.chunk(2, dim=1)
+        return losses.gaussian_log_likelihood(x, mean, log_scale)
 
     def unlabelled_bound(
         self, x: torch.Tensor, eps: torch.Tensor
@@ -228,9 +240,11 @@ class M2(Conditional, LatentSpace, Encoder, Classifier, GenerativeModel):
     # --- generation -------------------------------------------------------------------
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """z (n, latent_dim) and labels (n,) (default :meth:`default_labels`) -> E[x|y, z]
-        (n, C, H, W) in [0, 1]."""
+        (n, *data_shape): images in [0, 1] (Bernoulli), or the Gaussian means."""
         labels = self.default_labels(len(z)) if labels is None else labels.to(self.device)
         out = self.generation(torch.cat([z, self._one_hot(labels, len(z))], 1))
+        if self.config.likelihood == "gaussian":
+            return out.chunk(2, dim=1)[0].view(len(z), *self.data_shape)
         return torch.sigmoid(out).view(len(z), *self.data_shape)
 
     @torch.no_grad()
