@@ -164,3 +164,16 @@ def test_improved_gan_options_are_switches_and_numbers_on_the_command_line(tmp_p
     proc = run_cli("train", "gan", "--data", "ring8", "--loss", "lsgan", "--label-smoothing", "0.1",
                    "--out", str(tmp_path / "refused"))
     assert_one_line_error(proc, "label_smoothing applies to the cross-entropy losses")
+
+
+def test_a_second_run_with_the_default_folder_gets_a_version_suffix(tmp_path):
+    args = ("train", "gan", "--data", "ring8", "--images", "256", "--batch-size", "64", "--quiet")
+    first = run_cli(*args, cwd=tmp_path)
+    second = run_cli(*args, "--lr", "1e-4", cwd=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert "run folder: runs/gan-ring8-s0\n" in first.stdout
+    assert "run folder: runs/gan-ring8-s0-v2\n" in second.stdout
+    saved = json.loads((tmp_path / "runs/gan-ring8-s0-v2/config.json").read_text())
+    assert saved["model"]["lr"] == 1e-4
+    taken = run_cli(*args, "--out", "runs/gan-ring8-s0", cwd=tmp_path)  # --out stays exact
+    assert_one_line_error(taken, "already exists")

@@ -152,7 +152,11 @@ def cli():
     help="a named stream of a family with several (e.g. --stream target=mnist); repeatable",
 )
 @click.option(
-    "--out", type=click.Path(), default=None, help="run folder [default: runs/FAMILY-DATA-sSEED]"
+    "--out",
+    type=click.Path(),
+    default=None,
+    help="run folder, refused if it holds a run [default: runs/FAMILY-DATA-sSEED, "
+    "or -v2, -v3, ... when taken]",
 )
 @click.option(
     "--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder"
@@ -237,8 +241,11 @@ def train(
         train=validate(TrainConfig, train_opts, "train."),
     )
     labels = f"-{labels_per_class}pc" if labels_per_class else ""
-    out = Path(out or f"runs/{family}-{data}{labels}-s{config.train.seed}")
-    api.train(config, out, progress=not quiet)
+    if out is None:  # a default folder is never refused: a taken one gets a version suffix
+        from .rundir import RunDir
+
+        out = RunDir.fresh_path(f"runs/{family}-{data}{labels}-s{config.train.seed}")
+    api.train(config, Path(out), progress=not quiet)
     _echo(f"run folder: {out}")
 
 

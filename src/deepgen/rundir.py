@@ -78,6 +78,16 @@ class RunDir:
     samples_dir = property(lambda self: self.path / "samples")
 
     @classmethod
+    def fresh_path(cls, base: str | os.PathLike) -> Path:
+        """The first of BASE, BASE-v2, BASE-v3, ... that does not exist or is an empty folder:
+        where a run goes when no ``--out`` was given (as Lightning's ``version_N``)."""
+        base = Path(base)
+        candidate, n = base, 2
+        while candidate.exists() and (not candidate.is_dir() or cls(candidate)._holds_anything()):
+            candidate, n = base.with_name(f"{base.name}-v{n}"), n + 1
+        return candidate
+
+    @classmethod
     def create(cls, path: str | os.PathLike, config: RunConfig) -> RunDir:
         """Make a new run folder holding ``config.json``, locked by this process.
 
