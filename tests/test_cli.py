@@ -57,10 +57,16 @@ def test_sample_reconstruct_report(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "r.png") as img:
         assert img.size[1] == 2 * (2 * 30 + 2)  # input row + reconstruction row
-    proc = run_cli("report", str(trained / "vae"), str(trained / "gan"), "-o", str(tmp_path / "r.html"))
+    (trained / "notes.txt").write_text("not a run")  # a folder of runs may hold other things
+    (trained / "junk").mkdir(exist_ok=True)
+    (trained / "junk" / "config.json").write_text("{}")
+    proc = run_cli("report", str(trained), "-o", str(tmp_path / "r.html"))  # finds the runs below
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "r.html").read_text()
     assert page.count("<section>") == 2 and "data:image/png;base64," in page
+    table = page[page.index("<h2>Runs</h2>"):page.index("<section>")]
+    assert table.count("<tr>") == 3 and "vae" in table and "gan" in table and "neg_elbo" in table
+    assert "junk" not in page and "1 epoch " in page
     assert "neg_elbo" in page and "Discriminator outputs" in page
     assert page.count("Latent space") == 2 and page.count("<figcaption>neighbours: samples") == 2
     assert page.count("<figcaption>arithmetic: arithmetic 7 - 1 + 4") == 1  # the VAE's, by its encoder; fake data has no GAN classifier
@@ -123,6 +129,8 @@ def test_bad_choice_and_unknown_family(tmp_path):
 def test_sample_from_a_folder_that_is_not_a_run(tmp_path):
     assert_one_line_error(run_cli("sample", str(tmp_path)), "not a deepgen run folder")
     assert_one_line_error(run_cli("sample", str(tmp_path / "nope")), "no run folder at")
+    assert_one_line_error(run_cli("report", str(tmp_path)), "holds no deepgen run folder")
+    assert_one_line_error(run_cli("report", str(tmp_path / "nope")), "no run folder at")
 
 
 @pytest.mark.slow

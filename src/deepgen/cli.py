@@ -538,19 +538,22 @@ def optimize(run, target, iterations, batch, gp_points, gp_best, seeds, output, 
     "--output",
     type=click.Path(dir_okay=False),
     default=None,
-    help="HTML path [default: RUN/report.html, or report.html beside several runs]",
+    help="HTML path [default: RUN/report.html (a folder of runs: inside it), or report.html "
+    "beside several runs]",
 )
 def report(runs, output):
-    """Write one self-contained HTML report of one or more runs."""
-    from .report import write_report
+    """Write one self-contained HTML report of RUNS: run folders, or folders searched for
+    the runs below them (several runs begin with a table comparing them)."""
+    from .report import find_runs, write_report
 
+    found = find_runs([Path(r) for r in runs])
     if output is None:
         output = (
             Path(runs[0]) / "report.html"
             if len(runs) == 1
             else Path(runs[0]).parent / "report.html"
         )
-    click.echo(str(write_report([Path(r) for r in runs], Path(output))))
+    click.echo(str(write_report(found, Path(output))))
 
 
 @cli.command()

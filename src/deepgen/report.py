@@ -142,7 +142,7 @@ def _results_table(results: dict | None) -> str:
         for k, v in sorted(results.get("metrics", {}).items())
     )
     head = (
-        f"<p>{html.escape(results.get('split', 'test'))} split, after {results.get('epochs', 0):.3g} epochs "
+        f"<p>{html.escape(results.get('split', 'test'))} split, after {_epochs(results.get('epochs', 0))} "
         f"({results.get('images_seen', 0):,} images, {results.get('training_seconds', 0):.0f} s of training). "
         f"Protocol: {html.escape(results.get('protocol', ''))}</p>"
     )
@@ -150,6 +150,75 @@ def _results_table(results: dict | None) -> str:
         head
         + f"<table><tr><th>metric</th><th>mean</th><th>std. error</th><th>unit</th><th>n</th></tr>{rows}</table>"
     )
+
+
+def _epochs(n: float) -> str:
+    """'1 epoch', '2.5 epochs'."""
+    return f"{n:.3g} epoch{'' if n == 1 else 's'}"
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """The run folders among ``paths``: a path holding a config.json is one; any other
+    folder is searched, at any depth, for folders whose config.json is a run's (stray
+    files and other JSON are passed over). Sorted by path within each folder searched.
+
+    Raises:
+        ConfigError: a path does not exist, or a folder holds no run.
+    """
+    from .errors import ConfigError
+
+    found: list[Path] = []
+    for path in paths:
+        if (path / "config.json").is_file():
+            found.append(path)
+            continue
+        if not path.is_dir():
+            raise ConfigError(f"no run folder at {path}")
+        runs = []
+        for config in sorted(path.rglob("config.json")):
+            try:
+                RunDir.open(config.parent).config()
+            except DeepgenError:
+                continue
+            runs.append(config.parent)
+        if not runs:
+            raise ConfigError(f"{path} holds no deepgen run folder (none with a run's config.json)")
+        found += runs
+    return found
+
+
+def comparison_table(runs: list[Path]) -> str:
+    """One row per run: family, data, seed, epochs, training minutes and the headline test
+    number with its standard error (blank where training has not finished)."""
+    rows = []
+    for path in runs:
+        run = RunDir(path)
+        try:
+            config, results = run.config(), run.results()
+        except DeepgenError:
+            rows.append(
+                f"<tr><td>{html.escape(path.name)}</td><td colspan='6'>unreadable</td></tr>"
+            )
+            continue
+        summary = (results or {}).get("summary")
+        headline = (
+            f"{html.escape(summary['metric'])} {summary['mean']:.4g} ± {summary['stderr']:.2g} "
+            f"{html.escape(summary['unit'])}"
+            if summary
+            else ""
+        )
+        epochs = f"{results['epochs']:.3g}" if results else "unfinished"
+        minutes = f"{results.get('training_seconds', 0) / 60:.1f}" if results else ""
+        rows.append(
+            f"<tr><td><a href='#{html.escape(path.name)}'>{html.escape(str(path))}</a></td>"
+            f"<td>{html.escape(config.family)}</td><td>{html.escape(config.data.name)}</td>"
+            f"<td>{config.train.seed}</td><td>{epochs}</td><td>{minutes}</td><td>{headline}</td></tr>"
+        )
+    head = (
+        "<tr><th>run</th><th>family</th><th>data</th><th>seed</th><th>epochs</th>"
+        "<th>training minutes</th><th>test headline ± std. error</th></tr>"
+    )
+    return f"<h2>Runs</h2><table>{head}{''.join(rows)}</table>"
 
 
 def _eval_table(run: RunDir) -> str:
@@ -405,13 +474,12 @@ def run_section(path: Path) -> str:
         damaged = f'<p class="note">{html.escape(str(err))}</p>'
     else:
         damaged = ""
-    parts = [
-        f"<h2>{html.escape(path.name)}: {html.escape(config.family)} on {html.escape(config.data.name)}</h2>"
-    ]
+    title = f"{path.name}: {config.family} on {config.data.name}"
+    parts = [f"<h2 id='{html.escape(path.name)}'>{html.escape(title)}</h2>"]
     if results and "summary" in results:
         s = results["summary"]
         parts.append(
-            f"<p><b>test {html.escape(s['metric'])}: {s['mean']:.2f} ± {s['stderr']:.2f} "
+            f"<p><b>test {html.escape(s['metric'])}: {s['mean']:.4g} ± {s['stderr']:.2g} "
             f"{html.escape(s['unit'])}</b></p>"
         )
     parts.append(damaged or _results_table(results))
@@ -472,8 +540,11 @@ def run_section(path: Path) -> str:
 
 
 def write_report(runs: list[Path], output: Path, title: str = "deepgen report") -> Path:
-    """Write the HTML report of ``runs`` to ``output`` atomically; returns the path."""
-    body = "\n".join(run_section(Path(r)) for r in runs)
+    """Write the HTML report of ``runs`` to ``output`` atomically; returns the path.
+    Several runs get a comparison table first (:func:`comparison_table`)."""
+    runs = [Path(r) for r in runs]
+    sections = [comparison_table(runs)] if len(runs) > 1 else []
+    body = "\n".join(sections + [run_section(r) for r in runs])
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"

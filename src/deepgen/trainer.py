@@ -581,6 +581,6 @@ class Trainer:
             results["selected"] = self.best.record  # player -> validation metric, value, epoch
         if key in stats:
             results["summary"] = {"metric": key, "unit": unit, **stats[key]}
-            self.log(f"test {key}: {stats[key]['mean']:.2f} ± {stats[key]['stderr']:.2f} {unit}")
+            self.log(f"test {key}: {stats[key]['mean']:.4g} ± {stats[key]['stderr']:.2g} {unit}")
         if self.is_main:
             self.run.write_results(results)
