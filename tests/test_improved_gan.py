@@ -172,3 +172,29 @@ def test_the_ssgan_uniform_prior_maps_to_and_from_standard_coordinates():
     z = model.from_standard(u)
     assert 0 < z.min() and z.max() < 1 and abs(z.mean().item() - 0.5) < 0.01
     assert torch.allclose(model.to_standard(z), u, atol=1e-3)
+
+
+def test_root_eps_adam_is_adam_with_its_eps_inside_the_square_root():
+    from deepgen.models.base import RootEpsAdam
+
+    torch.manual_seed(6)
+    grads = [torch.randn(4) * 1e-5 for _ in range(3)]  # gradients far below sqrt(eps)
+    p, q = (torch.nn.Parameter(torch.zeros(4)) for _ in range(2))
+    ours, plain = (
+        RootEpsAdam([p], 0.01, (0.5, 0.999), eps=0.0),
+        torch.optim.Adam([q], 0.01, (0.5, 0.999), eps=0.0),
+    )
+    for g in grads:
+        p.grad, q.grad = g.clone(), g.clone()
+        ours.step()
+        plain.step()
+    assert torch.allclose(p, q)  # eps = 0: the same update
+    r = torch.nn.Parameter(torch.zeros(4))
+    damped = RootEpsAdam([r], 0.01, (0.5, 0.999), eps=1e-8)
+    m = v = expected = torch.zeros(4)
+    for t, g in enumerate(grads, 1):
+        r.grad = g.clone()
+        damped.step()
+        m, v = 0.5 * m + 0.5 * g, 0.999 * v + 0.001 * g * g
+        expected = expected - 0.01 * (m / (1 - 0.5**t)) / (v / (1 - 0.999**t) + 1e-8).sqrt()
+    assert torch.allclose(r, expected, rtol=1e-5) and r.abs().max() < 0.2 * p.abs().max()

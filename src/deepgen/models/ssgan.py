@@ -17,7 +17,8 @@ batch (feature matching, sec. 3.1). Networks as in their code: D is 784-1000-500
 250-K with weight normalisation (fixed scales in the hidden layers, learned at the output),
 data-dependent initialisation on the first training batch, Gaussian noise (sd 0.3 on the
 input, 0.5 after each hidden layer) in training; G is 100-500-500-784 with batch norm,
-softplus and a sigmoid output; z ~ U(0, 1)^100; Adam 0.003, beta1 0.5. The classifier is
+softplus and a sigmoid output; z ~ U(0, 1)^100; Adam 0.003, beta1 0.5, with its eps inside
+the square root as their code has it (:class:`~deepgen.models.base.RootEpsAdam`). The classifier is
 tested with an exponential moving average of D's weights (rate 1e-4).
 
 Differences from their code, each small: the generator's step reuses the discriminator's
@@ -43,7 +44,7 @@ from ..config import DataConfig
 from ..distributed import SyncBatchNorm1d
 from ..errors import ConfigError
 from ..improved_gan import ParameterAverage, WeightNormLinear
-from .base import ModelConfig, adam
+from .base import ModelConfig, RootEpsAdam
 from .capabilities import Classifier, LatentSpace
 from .contract import Batch, GenerativeModel, Player, register_model
 from .semi_supervised import streams_of_parts
@@ -276,7 +277,7 @@ class SSGAN(LatentSpace, Classifier, GenerativeModel):
 
     def players(self) -> list[Player]:
         c = self.config
-        optimizer = lambda params: adam(params, c.lr, (c.beta1, 0.999))
+        optimizer = lambda params: RootEpsAdam(params, c.lr, (c.beta1, 0.999))
         return [
             Player(
                 "discriminator",
