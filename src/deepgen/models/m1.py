@@ -21,13 +21,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import losses
-from ..config import DataConfig
 from ..errors import ConfigError
 from ..nets import MLPDecoder, MLPEncoder
 from .base import ModelConfig, adam
-from .capabilities import Classifier, Conditional, LatentSpace
+from .capabilities import Conditional, LatentSpace
 from .contract import Batch, GenerativeModel, Player, StreamBatch, register_model
-from .semi_supervised import M2, M2Config, streams_of_parts
+from .few_labels import FewLabels
+from .semi_supervised import M2, M2Config
 from .vae import VAE, VAEConfig
 
 
@@ -48,7 +48,7 @@ class M1Config(VAEConfig):
 
 
 @register_model
-class M1(Classifier, VAE):
+class M1(FewLabels, VAE):
     """A VAE on the unlabelled stream and a logistic regression on its latent means for the
     labelled stream; see the module docstring. Evaluated on the labelled stream's splits:
     ``error`` (0 or 1) and ``cross_entropy`` (nats); on the unlabelled stream's (the same
@@ -56,10 +56,6 @@ class M1(Classifier, VAE):
 
     family = "m1"
     Config = M1Config
-    streams = ("unlabelled", "labelled")
-    reads = ("images",)
-    accuracy_stream = "labelled"
-    summary = ("labelled/error", "fraction of test images misclassified")
     units = VAE.units | {"error": "fraction", "cross_entropy": "nats"}
     evaluate_protocol = (
         "argmax of the logistic regression on mu(x); the VAE's single-sample ELBO on the "
@@ -84,23 +80,6 @@ class M1(Classifier, VAE):
                 "an m1 needs num_classes (taken from the data when it is built from a dataset)"
             )
         self.classifier = nn.Linear(config.latent_dim, config.num_classes)
-
-    @classmethod
-    def default_streams(cls, data: DataConfig) -> dict[str, DataConfig]:
-        """The labelled and unlabelled parts of the dataset asked for (raises ConfigError
-        without ``--labels-per-class``)."""
-        return streams_of_parts(data, cls.family)
-
-    @classmethod
-    def configure(cls, values: dict[str, Any], streams) -> dict[str, Any]:
-        """Classes from the labelled stream's data."""
-        if values.get("num_classes") is None:
-            values = dict(values) | {"num_classes": streams["labelled"].num_classes}
-        return values
-
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
 
     def class_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) -> logits (B, num_classes) of the classifier on mu(x)."""
@@ -130,14 +109,7 @@ class M1(Classifier, VAE):
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         if "labelled" not in batch.streams:
             return super().evaluate(batch, generator)
-        logits = self.class_logits(batch.x)
-        return {
-            "error": (logits.argmax(1) != batch.y).to(logits.dtype),
-            "cross_entropy": F.cross_entropy(logits, batch.y, reduction="none"),
-        }
-
-    def selection(self) -> dict[str, str]:
-        return {}  # choosing by validation labels would use more labels than the setting has
+        return self.classification(batch.x, batch.y)
 
 
 class M1M2Config(ModelConfig):
@@ -159,7 +131,7 @@ class M1M2Config(ModelConfig):
 
 
 @register_model
-class M1M2(Conditional, LatentSpace, Classifier, GenerativeModel):
+class M1M2(FewLabels, Conditional, LatentSpace, GenerativeModel):
     """Kingma et al. 2014's stacked model M1+M2 (sec. 2.3, their best row): M1, a VAE over
     images x with codes z1, trained on the unlabelled stream; and M2 (:class:`M2`, with a
     diagonal Gaussian p(z1|y, z2)) trained on z1 ~ q(z1|x) of both streams, the codes
@@ -170,10 +142,6 @@ class M1M2(Conditional, LatentSpace, Classifier, GenerativeModel):
 
     family = "m1+m2"
     Config = M1M2Config
-    streams = ("unlabelled", "labelled")
-    reads = ("images",)
-    accuracy_stream = "labelled"
-    summary = ("labelled/error", "fraction of test images misclassified")
     units = {"error": "fraction", "cross_entropy": "nats", "neg_elbo": "nats"}
     evaluate_protocol = (
         "argmax of q(y|z1) at z1 = mu(x); M1's single-sample ELBO (dynamic binarisation "
@@ -220,19 +188,9 @@ class M1M2(Conditional, LatentSpace, Classifier, GenerativeModel):
         )
 
     @classmethod
-    def default_streams(cls, data: DataConfig) -> dict[str, DataConfig]:
-        """The labelled and unlabelled parts of the dataset asked for (raises ConfigError
-        without ``--labels-per-class``)."""
-        return streams_of_parts(data, cls.family)
-
-    @classmethod
     def configure(cls, values: dict[str, Any], streams) -> dict[str, Any]:
         """Classes and M2's alpha from the data, as for :class:`M2`."""
         return M2.configure(values, streams)
-
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
 
     @property
     def latent_dim(self) -> int:
@@ -280,17 +238,10 @@ class M1M2(Conditional, LatentSpace, Classifier, GenerativeModel):
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         x = batch.x
         if "labelled" in batch.streams:
-            logits = self.class_logits(x)
-            return {
-                "error": (logits.argmax(1) != batch.y).to(logits.dtype),
-                "cross_entropy": F.cross_entropy(logits, batch.y, reduction="none"),
-            }
+            return self.classification(x, batch.y)
         mu, logvar = self.posterior(x)
         log_px = lambda z: losses.bernoulli_log_likelihood(self.decoder(z), x)
         return {"neg_elbo": -losses.gaussian_elbo_terms(mu, logvar, log_px, generator)["elbo"]}
-
-    def selection(self) -> dict[str, str]:
-        return {}  # choosing by validation labels would use more labels than the setting has
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Styles z2 (n, m2_latent_dim) and labels (n,) (default :meth:`default_labels`) ->

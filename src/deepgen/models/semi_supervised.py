@@ -31,11 +31,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import losses
-from ..config import DataConfig
 from ..errors import ConfigError
 from .base import ModelConfig, adam, one_hot_labels
-from .capabilities import Classifier, Conditional, Encoder, LatentSpace
+from .capabilities import Conditional, Encoder, LatentSpace
 from .contract import Batch, GenerativeModel, Player, register_model
+from .few_labels import FewLabels
 
 
 class M2Config(ModelConfig):
@@ -62,30 +62,12 @@ class M2Config(ModelConfig):
     preprocess: str = Field("binarize", description="binarize (dynamic): Bernoulli p(x|y, z)")
 
 
-def streams_of_parts(data: DataConfig, family: str) -> dict[str, DataConfig]:
-    """The streams of a family that learns from a few labels: the unlabelled and labelled
-    parts of the dataset ``data`` asks for.
-
-    Raises:
-        ConfigError: no number of labels per class was given.
-    """
-    if data.labels_per_class is None:
-        raise ConfigError(
-            f"the {family} family learns from a few labels: give --labels-per-class N (e.g. 10 "
-            "for 100 MNIST labels)"
-        )
-    return {
-        "unlabelled": data.model_copy(update={"part": "unlabelled"}),
-        "labelled": data.model_copy(update={"part": "labelled"}),
-    }
-
-
 def _softplus_mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Module:
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.Softplus(), nn.Linear(hidden, out_dim))
 
 
 @register_model
-class M2(Conditional, LatentSpace, Encoder, Classifier, GenerativeModel):
+class M2(FewLabels, Conditional, LatentSpace, Encoder, GenerativeModel):
     """M2 on images (B, C, H, W) in [0, 1]; see the module docstring. Per-example training
     terms (B,), in nats: ``labelled_bound`` (-L), ``unlabelled_bound`` (-U) and
     ``cross_entropy``; evaluated on the labelled stream's splits: ``error`` (0 or 1),
@@ -93,10 +75,6 @@ class M2(Conditional, LatentSpace, Encoder, Classifier, GenerativeModel):
 
     family = "m2"
     Config = M2Config
-    streams = ("unlabelled", "labelled")
-    reads = ("images",)
-    accuracy_stream = "labelled"
-    summary = ("labelled/error", "fraction of test images misclassified")
     units = {"error": "fraction", "neg_elbo": "nats", "cross_entropy": "nats"}
     evaluate_protocol = (
         "q(y|x) classifies each image (argmax); -L(x, y) is the one-sample bound given the "
@@ -132,31 +110,16 @@ class M2(Conditional, LatentSpace, Encoder, Classifier, GenerativeModel):
         self.generation = _softplus_mlp(z + k, d if config.likelihood == "bernoulli" else 2 * d, h)
 
     @classmethod
-    def default_streams(cls, data: DataConfig) -> dict[str, DataConfig]:
-        """The labelled and unlabelled parts of the dataset asked for.
-
-        Raises:
-            ConfigError: no number of labels per class was given.
-        """
-        return streams_of_parts(data, cls.family)
-
-    @classmethod
     def configure(cls, values: dict[str, Any], streams) -> dict[str, Any]:
         """Classes from the data; alpha = 0.1 (N_labelled + N_unlabelled) / N_labelled."""
-        values = dict(values)
+        values = dict(super().configure(values, streams))
         labelled, unlabelled = (
             len(streams["labelled"]["train"]),
             len(streams["unlabelled"]["train"]),
         )
-        if values.get("num_classes") is None:
-            values["num_classes"] = streams["labelled"].num_classes
         if values.get("alpha") is None:
             values["alpha"] = 0.1 * (labelled + unlabelled) / labelled
         return values
-
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
 
     @property
     def latent_dim(self) -> int:
@@ -224,18 +187,10 @@ class M2(Conditional, LatentSpace, Encoder, Classifier, GenerativeModel):
         ):  # the unlabelled stream's valid/test splits are the same images
             return {}
         x, y = batch.x, batch.y
-        logits = self.class_logits(x)
         eps = torch.randn(
             len(x), self.latent_dim, generator=generator, device=x.device, dtype=x.dtype
         )
-        return {
-            "error": (logits.argmax(1) != y).to(x.dtype),
-            "neg_elbo": self.labelled_bound(x, y, eps),
-            "cross_entropy": F.cross_entropy(logits, y, reduction="none"),
-        }
-
-    def selection(self) -> dict[str, str]:
-        return {}  # choosing by the validation split's labels would use more labels than the setting allows
+        return self.classification(x, y) | {"neg_elbo": self.labelled_bound(x, y, eps)}
 
     # --- generation -------------------------------------------------------------------
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -288,7 +243,7 @@ class SupervisedConfig(ModelConfig):
 
 
 @register_model
-class SupervisedBaseline(Classifier, GenerativeModel):
+class SupervisedBaseline(FewLabels, GenerativeModel):
     """The supervised-only row of a semi-supervised table: M2's classifier q(y|x) (one
     hidden layer of softplus units) trained by cross-entropy on the labelled stream alone,
     the same N labels per class. Not generative; it measures what the unlabelled data add."""
@@ -296,7 +251,7 @@ class SupervisedBaseline(Classifier, GenerativeModel):
     family = "supervised"
     Config = SupervisedConfig
     streams = ("labelled",)
-    reads = ("images",)
+    accuracy_stream = None
     summary = ("error", "fraction of test images misclassified")
     units = {"error": "fraction", "cross_entropy": "nats"}
     evaluate_protocol = (
@@ -317,23 +272,6 @@ class SupervisedBaseline(Classifier, GenerativeModel):
             _softplus_mlp(math.prod(self.data_shape), config.num_classes, config.hidden_dim),
         )
 
-    @classmethod
-    def default_streams(cls, data: DataConfig) -> dict[str, DataConfig]:
-        """The labelled part of the dataset asked for (raises ConfigError without
-        ``--labels-per-class``)."""
-        return {"labelled": streams_of_parts(data, cls.family)["labelled"]}
-
-    @classmethod
-    def configure(cls, values: dict[str, Any], streams) -> dict[str, Any]:
-        """Classes from the labelled stream's data."""
-        if values.get("num_classes") is None:
-            values = dict(values) | {"num_classes": streams["labelled"].num_classes}
-        return values
-
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
-
     def class_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) -> logits (B, num_classes)."""
         return self.classifier(x)
@@ -347,11 +285,4 @@ class SupervisedBaseline(Classifier, GenerativeModel):
         return [Player("classifier", self, self._loss, lambda p: adam(p, lr))]
 
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        logits = self.class_logits(batch.x)
-        return {
-            "error": (logits.argmax(1) != batch.y).to(logits.dtype),
-            "cross_entropy": F.cross_entropy(logits, batch.y, reduction="none"),
-        }
-
-    def selection(self) -> dict[str, str]:
-        return {}  # no selection on validation labels the setting does not have
+        return self.classification(batch.x, batch.y)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import torch
 from pydantic import Field
@@ -40,14 +40,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import losses
-from ..config import DataConfig
 from ..distributed import SyncBatchNorm1d
 from ..errors import ConfigError
 from ..improved_gan import ParameterAverage, WeightNormLinear
 from .base import ModelConfig, RootEpsAdam
-from .capabilities import Classifier, LatentSpace
+from .capabilities import LatentSpace
 from .contract import Batch, GenerativeModel, Player, register_model
-from .semi_supervised import streams_of_parts
+from .few_labels import FewLabels
 
 Noise = Callable[[int], torch.Tensor]  # width -> (B, width) standard normal draws
 
@@ -152,7 +151,7 @@ class _Shift(nn.Module):
 
 
 @register_model
-class SSGAN(LatentSpace, Classifier, GenerativeModel):
+class SSGAN(FewLabels, LatentSpace, GenerativeModel):
     """The semi-supervised GAN on images (B, C, H, W) in [0, 1]; see the module docstring.
     Logged per step: the discriminator's ``supervised`` and ``unsupervised`` losses (nats)
     and ``p_real``/``p_fake`` (mean p(real | x)); the generator's ``feature_matching``
@@ -161,10 +160,6 @@ class SSGAN(LatentSpace, Classifier, GenerativeModel):
 
     family = "ssgan"
     Config = SSGANConfig
-    streams = ("unlabelled", "labelled")
-    reads = ("images",)
-    accuracy_stream = "labelled"
-    summary = ("labelled/error", "fraction of test images misclassified")
     units = {"error": "fraction", "cross_entropy": "nats"}
     evaluate_protocol = (
         "argmax over the K real classes' logits of the discriminator with its averaged "
@@ -195,23 +190,6 @@ class SSGAN(LatentSpace, Classifier, GenerativeModel):
         )
         self.generator = SSGANGenerator(c.latent_dim, c.generator_hidden, self.data_shape)
         self.average = ParameterAverage(self.discriminator, c.average_rate)
-
-    @classmethod
-    def default_streams(cls, data: DataConfig) -> dict[str, DataConfig]:
-        """The labelled and unlabelled parts of the dataset asked for (raises ConfigError
-        without ``--labels-per-class``)."""
-        return streams_of_parts(data, cls.family)
-
-    @classmethod
-    def configure(cls, values: dict[str, Any], streams) -> dict[str, Any]:
-        """Classes from the labelled stream's data."""
-        if values.get("num_classes") is None:
-            values = dict(values) | {"num_classes": streams["labelled"].num_classes}
-        return values
-
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
 
     @property
     def latent_dim(self) -> int:
@@ -293,11 +271,4 @@ class SSGAN(LatentSpace, Classifier, GenerativeModel):
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         if "labelled" not in batch.streams:  # the unlabelled stream's valid/test: same images
             return {}
-        logits = self.class_logits(batch.x)
-        return {
-            "error": (logits.argmax(1) != batch.y).to(logits.dtype),
-            "cross_entropy": F.cross_entropy(logits, batch.y, reduction="none"),
-        }
-
-    def selection(self) -> dict[str, str]:
-        return {}  # choosing by validation labels would use more labels than the setting has
+        return self.classification(batch.x, batch.y)
