@@ -24,11 +24,17 @@ class AEConfig(ModelConfig):
     by network (conv: 32, 256; mlp: 20, 400)."""
 
     net: Literal["conv", "mlp"] = Field("conv", description="encoder/decoder networks")
-    latent_dim: int | None = Field(None, ge=1, le=4096, description="size of z; default 32 (conv), 20 (mlp)")
-    hidden_dim: int | None = Field(None, ge=1, le=65536, description="hidden units; default 256 (conv), 400 (mlp)")
+    latent_dim: int | None = Field(
+        None, ge=1, le=4096, description="size of z; default 32 (conv), 20 (mlp)"
+    )
+    hidden_dim: int | None = Field(
+        None, ge=1, le=65536, description="hidden units; default 256 (conv), 400 (mlp)"
+    )
     preprocess: str = Field("unit", description="unit ([0, 1]) or symmetric")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
-    code_momentum: float = Field(0.01, gt=0, le=1, description="momentum of the running code moments")
+    code_momentum: float = Field(
+        0.01, gt=0, le=1, description="momentum of the running code moments"
+    )
 
     @model_validator(mode="after")
     def _net_defaults(self) -> AEConfig:
@@ -46,8 +52,11 @@ class AE(LatentSpace, Encoder, GenerativeModel):
     units = {"recon": "squared pixel units per image", "mse": "squared pixel units per pixel"}
     evaluate_protocol = "sum over pixels of (x - decode(encode(x)))^2, pixels in [0, 1]"
     report_curves = [
-        ("Reconstruction error", "squared error per image", [("ae/recon", "training batches"),
-                                                             ("valid:recon", "validation split")]),
+        (
+            "Reconstruction error",
+            "squared error per image",
+            [("ae/recon", "training batches"), ("valid:recon", "validation split")],
+        ),
     ]
 
     def __init__(self, config: AEConfig):

@@ -39,8 +39,9 @@ class Sampler(Capability):
         also take ``labels`` (n,)."""
         raise NotImplementedError
 
-    def preview(self, held_out: Mapping[str, torch.Tensor], n: int,
-                generator: torch.Generator | None = None) -> torch.Tensor | None:
+    def preview(
+        self, held_out: Mapping[str, torch.Tensor], n: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor | None:
         """The run folder's sample grids: ``n`` samples."""
         return self.sample(n, generator)
 
@@ -54,7 +55,9 @@ class LatentSpace(Sampler):
 
     def latent_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n codes (n, latent_dim) from the distribution ``sample`` decodes."""
-        return self.from_standard(torch.randn(n, self.latent_dim, generator=generator, device=self.device))
+        return self.from_standard(
+            torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+        )
 
     def from_standard(self, u: torch.Tensor) -> torch.Tensor:
         """Standard normal coordinates u (n, latent_dim) -> codes of the same prior
@@ -119,8 +122,9 @@ class Completer(Capability):
         """(C, H, W) bool, True where pixels are given."""
         raise NotImplementedError
 
-    def complete(self, x: torch.Tensor, samples: int = 1,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+    def complete(
+        self, x: torch.Tensor, samples: int = 1, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Fill the unknown pixels of x (B, C, H, W) in [0, 1]: (samples, B, C, H, W)."""
         raise NotImplementedError
 
@@ -137,8 +141,13 @@ class Likelihood(Capability):
 class ImportanceWeighted(Likelihood):
     """log p(x, z_i) - log q(z_i | x) for draws z_i ~ q(z|x): the input of the IWAE bound."""
 
-    def log_importance_weights(self, x: torch.Tensor, n: int, generator: torch.Generator | None = None,
-                               eps: torch.Tensor | None = None) -> torch.Tensor:
+    def log_importance_weights(
+        self,
+        x: torch.Tensor,
+        n: int,
+        generator: torch.Generator | None = None,
+        eps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Model inputs x (B, ...) -> log weights (n, B), nats."""
         raise NotImplementedError
 
@@ -178,7 +187,9 @@ class Translator(Capability):
     def direction_streams(self, direction: str) -> tuple[str, str]:
         """(from stream, to stream) of ``direction``; raises ConfigError for an unknown one."""
         if direction not in self.directions:
-            raise ConfigError(f"a {self.family} translates {', '.join(self.directions)}, not {direction!r}")
+            raise ConfigError(
+                f"a {self.family} translates {', '.join(self.directions)}, not {direction!r}"
+            )
         source, _, target = direction.partition("-to-")
         return source, target
 
@@ -204,7 +215,9 @@ class Strings(Capability):
         Raises: GrammarError (a DataError) for a string the model cannot read."""
         raise NotImplementedError
 
-    def decode_strings(self, z: torch.Tensor, generator: torch.Generator | None = None) -> list[str | None]:
+    def decode_strings(
+        self, z: torch.Tensor, generator: torch.Generator | None = None
+    ) -> list[str | None]:
         """Latent codes (n, latent_dim) -> n strings, None where the decoded sequence is not
         a string of the grammar. Greedy without a generator; sampled with one."""
         raise NotImplementedError
@@ -234,15 +247,25 @@ def require(model: GenerativeModel, capability: type[Capability], tool: str) -> 
         return model
     why = model.withheld().get(capability)
     if why:
-        raise MissingCapability(f"{tool} needs {capability.__name__}, and this {model.family} lacks it: {why}")
+        raise MissingCapability(
+            f"{tool} needs {capability.__name__}, and this {model.family} lacks it: {why}"
+        )
     having = [name for name, cls in MODELS.items() if issubclass(cls, capability)]
     own = ", ".join(c.__name__ for c in capabilities(model)) or "none"
-    raise MissingCapability(f"{tool} needs {capability.__name__}; a {model.family} does not have it (it has: "
-                            f"{own}; families with {capability.__name__}: {', '.join(having) or 'none'})")
+    raise MissingCapability(
+        f"{tool} needs {capability.__name__}; a {model.family} does not have it (it has: "
+        f"{own}; families with {capability.__name__}: {', '.join(having) or 'none'})"
+    )
 
 
 def capabilities(model: GenerativeModel) -> list[type[Capability]]:
     """The capabilities ``model`` has, most specific first (e.g. LatentSpace, not also Sampler)."""
-    found = [c for c in type(model).__mro__ if issubclass(c, Capability) and not issubclass(c, GenerativeModel)
-             and c is not Capability and supports(model, c)]
+    found = [
+        c
+        for c in type(model).__mro__
+        if issubclass(c, Capability)
+        and not issubclass(c, GenerativeModel)
+        and c is not Capability
+        and supports(model, c)
+    ]
     return [c for c in found if not any(o is not c and issubclass(o, c) for o in found)]

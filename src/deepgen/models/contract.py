@@ -49,8 +49,9 @@ class StreamBatch:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def randn(self, *dims: int, generator: torch.Generator | None = None,
-              dtype: torch.dtype | None = None) -> torch.Tensor:
+    def randn(
+        self, *dims: int, generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
         """Standard normal noise (B, *dims) for these rows, on their device.
 
         Models draw per-example training noise (z of a GAN, eps of a VAE) here, not with
@@ -59,8 +60,9 @@ class StreamBatch:
         """
         return self._draw(torch.randn, dims, generator, dtype)
 
-    def rand(self, *dims: int, generator: torch.Generator | None = None,
-             dtype: torch.dtype | None = None) -> torch.Tensor:
+    def rand(
+        self, *dims: int, generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
         """Uniform [0, 1) noise (B, *dims), sharded like :meth:`randn`."""
         return self._draw(torch.rand, dims, generator, dtype)
 
@@ -70,7 +72,7 @@ class StreamBatch:
         if dtype is None:
             dtype = self.x.dtype if self.x.is_floating_point() else torch.get_default_dtype()
         eps = fn((b * world, *dims), generator=generator, device=self.x.device, dtype=dtype)
-        return eps if world == 1 else eps[rank * b:(rank + 1) * b]
+        return eps if world == 1 else eps[rank * b : (rank + 1) * b]
 
 
 @dataclass
@@ -86,8 +88,16 @@ class Batch:
     iteration: int = 0
 
     @classmethod
-    def of(cls, x: torch.Tensor, y: torch.Tensor | None = None, *, lengths: torch.Tensor | None = None,
-           stream: str = DEFAULT_STREAM, iteration: int = 0, shard: tuple[int, int] = (0, 1)) -> Batch:
+    def of(
+        cls,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        *,
+        lengths: torch.Tensor | None = None,
+        stream: str = DEFAULT_STREAM,
+        iteration: int = 0,
+        shard: tuple[int, int] = (0, 1),
+    ) -> Batch:
         """A batch of one stream."""
         return cls({stream: StreamBatch(x, y, lengths, shard)}, iteration)
 
@@ -95,14 +105,18 @@ class Batch:
         try:
             return self.streams[name]
         except KeyError:
-            raise ConfigError(f"this batch has no stream {name!r}; it has {', '.join(self.streams)}") from None
+            raise ConfigError(
+                f"this batch has no stream {name!r}; it has {', '.join(self.streams)}"
+            ) from None
 
     @property
     def only(self) -> StreamBatch:
         """The batch's one stream (raises ConfigError when it has several)."""
         if len(self.streams) != 1:
-            raise ConfigError(f"this batch has streams {', '.join(self.streams)}; name one, e.g. "
-                              f"batch[{next(iter(self.streams))!r}]")
+            raise ConfigError(
+                f"this batch has streams {', '.join(self.streams)}; name one, e.g. "
+                f"batch[{next(iter(self.streams))!r}]"
+            )
         return next(iter(self.streams.values()))
 
     x = property(lambda self: self.only.x)
@@ -112,13 +126,15 @@ class Batch:
     def __len__(self) -> int:
         return len(self.only)
 
-    def randn(self, *dims: int, generator: torch.Generator | None = None,
-              dtype: torch.dtype | None = None) -> torch.Tensor:
+    def randn(
+        self, *dims: int, generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
         """The one stream's :meth:`StreamBatch.randn`."""
         return self.only.randn(*dims, generator=generator, dtype=dtype)
 
-    def rand(self, *dims: int, generator: torch.Generator | None = None,
-             dtype: torch.dtype | None = None) -> torch.Tensor:
+    def rand(
+        self, *dims: int, generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
         """The one stream's :meth:`StreamBatch.rand`."""
         return self.only.rand(*dims, generator=generator, dtype=dtype)
 
@@ -182,8 +198,10 @@ class GenerativeModel(nn.Module):
         super().__init__()
         missing = [s for s in self.streams if s not in (config.shapes or {})]
         if missing:
-            raise ConfigError(f"a {self.family} needs the shape of stream(s) {', '.join(missing)}; "
-                              "build it with shape=... or from a dataset")
+            raise ConfigError(
+                f"a {self.family} needs the shape of stream(s) {', '.join(missing)}; "
+                "build it with shape=... or from a dataset"
+            )
         self.config = config
 
     @classmethod
@@ -197,8 +215,10 @@ class GenerativeModel(nn.Module):
             ConfigError: ``data`` asks for a labelled subset, which only such a family uses.
         """
         if data.labels_per_class is not None and data.part == "all":
-            raise ConfigError("labels per class apply to families that learn from a few labels (m1, m2, ssgan, supervised); "
-                              f"a {cls.family} trains on all of its data")
+            raise ConfigError(
+                "labels per class apply to families that learn from a few labels (m1, m2, ssgan, supervised); "
+                f"a {cls.family} trains on all of its data"
+            )
         return {cls.streams[0]: data}
 
     @classmethod
@@ -213,11 +233,15 @@ class GenerativeModel(nn.Module):
         each stream must be a kind the family ``reads`` with the model's example shape."""
         for name, dataset in streams.items():
             if dataset.kind not in self.reads:
-                raise ConfigError(f"a {self.family} reads {' or '.join(self.reads)}; stream {name!r} holds "
-                                  f"{dataset.kind}")
+                raise ConfigError(
+                    f"a {self.family} reads {' or '.join(self.reads)}; stream {name!r} holds "
+                    f"{dataset.kind}"
+                )
             if tuple(self.shape(name)) != tuple(dataset.data_shape):
-                raise ConfigError(f"the model takes examples of shape {self.shape(name)} in stream {name!r}, "
-                                  f"the data has {dataset.data_shape}")
+                raise ConfigError(
+                    f"the model takes examples of shape {self.shape(name)} in stream {name!r}, "
+                    f"the data has {dataset.data_shape}"
+                )
 
     @property
     def epoch_stream(self) -> str:
@@ -276,8 +300,9 @@ class GenerativeModel(nn.Module):
         family with several streams are reported as ``STREAM/key``."""
         return {}
 
-    def preview(self, held_out: Mapping[str, torch.Tensor], n: int,
-                generator: torch.Generator | None = None) -> torch.Tensor | None:
+    def preview(
+        self, held_out: Mapping[str, torch.Tensor], n: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor | None:
         """What the run folder's sample grids show: ``n`` samples (a :class:`Sampler`'s
         default), or for a model that needs inputs, e.g. completions of held-out examples
         (``held_out``: stream -> uint8 images or data, at least ``n``); None: nothing to show."""
@@ -295,4 +320,3 @@ def register_model(cls: type[GenerativeModel]) -> type[GenerativeModel]:
     """Class decorator: make a family available to the CLI, the loader and the shared tests."""
     MODELS.register(cls.family, cls)
     return cls
-

@@ -62,13 +62,17 @@ class CVAEConfig(ModelConfig):
     hidden_dim: int = Field(500, ge=1, le=65536, description="units per hidden layer")
     layers: int = Field(2, ge=1, le=8, description="hidden layers per network")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
-    preprocess: str = Field("unit", description="unit: grey levels in [0, 1], scored by Bernoulli cross-entropy")
+    preprocess: str = Field(
+        "unit", description="unit: grey levels in [0, 1], scored by Bernoulli cross-entropy"
+    )
 
 
 class LabelCVAEConfig(CVAEConfig):
     """A CVAE's settings plus the number of classes it is conditioned on."""
 
-    num_classes: int = Field(10, ge=2, le=10000, description="number of classes (labels 0 .. num_classes-1)")
+    num_classes: int = Field(
+        10, ge=2, le=10000, description="number of classes (labels 0 .. num_classes-1)"
+    )
 
 
 class QuadrantCVAEConfig(CVAEConfig):
@@ -82,17 +86,32 @@ class _CVAE(GenerativeModel):
     """What both CVAEs share: images only, the terms they report and their units."""
 
     summary = ("neg_elbo", "nats")
-    units = {"elbo": "nats", "recon": "nats", "kl": "nats", "neg_elbo": "nats", "ncll": "nats",
-             "baseline_ncll": "nats", "loss": "nats"}
+    units = {
+        "elbo": "nats",
+        "recon": "nats",
+        "kl": "nats",
+        "neg_elbo": "nats",
+        "ncll": "nats",
+        "baseline_ncll": "nats",
+        "loss": "nats",
+    }
     report_curves = [
-        ("Negative conditional ELBO", "nats per image", [("cvae/loss", "-ELBO (training batches)"),
-                                                         ("valid:neg_elbo", "-ELBO (validation split)")]),
+        (
+            "Negative conditional ELBO",
+            "nats per image",
+            [
+                ("cvae/loss", "-ELBO (training batches)"),
+                ("valid:neg_elbo", "-ELBO (validation split)"),
+            ],
+        ),
     ]
 
     def __init__(self, config: CVAEConfig):
         super().__init__(config)
         if len(self.data_shape) != 3:
-            raise ConfigError(f"a {self.family} models images (C, H, W), not data of shape {self.data_shape}")
+            raise ConfigError(
+                f"a {self.family} models images (C, H, W), not data of shape {self.data_shape}"
+            )
 
     @property
     def latent_dim(self) -> int:
@@ -102,8 +121,12 @@ class _CVAE(GenerativeModel):
         terms = self.elbo_terms(batch, batch.randn(self.latent_dim, generator=generator))
         return {"loss": -terms["elbo"], **{k: v.detach() for k, v in terms.items()}}
 
-    def elbo_terms(self, batch: Batch, eps: torch.Tensor | None = None,
-                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def elbo_terms(
+        self,
+        batch: Batch,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
 
@@ -118,8 +141,13 @@ class CVAE(LatentSpace, Encoder, Conditional, _CVAE):
 
     def __init__(self, config: LabelCVAEConfig):
         super().__init__(config)
-        d, L, h, n, c = (math.prod(self.data_shape), config.latent_dim, config.hidden_dim, config.layers,
-                         config.num_classes)
+        d, L, h, n, c = (
+            math.prod(self.data_shape),
+            config.latent_dim,
+            config.hidden_dim,
+            config.layers,
+            config.num_classes,
+        )
         self.recognition = MLP(d + c, 2 * L, h, n)  # q(z | x, y)
         self.generation = MLP(L + c, d, h, n)  # p(x | z, y)
 
@@ -131,19 +159,29 @@ class CVAE(LatentSpace, Encoder, Conditional, _CVAE):
         dtype = self.generation.net[0].weight.dtype
         return one_hot_labels(y, n, self.config.num_classes, dtype, "label-conditional cvae")
 
-    def posterior(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(
+        self, x: torch.Tensor, labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x, y): images (B, C, H, W) and labels (B,) -> (mu, logvar), each (B, latent_dim)."""
-        mu, logvar = self.recognition(torch.cat([x.flatten(1), self._one_hot(labels, len(x))], 1)).chunk(2, dim=1)
+        mu, logvar = self.recognition(
+            torch.cat([x.flatten(1), self._one_hot(labels, len(x))], 1)
+        ).chunk(2, dim=1)
         return mu, logvar
 
-    def elbo_terms(self, batch: Batch, eps: torch.Tensor | None = None,
-                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def elbo_terms(
+        self,
+        batch: Batch,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
         """{"elbo", "recon", "kl"}, each (B,) nats, from one reparameterised z ~ q(z|x, y)
         (``eps`` (B, latent_dim): the standard normal draw to use)."""
         x = batch.x.flatten(1)
         mu, logvar = self.posterior(batch.x, batch.y)
         z = losses.reparameterize(mu, logvar, generator, eps)
-        log_p = losses.bernoulli_log_likelihood(self.generation(torch.cat([z, self._one_hot(batch.y, len(x))], 1)), x)
+        log_p = losses.bernoulli_log_likelihood(
+            self.generation(torch.cat([z, self._one_hot(batch.y, len(x))], 1)), x
+        )
         kl = losses.kl_normal_std_normal(mu, logvar)
         return {"elbo": losses.elbo(log_p, kl), "recon": -log_p, "kl": kl}
 
@@ -164,8 +202,9 @@ class CVAE(LatentSpace, Encoder, Conditional, _CVAE):
         return torch.sigmoid(out).view(len(z), *self.data_shape)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None,
-               labels: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1], classes ``labels`` (n,) or cycling 0, 1, ..., so
         a grid with ``num_classes`` columns has one class per column."""
         return self.generate(self.latent_prior(n, generator), labels)
@@ -194,9 +233,11 @@ class QuadrantCVAE(Completer, _CVAE):
     family = "cvae-quadrants"
     Config = QuadrantCVAEConfig
     summary = ("ncll", "nats")
-    evaluate_protocol = ("single-sample conditional ELBO per image; -log p(t|c) by importance sampling "
-                         "with k draws from q(z|c,t), and the baseline's cross-entropy, both over the "
-                         "missing pixels only")
+    evaluate_protocol = (
+        "single-sample conditional ELBO per image; -log p(t|c) by importance sampling "
+        "with k draws from q(z|c,t), and the baseline's cross-entropy, both over the "
+        "missing pixels only"
+    )
 
     def __init__(self, config: QuadrantCVAEConfig):
         super().__init__(config)
@@ -229,11 +270,17 @@ class QuadrantCVAE(Completer, _CVAE):
         return (losses.bernoulli_log_prob(logits, target) * ~self.known).sum(-1)
 
     def _baseline_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        loss = -self._log_p_missing(self.baseline(self.condition_input(batch.x)), batch.x.flatten(1))
+        loss = -self._log_p_missing(
+            self.baseline(self.condition_input(batch.x)), batch.x.flatten(1)
+        )
         return {"loss": loss}
 
-    def elbo_terms(self, batch: Batch, eps: torch.Tensor | None = None,
-                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def elbo_terms(
+        self,
+        batch: Batch,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
         """{"elbo", "recon", "kl"}, each (B,) nats, from one reparameterised z ~ q(z|c, t)
         (``eps`` (B, latent_dim): the standard normal draw to use)."""
         x, c = batch.x.flatten(1), self.condition_input(batch.x)
@@ -247,8 +294,10 @@ class QuadrantCVAE(Completer, _CVAE):
     def players(self) -> list[Player]:
         lr = self.config.lr
         cvae = nn.ModuleList([self.prior, self.recognition, self.generation])
-        return [Player("baseline", self.baseline, self._baseline_loss, lambda p: adam(p, lr)),
-                Player("cvae", cvae, self._loss, lambda p: adam(p, lr))]
+        return [
+            Player("baseline", self.baseline, self._baseline_loss, lambda p: adam(p, lr)),
+            Player("cvae", cvae, self._loss, lambda p: adam(p, lr)),
+        ]
 
     def selection(self) -> dict[str, str]:
         """The baseline is selected on its own NCLL and the CVAE on its NCLL, each at its best
@@ -256,8 +305,9 @@ class QuadrantCVAE(Completer, _CVAE):
         measured on that pair)."""
         return {"baseline": "baseline_ncll", "cvae": "ncll"}
 
-    def conditional_log_likelihood(self, x: torch.Tensor, k: int,
-                                   generator: torch.Generator | None = None) -> torch.Tensor:
+    def conditional_log_likelihood(
+        self, x: torch.Tensor, k: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """log p(t|c) estimated with ``k`` importance samples z_i ~ q(z|c, t),
         log (1/k) sum_i p(t|c, z_i) p(z_i|c) / q(z_i|c, t) (Sohn et al. 2015, sec. 4.2):
         (B,) nats, a stochastic lower bound that tightens as k grows. x: (B, C, H, W)."""
@@ -270,8 +320,11 @@ class QuadrantCVAE(Completer, _CVAE):
             eps = torch.randn((m, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
             z = losses.reparameterize(mu, logvar, eps=eps)  # (m, B, L)
             logits = self.generation(torch.cat([z, c.expand(m, *c.shape)], 2))
-            log_w.append(self._log_p_missing(logits, flat) + losses.log_normal(z, mu_p, logvar_p)
-                         - losses.log_normal(z, mu, logvar))
+            log_w.append(
+                self._log_p_missing(logits, flat)
+                + losses.log_normal(z, mu_p, logvar_p)
+                - losses.log_normal(z, mu, logvar)
+            )
         return losses.iwae_bound(torch.cat(log_w))
 
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -282,7 +335,9 @@ class QuadrantCVAE(Completer, _CVAE):
         return terms
 
     @torch.no_grad()
-    def complete(self, x: torch.Tensor, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+    def complete(
+        self, x: torch.Tensor, samples: int = 1, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Fill the missing pixels of x (B, C, H, W) in [0, 1] (their values are ignored).
         Returns (samples, B, C, H, W): the given pixels kept, the missing ones E[t|c, z] for
         z ~ p(z|c) (``samples`` draws; with generator None and samples 1, z is the prior mean)."""
@@ -291,7 +346,9 @@ class QuadrantCVAE(Completer, _CVAE):
         if generator is None and samples == 1:
             z = mu_p.unsqueeze(0)
         else:
-            eps = torch.randn((samples, *mu_p.shape), generator=generator, device=c.device, dtype=c.dtype)
+            eps = torch.randn(
+                (samples, *mu_p.shape), generator=generator, device=c.device, dtype=c.dtype
+            )
             z = losses.reparameterize(mu_p, logvar_p, eps=eps)
         guesses = torch.sigmoid(self.generation(torch.cat([z, c.expand(len(z), *c.shape)], 2)))
         return torch.where(self.known, c, guesses).view(len(z), len(x), *self.data_shape)
@@ -309,5 +366,5 @@ class QuadrantCVAE(Completer, _CVAE):
         x = self.preprocess(held_out[self.streams[0]][: n // 2].to(self.device), generator)
         given = torch.where(self.known, x.flatten(1), torch.full_like(x.flatten(1), 0.5)).view_as(x)
         filled = self.complete(x, 1, generator)[0]
-        rows = [t for i in range(0, len(x), 8) for t in (given[i:i + 8], filled[i:i + 8])]
+        rows = [t for i in range(0, len(x), 8) for t in (given[i : i + 8], filled[i : i + 8])]
         return torch.cat(rows)

@@ -31,9 +31,15 @@ class GMMConfig(ModelConfig):
     ``GaussianMixture``)."""
 
     components: int = Field(10, ge=1, le=1000, description="mixture components K")
-    covariance: Literal["diag", "spherical"] = Field("diag", description="covariance of each component")
-    reg_covar: float | None = Field(None, gt=0, description="variance floor; default 0.01 for images "
-                                     "(squared pixel units), 1e-6 for points")
+    covariance: Literal["diag", "spherical"] = Field(
+        "diag", description="covariance of each component"
+    )
+    reg_covar: float | None = Field(
+        None,
+        gt=0,
+        description="variance floor; default 0.01 for images "
+        "(squared pixel units), 1e-6 for points",
+    )
     max_iter: int = Field(100, ge=1, le=10000, description="EM iterations at most")
 
 
@@ -45,7 +51,9 @@ class GMM(Sampler, ExactDensity, ClosedForm, GenerativeModel):
     Config = GMMConfig
     summary = ("neg_log_density", "nats")
     units = {"log_density": "nats", "neg_log_density": "nats"}
-    evaluate_protocol = "exact log-density of each image under the mixture (continuous pixels in [0, 1])"
+    evaluate_protocol = (
+        "exact log-density of each image under the mixture (continuous pixels in [0, 1])"
+    )
     report_curves = []
 
     def __init__(self, config: GMMConfig):
@@ -66,18 +74,27 @@ class GMM(Sampler, ExactDensity, ClosedForm, GenerativeModel):
 
         c = self.config
         floor = c.reg_covar if c.reg_covar is not None else (0.01 if self.is_image else 1e-6)
-        gm = GaussianMixture(c.components, covariance_type=c.covariance, reg_covar=floor,
-                             max_iter=c.max_iter, random_state=seed)
+        gm = GaussianMixture(
+            c.components,
+            covariance_type=c.covariance,
+            reg_covar=floor,
+            max_iter=c.max_iter,
+            random_state=seed,
+        )
         with warnings.catch_warnings():  # reported below, and saved with the weights
             warnings.simplefilter("ignore", ConvergenceWarning)
             gm.fit(x.flatten(1).double().cpu().numpy())
         self.converged.fill_(bool(gm.converged_))
         variances = np.broadcast_to(
-            gm.covariances_[:, None] if c.covariance == "spherical" else gm.covariances_, self.means.shape)
+            gm.covariances_[:, None] if c.covariance == "spherical" else gm.covariances_,
+            self.means.shape,
+        )
         with torch.no_grad():
             self.weights.copy_(torch.from_numpy(gm.weights_))
             self.means.copy_(torch.from_numpy(gm.means_))
-            self.variances.copy_(torch.from_numpy(np.array(variances)))  # broadcast views are read-only
+            self.variances.copy_(
+                torch.from_numpy(np.array(variances))
+            )  # broadcast views are read-only
         if gm.converged_:
             return f"EM converged after {gm.n_iter_} iterations"
         return f"EM did not converge in {gm.n_iter_} iterations; raise --max-iter"
@@ -87,7 +104,7 @@ class GMM(Sampler, ExactDensity, ClosedForm, GenerativeModel):
         flat = x.flatten(1).double()
         var, mu = self.variances.double(), self.means.double()
         # sum_d log N(x_d; mu_kd, var_kd) for every (image, component), via expanded squares
-        quad = (flat.pow(2) @ (1 / var).T - 2 * flat @ (mu / var).T + (mu.pow(2) / var).sum(1))
+        quad = flat.pow(2) @ (1 / var).T - 2 * flat @ (mu / var).T + (mu.pow(2) / var).sum(1)
         log_comp = -0.5 * (quad + torch.log(2 * math.pi * var).sum(1))
         return torch.logsumexp(log_comp + self.weights.double().log(), dim=1)
 
@@ -101,7 +118,9 @@ class GMM(Sampler, ExactDensity, ClosedForm, GenerativeModel):
         weight, then its Gaussian."""
         if not torch.isfinite(self.variances).all():
             raise ConfigError("the mixture has not been fitted")
-        k = torch.multinomial(self.weights.float().cpu(), n, replacement=True, generator=_cpu(generator))
+        k = torch.multinomial(
+            self.weights.float().cpu(), n, replacement=True, generator=_cpu(generator)
+        )
         k = k.to(self.means.device)
         eps = torch.randn(n, self.means.shape[1], generator=generator, device=self.means.device)
         x = self.means[k] + self.variances[k].sqrt() * eps

@@ -24,7 +24,10 @@ from .capabilities import Encoder, ImportanceWeighted, LatentSpace
 from .contract import Batch, GenerativeModel, Player, register_model
 
 NETS = {"mlp": (MLPEncoder, MLPDecoder), "conv": (ConvEncoder, ConvDecoder)}
-DEFAULTS = {"mlp": {"latent_dim": 20, "hidden_dim": 400}, "conv": {"latent_dim": 32, "hidden_dim": 256}}
+DEFAULTS = {
+    "mlp": {"latent_dim": 20, "hidden_dim": 400},
+    "conv": {"latent_dim": 32, "hidden_dim": 256},
+}
 
 
 def apply_net_defaults(config):
@@ -40,12 +43,22 @@ class VAEConfig(ModelConfig):
     ``hidden_dim`` default by network (conv: 32, 256; mlp: 20, 400)."""
 
     net: Literal["conv", "mlp"] = Field("conv", description="encoder/decoder networks")
-    latent_dim: int | None = Field(None, ge=1, le=4096, description="size of z; default 32 (conv), 20 (mlp)")
-    hidden_dim: int | None = Field(None, ge=1, le=65536, description="hidden units; default 256 (conv), 400 (mlp)")
+    latent_dim: int | None = Field(
+        None, ge=1, le=4096, description="size of z; default 32 (conv), 20 (mlp)"
+    )
+    hidden_dim: int | None = Field(
+        None, ge=1, le=65536, description="hidden units; default 256 (conv), 400 (mlp)"
+    )
     likelihood: Literal["bernoulli", "gaussian"] = Field("bernoulli", description="p(x|z)")
-    beta: float = Field(1.0, ge=0, description="weight of the KL term in the training loss (beta-VAE)")
-    kl_warmup: int = Field(0, ge=0, description="iterations over which the KL weight rises from 0 to beta")
-    preprocess: str = Field("binarize", description="binarize (dynamic), unit ([0, 1]) or symmetric")
+    beta: float = Field(
+        1.0, ge=0, description="weight of the KL term in the training loss (beta-VAE)"
+    )
+    kl_warmup: int = Field(
+        0, ge=0, description="iterations over which the KL weight rises from 0 to beta"
+    )
+    preprocess: str = Field(
+        "binarize", description="binarize (dynamic), unit ([0, 1]) or symmetric"
+    )
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
 
     @model_validator(mode="after")
@@ -64,14 +77,31 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
     family = "vae"
     Config = VAEConfig
     summary = ("neg_elbo", "nats")
-    units = {"elbo": "nats", "recon": "nats", "kl": "nats", "neg_elbo": "nats", "bits_per_dim": "bits/dim"}
-    evaluate_protocol = ("single-sample ELBO per image; inputs preprocessed as configured "
-                         "(dynamic binarisation is drawn once with the evaluation seed)")
+    units = {
+        "elbo": "nats",
+        "recon": "nats",
+        "kl": "nats",
+        "neg_elbo": "nats",
+        "bits_per_dim": "bits/dim",
+    }
+    evaluate_protocol = (
+        "single-sample ELBO per image; inputs preprocessed as configured "
+        "(dynamic binarisation is drawn once with the evaluation seed)"
+    )
     report_curves = [
-        ("Negative ELBO", "nats per image", [("vae/loss", "-ELBO (training batches)"),
-                                              ("valid:neg_elbo", "-ELBO (validation split)")]),
-        ("ELBO terms (training)", "nats per image", [("vae/recon", "reconstruction -E[log p(x|z)]"),
-                                                     ("vae/kl", "KL(q(z|x) || p(z))")]),
+        (
+            "Negative ELBO",
+            "nats per image",
+            [
+                ("vae/loss", "-ELBO (training batches)"),
+                ("valid:neg_elbo", "-ELBO (validation split)"),
+            ],
+        ),
+        (
+            "ELBO terms (training)",
+            "nats per image",
+            [("vae/recon", "reconstruction -E[log p(x|z)]"), ("vae/kl", "KL(q(z|x) || p(z))")],
+        ),
     ]
 
     def __init__(self, config: VAEConfig):
@@ -111,8 +141,12 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
         """E[x|z] in [0, 1] from the decoder output."""
         return torch.sigmoid(out) if self.log_scale is None else out.clamp(0.0, 1.0)
 
-    def elbo_terms(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                   eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def elbo_terms(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        eps: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """{"elbo", "recon", "kl"}, each (B,) nats, from one reparameterised sample of z
         (``eps`` (B, latent_dim): the standard normal draw to use, else drawn here)."""
         mu, logvar = self.posterior(x)
@@ -120,10 +154,15 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
         return losses.gaussian_elbo_terms(mu, logvar, log_px, generator, eps)
 
     def _loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        terms = self.elbo_terms(batch.x, generator, batch.randn(self.config.latent_dim, generator=generator))
+        terms = self.elbo_terms(
+            batch.x, generator, batch.randn(self.config.latent_dim, generator=generator)
+        )
         weight = self.kl_weight(batch.iteration)
-        return {"loss": terms["recon"] + weight * terms["kl"], **terms,
-                "kl_weight": torch.tensor(weight, device=batch.x.device)}
+        return {
+            "loss": terms["recon"] + weight * terms["kl"],
+            **terms,
+            "kl_weight": torch.tensor(weight, device=batch.x.device),
+        }
 
     def kl_weight(self, iteration: int) -> float:
         """The KL term's weight at a training iteration: beta, reached linearly over the first
@@ -140,8 +179,13 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
         terms["bits_per_dim"] = losses.bits_per_dim(terms["neg_elbo"], batch.x[0].numel())
         return terms
 
-    def log_importance_weights(self, x: torch.Tensor, n: int, generator: torch.Generator | None = None,
-                               eps: torch.Tensor | None = None) -> torch.Tensor:
+    def log_importance_weights(
+        self,
+        x: torch.Tensor,
+        n: int,
+        generator: torch.Generator | None = None,
+        eps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i | x) for n draws z_i ~ q(z|x): (n, B) nats.
 
         The input to the IWAE bound (Burda et al. 2015, eq. 8). The decoder runs on all
@@ -169,7 +213,9 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
 class IWAEConfig(VAEConfig):
     """A VAE's settings plus the number of importance samples per training example."""
 
-    k: int = Field(5, ge=1, le=5000, description="importance samples per example in the training bound")
+    k: int = Field(
+        5, ge=1, le=5000, description="importance samples per example in the training bound"
+    )
 
 
 @register_model
@@ -183,9 +229,15 @@ class IWAE(VAE):
     Config = IWAEConfig
     units = VAE.units | {"neg_iwae": "nats", "iwae": "nats"}
     report_curves = [
-        ("Bounds", "nats per image", [("vae/loss", "-IWAE_k (training batches)"),
-                                      ("valid:neg_elbo", "-ELBO (validation)"),
-                                      ("valid:neg_iwae", "-IWAE_k (validation)")]),
+        (
+            "Bounds",
+            "nats per image",
+            [
+                ("vae/loss", "-IWAE_k (training batches)"),
+                ("valid:neg_elbo", "-ELBO (validation)"),
+                ("valid:neg_iwae", "-IWAE_k (validation)"),
+            ],
+        ),
     ]
 
     def _loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -197,5 +249,7 @@ class IWAE(VAE):
 
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         terms = super().evaluate(batch, generator)
-        terms["neg_iwae"] = -losses.iwae_bound(self.log_importance_weights(batch.x, self.config.k, generator))
+        terms["neg_iwae"] = -losses.iwae_bound(
+            self.log_importance_weights(batch.x, self.config.k, generator)
+        )
         return terms
