@@ -1,7 +1,7 @@
 """Short trainings on real MNIST that must reach stated numbers.
 
 The full-length targets (conv VAE <= 100 nats, MLP <= 104.5 nats after 10 epochs) are
-measured by the commands in the README; these runs are short enough for the suite.
+measured by the commands in docs/benchmarks.md; these runs are short enough for the suite.
 """
 
 import json
