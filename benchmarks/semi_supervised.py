@@ -81,6 +81,9 @@ def main() -> None:
         "--m1-epochs", type=int, default=10, help="passes over the unlabelled stream"
     )
     parser.add_argument(
+        "--m1m2-epochs", type=int, default=10, help="passes over the unlabelled stream"
+    )
+    parser.add_argument(
         "--ssgan-epochs", type=int, default=60, help="passes over the unlabelled stream"
     )
     parser.add_argument("--supervised-iterations", type=int, default=2000)
