@@ -113,8 +113,11 @@ class ParameterAverage(nn.Module):
         empty before the first update."""
         if int(self.count) == 0:
             return {}
-        correction = 1.0 if self.rate is None else 1.0 - (1.0 - self.rate) ** int(self.count)
-        return {name: getattr(self, self._key(name)) / correction for name in self.names}
+        means = {name: getattr(self, self._key(name)) for name in self.names}
+        if self.rate is None:  # the plain mean: the buffers themselves, no copies
+            return means
+        correction = 1.0 - (1.0 - self.rate) ** int(self.count)
+        return {name: mean / correction for name, mean in means.items()}
 
     def penalty(self, module: nn.Module) -> torch.Tensor:
         """sum ||theta - average||^2 over the module's parameters (a scalar; 0 before the

@@ -369,17 +369,14 @@ def _model_figures(
 def _confusion_section(model: GenerativeModel, streams: dict[str, Dataset]) -> str:
     """A classifier's test confusion matrix (rows: true class, columns: predicted), as
     ``deepgen eval --metrics accuracy`` computes it (evaluation seed 0)."""
-    from sklearn.metrics import confusion_matrix
-
-    from .metrics.evaluate import class_predictions
+    from .metrics.evaluate import confusion
 
     stream = model.accuracy_stream or model.streams[0]
     test = streams[stream]["test"]
     if test.labels is None:
         return ""
-    predicted, y = class_predictions(model, test, seed=0)
+    counts = confusion(model, test, seed=0).numpy()
     classes = list(range(model.num_classes))
-    counts = confusion_matrix(y.numpy(), predicted.numpy(), labels=classes)
     cell = lambda i, j: (
         f"<b>{counts[i, j]}</b>" if i == j else (str(counts[i, j]) if counts[i, j] else "")
     )

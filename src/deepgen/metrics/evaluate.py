@@ -236,10 +236,18 @@ def class_predictions(
         return distributed.map_batches(one_batch, len(x), 1000), y
 
 
+def confusion(model, split, seed: int, n: int | None = None) -> torch.Tensor:
+    """counts[true, predicted] (K, K) int64 of a :class:`Classifier` with K classes on the
+    first ``n`` examples of ``split`` (see :func:`class_predictions`).
+
+    Raises: ConfigError when the split has no labels."""
+    predicted, y = class_predictions(model, split, seed, n)
+    k = model.num_classes
+    return torch.bincount(y * k + predicted, minlength=k * k).view(k, k)
+
+
 @register_metric("accuracy", needs=Classifier, kind=None)
 def _accuracy(ctx: Context) -> dict:
-    from sklearn.metrics import confusion_matrix
-
     model = ctx.model
     stream = model.accuracy_stream or model.streams[0]
     test = ctx.streams[stream]["test"]
@@ -247,15 +255,15 @@ def _accuracy(ctx: Context) -> dict:
         raise ConfigError(
             f"accuracy needs labels, and the test split of stream {stream!r} has none"
         )
-    predicted, y = class_predictions(model, test, ctx.seed, ctx.n)
-    p = float((predicted == y).double().mean())
-    classes = list(range(model.num_classes))
+    counts = confusion(model, test, ctx.seed, ctx.n)
+    n = int(counts.sum())
+    p = int(counts.trace()) / n
     return {
         "mean": p,
-        "stderr": math.sqrt(p * (1 - p) / len(y)),
-        "n_test": len(y),
+        "stderr": math.sqrt(p * (1 - p) / n),
+        "n_test": n,
         "stream": stream,
-        "confusion": confusion_matrix(y.numpy(), predicted.numpy(), labels=classes).tolist(),
+        "confusion": counts.tolist(),
         "unit": "fraction of test examples classified correctly",
         "protocol": f"argmax of the model's class logits on the test split of stream {stream!r}; "
         "stderr binomial, sqrt(p (1 - p) / n); confusion[true][predicted] counts",

@@ -205,12 +205,21 @@ class M1M2(FewLabels, Conditional, LatentSpace, GenerativeModel):
         """Images (B, C, H, W) -> logits (B, num_classes) of q(y|z1) at z1 = mu(x)."""
         return self.m2.class_logits(self.posterior(x)[0])
 
-    def _m1_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        x = batch.x
+    def m1_elbo_terms(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        eps: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """M1's {"elbo", "recon", "kl"}, each (B,) nats, of binarised images x (B, C, H, W)
+        from one reparameterised z1 (``eps`` (B, latent_dim), else drawn here)."""
         mu, logvar = self.posterior(x)
         log_px = lambda z: losses.bernoulli_log_likelihood(self.decoder(z), x)
+        return losses.gaussian_elbo_terms(mu, logvar, log_px, generator, eps)
+
+    def _m1_loss(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         eps = batch.randn(self.config.latent_dim, generator=generator)
-        terms = losses.gaussian_elbo_terms(mu, logvar, log_px, eps=eps)
+        terms = self.m1_elbo_terms(batch.x, eps=eps)
         return {
             "loss": -terms["elbo"],
             "neg_elbo": -terms["elbo"].detach(),
@@ -239,9 +248,7 @@ class M1M2(FewLabels, Conditional, LatentSpace, GenerativeModel):
         x = batch.x
         if "labelled" in batch.streams:
             return self.classification(x, batch.y)
-        mu, logvar = self.posterior(x)
-        log_px = lambda z: losses.bernoulli_log_likelihood(self.decoder(z), x)
-        return {"neg_elbo": -losses.gaussian_elbo_terms(mu, logvar, log_px, generator)["elbo"]}
+        return {"neg_elbo": -self.m1_elbo_terms(x, generator)["elbo"]}
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Styles z2 (n, m2_latent_dim) and labels (n,) (default :meth:`default_labels`) ->

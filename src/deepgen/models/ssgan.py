@@ -195,11 +195,13 @@ class SSGAN(FewLabels, LatentSpace, GenerativeModel):
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
-    # z ~ U(0, 1): the standard normal coordinates u map to z = Phi(u).
     def from_standard(self, u: torch.Tensor) -> torch.Tensor:
+        """Standard normal coordinates u (n, latent_dim) -> codes z = Phi(u) in (0, 1), the
+        quantiles of G's prior z ~ U(0, 1)."""
         return 0.5 * (1.0 + torch.erf(u / math.sqrt(2.0)))
 
     def to_standard(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes z (n, latent_dim) in (0, 1) -> u = Phi^-1(z), z clamped 1e-6 from the ends."""
         return math.sqrt(2.0) * torch.erfinv((2.0 * z - 1.0).clamp(-1 + 1e-6, 1 - 1e-6))
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
