@@ -28,12 +28,14 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _fit(model: GenerativeModel, streams: dict[str, Dataset], config: RunConfig, out, progress: bool,
-         log) -> GenerativeModel:
+def _fit(
+    model: GenerativeModel, streams: dict[str, Dataset], config: RunConfig, out, progress: bool, log
+) -> GenerativeModel:
     """Train ``model``; the run folder is made only once the Trainer has validated everything
     (by rank 0 under torchrun; the other ranks read from it, e.g. to roll back)."""
     trainer = Trainer(model, streams, config.train, None, progress=progress, log=log)
     if out is not None:
+
         def create() -> RunDir:
             run = RunDir.create(out, config)
             store_streams(streams, config.streams, run.path)
@@ -48,8 +50,16 @@ def _fit(model: GenerativeModel, streams: dict[str, Dataset], config: RunConfig,
     return model
 
 
-def fit(model: GenerativeModel, data: str | Dataset | dict[str, Dataset] = "mnist", *, out=None,
-        data_dir=None, progress: bool = True, log=None, **train_options) -> GenerativeModel:
+def fit(
+    model: GenerativeModel,
+    data: str | Dataset | dict[str, Dataset] = "mnist",
+    *,
+    out=None,
+    data_dir=None,
+    progress: bool = True,
+    log=None,
+    **train_options,
+) -> GenerativeModel:
     """Train an already built ``model``; with ``out``, into a new run folder. Returns ``model``.
 
     Args:
@@ -67,14 +77,24 @@ def fit(model: GenerativeModel, data: str | Dataset | dict[str, Dataset] = "mnis
     streams = as_streams(model, data)
     model.check_data(streams)
     records = record_streams(streams)
-    config = RunConfig(family=model.family, model=model.config.model_dump(mode="json"),
-                       data=records[model.epoch_stream].request(), streams=records,
-                       train=validate(TrainConfig, train_options, "train."))
+    config = RunConfig(
+        family=model.family,
+        model=model.config.model_dump(mode="json"),
+        data=records[model.epoch_stream].request(),
+        streams=records,
+        train=validate(TrainConfig, train_options, "train."),
+    )
     return _fit(model, streams, config, out, progress, log)
 
 
-def train(config: RunConfig, out: str | os.PathLike | None = None, *, progress: bool = True,
-          log=None, data: Dataset | dict[str, Dataset] | None = None) -> GenerativeModel:
+def train(
+    config: RunConfig,
+    out: str | os.PathLike | None = None,
+    *,
+    progress: bool = True,
+    log=None,
+    data: Dataset | dict[str, Dataset] | None = None,
+) -> GenerativeModel:
     """Build the model ``config`` describes and train it; with ``out``, into a new run folder.
 
     ``data``: the data to train on instead of loading each stream from its config (a
@@ -89,22 +109,44 @@ def train(config: RunConfig, out: str | os.PathLike | None = None, *, progress: 
     else:
         streams = as_streams(MODELS[config.family], data)
     values = MODELS[config.family].configure(dict(config.model), streams)
-    model = build_model(config.family, values, {n: ds.data_shape for n, ds in streams.items()},
-                        seed=config.train.seed)
-    config = config.model_copy(update={"model": model.config.model_dump(mode="json"),
-                                       "streams": record_streams(streams)})
+    model = build_model(
+        config.family,
+        values,
+        {n: ds.data_shape for n, ds in streams.items()},
+        seed=config.train.seed,
+    )
+    config = config.model_copy(
+        update={"model": model.config.model_dump(mode="json"), "streams": record_streams(streams)}
+    )
     return _fit(model, streams, config, out, progress, log)
 
 
 # What a resume may change: the run's length, where and how it runs, and how it guards
 # against divergence. The rest (batch size, seed, learning-rate schedule, selection) define
 # what the run computes, so changing them mid-run would make a run no single config describes.
-RESUME_MAY_CHANGE = ("epochs", "images", "device", "log_every", "keep_checkpoints", "compile", "channels_last",
-                     "on_divergence", "max_grad_norm", "max_rollbacks", "rollback_lr_factor")
+RESUME_MAY_CHANGE = (
+    "epochs",
+    "images",
+    "device",
+    "log_every",
+    "keep_checkpoints",
+    "compile",
+    "channels_last",
+    "on_divergence",
+    "max_grad_norm",
+    "max_rollbacks",
+    "rollback_lr_factor",
+)
 
 
-def resume(run_path: str | os.PathLike, *, progress: bool = True, log=None,
-           data: Dataset | dict[str, Dataset] | None = None, **train_updates) -> GenerativeModel:
+def resume(
+    run_path: str | os.PathLike,
+    *,
+    progress: bool = True,
+    log=None,
+    data: Dataset | dict[str, Dataset] | None = None,
+    **train_updates,
+) -> GenerativeModel:
     """Continue the run in ``run_path`` from its newest good checkpoint, on the data it
     recorded (``data``: the same data, already loaded). A run that stopped before its first
     checkpoint starts again from iteration 0, and says so.
@@ -152,13 +194,19 @@ def _resume(run: RunDir, progress: bool, log, data, train_updates: dict) -> Gene
     if trainer.total_iterations < done:
         raise ConfigError(
             f"{run.path} has trained {done} iterations ({done / trainer.iters_per_epoch:g} epochs); a resume "
-            "cannot shorten it: give a length at least that, or start a new run")
+            "cannot shorten it: give a length at least that, or start a new run"
+        )
     if changes and distributed.is_main():
-        entry = {"iteration": done, "time": datetime.now(UTC).isoformat(timespec="seconds"),
-                 "changes": {k: list(v) for k, v in changes.items()}}
+        entry = {
+            "iteration": done,
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            "changes": {k: list(v) for k, v in changes.items()},
+        }
         run.write_config(config.model_copy(update={"history": [*config.history, entry]}))
     if ckpt is None:
-        log(f"{run.path} has no checkpoint (the run stopped before its first one): training from iteration 0")
+        log(
+            f"{run.path} has no checkpoint (the run stopped before its first one): training from iteration 0"
+        )
         if distributed.is_main():
             run.truncate_metrics(0)
     else:
@@ -181,8 +229,10 @@ def _resume_changes(train: TrainConfig, updates: dict) -> dict[str, tuple]:
     fixed = [k for k in changes if k not in RESUME_MAY_CHANGE]
     if fixed:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in fixed)
-        raise ConfigError(f"a resume cannot change {flags}: it defines what the run computes; start a new run "
-                          f"(a resume may change {', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)})")
+        raise ConfigError(
+            f"a resume cannot change {flags}: it defines what the run computes; start a new run "
+            f"(a resume may change {', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)})"
+        )
     if "epochs" in changes and before["images"] is not None:
         changes["images"] = (before["images"], None)
     if "images" in changes and before["epochs"] is not None:
@@ -211,8 +261,9 @@ def load(run_path: str | os.PathLike, device: str = "auto", warn=_stderr) -> Gen
     return load_checkpointed(run_path, device, warn)[0]
 
 
-def load_checkpointed(run_path: str | os.PathLike, device: str = "auto",
-                      warn=_stderr) -> tuple[GenerativeModel, Checkpoint]:
+def load_checkpointed(
+    run_path: str | os.PathLike, device: str = "auto", warn=_stderr
+) -> tuple[GenerativeModel, Checkpoint]:
     """:func:`load`, also returning the checkpoint used, so that a number computed from the
     model can cite it (``Checkpoint.record()``: folder, iteration, manifest sha256, newest).
 
@@ -231,12 +282,20 @@ def load_checkpointed(run_path: str | os.PathLike, device: str = "auto",
         load_selected(model, ckpt.tensors)
     except (RuntimeError, KeyError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{ckpt.path} does not fit the model in config.json: {first}") from None
+        raise CheckpointError(
+            f"{ckpt.path} does not fit the model in config.json: {first}"
+        ) from None
     return model.to(resolve_device(device)).eval(), ckpt
 
 
-def sample(model: GenerativeModel, n: int, seed: int = 0, batch_size: int = 1000,
-           label: int | None = None, drs: bool = False) -> torch.Tensor:
+def sample(
+    model: GenerativeModel,
+    n: int,
+    seed: int = 0,
+    batch_size: int = 1000,
+    label: int | None = None,
+    drs: bool = False,
+) -> torch.Tensor:
     """``n`` samples of ``model`` on the CPU: images (n, C, H, W) in [0, 1] or points (n, D);
     with ``label``, all of that class (a :class:`Conditional` model); with ``drs``, kept by
     discriminator rejection sampling (:func:`deepgen.drs.rejection_sample`, a model with a
@@ -269,7 +328,9 @@ def sample(model: GenerativeModel, n: int, seed: int = 0, batch_size: int = 1000
         gen = batch_generator(seed, index, model.device)
         if label is None:
             return model.sample(stop - start, generator=gen)
-        return model.sample(stop - start, generator=gen, labels=torch.full((stop - start,), label, dtype=torch.long))
+        return model.sample(
+            stop - start, generator=gen, labels=torch.full((stop - start,), label, dtype=torch.long)
+        )
 
     return distributed.map_batches(one_batch, n, batch_size)
 

@@ -29,8 +29,10 @@ def _as_nchw_uint8(images: np.ndarray, source: str) -> np.ndarray:
     elif images.ndim == 4 and images.shape[1] not in (1, 3) and images.shape[3] in (1, 3):
         images = images.transpose(0, 3, 1, 2)
     if images.ndim != 4 or images.shape[1] not in (1, 3) or min(images.shape) < 1:
-        raise DataError(f"{source}: images must be (N, H, W), (N, C, H, W) or (N, H, W, C) with C 1 or 3 and "
-                        f"N, H, W at least 1, not {images.shape}")
+        raise DataError(
+            f"{source}: images must be (N, H, W), (N, C, H, W) or (N, H, W, C) with C 1 or 3 and "
+            f"N, H, W at least 1, not {images.shape}"
+        )
     if images.dtype == np.uint8:
         return np.ascontiguousarray(images)
     if np.issubdtype(images.dtype, np.floating):
@@ -54,8 +56,10 @@ def _labels(labels, n: int, name: str) -> torch.Tensor | None:
         return None
     array = np.asarray(labels.cpu() if torch.is_tensor(labels) else labels)
     if array.dtype.kind not in "iub":
-        raise DataError(f"{name}: labels must be integers 0, 1, ..., not {array.dtype} values such as "
-                        f"{array.reshape(-1)[:3].tolist()}; map the class names to numbers first")
+        raise DataError(
+            f"{name}: labels must be integers 0, 1, ..., not {array.dtype} values such as "
+            f"{array.reshape(-1)[:3].tolist()}; map the class names to numbers first"
+        )
     if array.shape != (n,):
         raise DataError(f"{name}: labels must be ({n},), not {tuple(array.shape)}")
     if n and array.min() < 0:
@@ -63,22 +67,37 @@ def _labels(labels, n: int, name: str) -> torch.Tensor | None:
     return torch.from_numpy(array.astype(np.int64))
 
 
-def _held_out_dataset(name: str, x: torch.Tensor, y: torch.Tensor | None, lengths: torch.Tensor | None,
-                      held_out: float, what: str, vocabulary: tuple[str, ...] | None = None) -> Dataset:
+def _held_out_dataset(
+    name: str,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    lengths: torch.Tensor | None,
+    held_out: float,
+    what: str,
+    vocabulary: tuple[str, ...] | None = None,
+) -> Dataset:
     """Rows of x (and y, lengths) split by a fixed permutation: ``held_out`` of them (at least
     one each) for validation and test, the rest for training."""
     n, held = len(x), max(1, int(len(x) * held_out))
     if n < 2 * held + 1:
         raise DataError(f"{name}: {n} {what}; at least 3 are needed (train, valid, test)")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    parts = {"valid": perm[:held], "test": perm[held:2 * held], "train": perm[2 * held:]}
+    parts = {"valid": perm[:held], "test": perm[held : 2 * held], "train": perm[2 * held :]}
     splits = {k: Split(x, y, lengths).take(i) for k, i in parts.items()}
     classes = int(y.max()) + 1 if y is not None and len(y) else None
-    return Dataset(name, splits, num_classes=classes, source=f"{n} in-memory {what}", vocabulary=vocabulary)
+    return Dataset(
+        name, splits, num_classes=classes, source=f"{n} in-memory {what}", vocabulary=vocabulary
+    )
 
 
-def from_sequences(sequences, vocabulary, labels=None, name: str = "sequences", held_out: float = 0.05,
-                   max_length: int | None = None) -> Dataset:
+def from_sequences(
+    sequences,
+    vocabulary,
+    labels=None,
+    name: str = "sequences",
+    held_out: float = 0.05,
+    max_length: int | None = None,
+) -> Dataset:
     """A Dataset of token sequences: ``sequences`` lists of token ids in
     [0, len(vocabulary)), held as int64 (N, T) padded with 0 after each sequence's end,
     with ``lengths`` (N,); T is ``max_length`` or the longest sequence. Labels and the
@@ -94,13 +113,17 @@ def from_sequences(sequences, vocabulary, labels=None, name: str = "sequences", 
     width = max_length or longest
     for i, seq in enumerate(seqs):
         if not seq or len(seq) > width or min(seq) < 0 or max(seq) >= len(vocabulary):
-            raise DataError(f"{name}: sequence {i} must hold 1 to {width} token ids in [0, {len(vocabulary)}), "
-                            f"not {seq[:10]}")
+            raise DataError(
+                f"{name}: sequence {i} must hold 1 to {width} token ids in [0, {len(vocabulary)}), "
+                f"not {seq[:10]}"
+            )
     x = torch.zeros(len(seqs), width, dtype=torch.long)
     for i, seq in enumerate(seqs):
-        x[i, :len(seq)] = torch.tensor(seq)
+        x[i, : len(seq)] = torch.tensor(seq)
     lengths = torch.tensor([len(seq) for seq in seqs], dtype=torch.long)
-    return _held_out_dataset(name, x, _labels(labels, len(x), name), lengths, held_out, "sequences", vocabulary)
+    return _held_out_dataset(
+        name, x, _labels(labels, len(x), name), lengths, held_out, "sequences", vocabulary
+    )
 
 
 def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
@@ -116,7 +139,9 @@ def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
                 images, labels = loaded, None
             else:  # .npz
                 if "images" not in loaded.files:
-                    raise DataError(f"{path} holds {loaded.files}; it needs an array named 'images'")
+                    raise DataError(
+                        f"{path} holds {loaded.files}; it needs an array named 'images'"
+                    )
                 images = loaded["images"]
                 labels = loaded["labels"] if "labels" in loaded.files else None
     except FileNotFoundError:
@@ -125,8 +150,10 @@ def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
         raise
     except Exception as err:  # noqa: BLE001  damaged headers and archives raise OSError, ValueError,
         # EOFError, BadZipFile, SyntaxError, tokenize.TokenError, ...: all mean "unreadable".
-        raise DataError(f"{path} is not a readable .npy/.npz file (pickled objects are refused): "
-                        f"{type(err).__name__}: {err}") from None
+        raise DataError(
+            f"{path} is not a readable .npy/.npz file (pickled objects are refused): "
+            f"{type(err).__name__}: {err}"
+        ) from None
     data = from_tensors(images, labels, name=str(path))  # errors name the file
     data.name = "arrays"
     data.source = f"{path} ({sum(len(s) for s in data.splits.values())} images)"
@@ -140,7 +167,9 @@ def max_data_bytes() -> int:
     try:
         return int(value) if value else 4 << 30
     except ValueError:
-        raise DataError(f"DEEPGEN_MAX_DATA_BYTES must be a whole number of bytes, not {value!r}") from None
+        raise DataError(
+            f"DEEPGEN_MAX_DATA_BYTES must be a whole number of bytes, not {value!r}"
+        ) from None
 
 
 def _check_declared_size(path: Path) -> None:
@@ -156,17 +185,23 @@ def _check_declared_size(path: Path) -> None:
             fmt = np.lib.format
             try:
                 version = fmt.read_magic(fh)
-                read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}[version]
+                read_header = {
+                    (1, 0): fmt.read_array_header_1_0,
+                    (2, 0): fmt.read_array_header_2_0,
+                }[version]
                 shape, _, dtype = read_header(fh)
             except (ValueError, OSError, SyntaxError, KeyError):
                 return  # not a .npy of a version read here: np.load says what is wrong
             declared = math.prod(shape) * dtype.itemsize
     if declared > limit:
-        raise DataError(f"{path} declares {declared:,} bytes of arrays, more than the {limit:,} allowed; if it is "
-                        "meant, raise the limit with DEEPGEN_MAX_DATA_BYTES")
+        raise DataError(
+            f"{path} declares {declared:,} bytes of arrays, more than the {limit:,} allowed; if it is "
+            "meant, raise the limit with DEEPGEN_MAX_DATA_BYTES"
+        )
 
 
 # --- data stored in a run folder --------------------------------------------------------
+
 
 def save_splits(dataset: Dataset, path: Path) -> Path:
     """Write every split of ``dataset`` to an ``.npz`` at ``path`` atomically (no pickle):
@@ -198,17 +233,27 @@ def stored_dataset(spec, data_dir=None, **_) -> Dataset:
     except FileNotFoundError:
         raise DataError(f"the run's stored data {path} is missing") from None
     except Exception as err:  # noqa: BLE001  any damage to the archive means "unreadable"
-        raise DataError(f"the run's stored data {path} is unreadable: {type(err).__name__}: {err}") from None
+        raise DataError(
+            f"the run's stored data {path} is unreadable: {type(err).__name__}: {err}"
+        ) from None
     splits = {}
     for key in arrays:
         name, _, field = key.partition("/")
         if field == "x":
-            get = lambda f: torch.from_numpy(arrays[f"{name}/{f}"]) if f"{name}/{f}" in arrays else None
+            get = lambda f: (
+                torch.from_numpy(arrays[f"{name}/{f}"]) if f"{name}/{f}" in arrays else None
+            )
             splits[name] = Split(get("x"), get("labels"), get("lengths"))
     if "train" not in splits:
         raise DataError(f"the run's stored data {path} has no training split")
     classes = int(arrays["num_classes"]) if "num_classes" in arrays else -1
     vocabulary = tuple(str(v) for v in arrays["vocabulary"]) if "vocabulary" in arrays else None
     grammar = str(arrays["grammar"]) if "grammar" in arrays else None
-    return Dataset("stored", splits, num_classes=None if classes < 0 else classes, source=str(path),
-                   vocabulary=vocabulary, grammar=grammar)
+    return Dataset(
+        "stored",
+        splits,
+        num_classes=None if classes < 0 else classes,
+        source=str(path),
+        vocabulary=vocabulary,
+        grammar=grammar,
+    )
