@@ -8,14 +8,17 @@ from .datasets import DATASETS, DatasetSpec, FakeOptions, IdxFile, fake_dataset,
 from .expressions import ExpressionOptions, expressions_dataset
 from .fetch import WebSource, WheelSource
 from .imagefolder import ImageFolderOptions, imagefolder_dataset
+from .mnist_m import MnistMSource
+from .optdigits import OptdigitsOptions, optdigits_dataset
 from .toy import toy_dataset
 
 
-def _files(shas: tuple[str, str, str, str], n_train: int = 60_000, n_test: int = 10_000):
+def _files(shas: tuple[str, str, str, str], n_train: int = 60_000, n_test: int = 10_000,
+           image: tuple[int, ...] = (28, 28)):
     return (
-        IdxFile("train-images-idx3-ubyte", shas[0], (n_train, 28, 28)),
+        IdxFile("train-images-idx3-ubyte", shas[0], (n_train, *image)),
         IdxFile("train-labels-idx1-ubyte", shas[1], (n_train,)),
-        IdxFile("t10k-images-idx3-ubyte", shas[2], (n_test, 28, 28)),
+        IdxFile("t10k-images-idx3-ubyte", shas[2], (n_test, *image)),
         IdxFile("t10k-labels-idx1-ubyte", shas[3], (n_test,)),
     )
 
@@ -60,6 +63,30 @@ DATASETS.register("fashion-mnist", DatasetSpec(
     fetch_hint="Fetch it with: deepgen data fetch fashion-mnist, or on Debian: "
                "apt-get install dataset-fashion-mnist",
     sources=(WebSource("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"),),
+))
+# sha256 of the decompressed IDX files `deepgen data fetch mnist-m` builds (see mnist_m.py).
+MNIST_M_SHA256 = (
+    "ff53c36f4d1c339ad71c77295b556a85ac2ceb5bdd00ac710c056f512b160b2b",
+    MNIST_SHA256[1],
+    "2898ed0885eda1449b9aba492b8193e10e7b3a3f33177388c97d96d916360a2b",
+    MNIST_SHA256[3],
+)
+DATASETS.register("mnist-m", DatasetSpec(
+    name="mnist-m",
+    description="MNIST-M by Ganin & Lempitsky's recipe: MNIST digits blended over patches of "
+                "colour photographs (scikit-image's, not BSDS500), 3x28x28, MNIST's splits",
+    load=idx_dataset,
+    files=_files(MNIST_M_SHA256, image=(3, 28, 28)),
+    fetch_hint="Build it with: deepgen data fetch mnist-m",
+    sources=(MnistMSource(),),
+))
+DATASETS.register("optdigits", DatasetSpec(
+    name="optdigits",
+    description="the UCI 8x8 digits scikit-learn bundles (43 other writers), upsampled to a "
+                "20x20 box in 28x28; 1097/200/500",
+    load=optdigits_dataset,
+    options=OptdigitsOptions,
+    origin="scikit-learn",
 ))
 DATASETS.register("fake", DatasetSpec(
     name="fake",

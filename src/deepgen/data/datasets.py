@@ -236,12 +236,18 @@ def load_idx_arrays(spec: DatasetSpec, data_dir=None) -> tuple[dict[str, np.ndar
 
 
 def idx_dataset(spec: DatasetSpec, data_dir=None, n_valid: int = 10_000, **_) -> Dataset:
-    """Load a 28x28 IDX dataset (MNIST layout); the last ``n_valid`` training images form
-    the validation split (for MNIST this is the standard 50k/10k split)."""
+    """Load an IDX dataset of MNIST's layout: images (N, H, W) grey or (N, C, H, W); the
+    last ``n_valid`` training images form the validation split (for MNIST this is the
+    standard 50k/10k split)."""
     arrays, where = load_idx_arrays(spec, data_dir)
-    train_x = torch.from_numpy(arrays["train-images-idx3-ubyte"].copy()).unsqueeze(1)
+
+    def images(name: str) -> torch.Tensor:
+        x = torch.from_numpy(arrays[name].copy())
+        return x.unsqueeze(1) if x.ndim == 3 else x
+
+    train_x = images("train-images-idx3-ubyte")
     train_y = torch.from_numpy(arrays["train-labels-idx1-ubyte"].astype(np.int64))
-    test_x = torch.from_numpy(arrays["t10k-images-idx3-ubyte"].copy()).unsqueeze(1)
+    test_x = images("t10k-images-idx3-ubyte")
     test_y = torch.from_numpy(arrays["t10k-labels-idx1-ubyte"].astype(np.int64))
     cut = len(train_x) - n_valid
     splits = {

