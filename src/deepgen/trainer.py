@@ -335,7 +335,7 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             pick = lambda t: None if t is None else t[rows]
             streams[name] = StreamBatch(x[rows], pick(y), pick(lengths), shard)
-        return Batch(streams, self.iteration)
+        return Batch(streams, self.iteration, self.iteration / self.total_iterations)
 
     def _iteration(self, optimizers, noise, sums, counts, stop, bar) -> None:
         """One iteration: every player's steps, then logging and epoch-end work."""
@@ -348,13 +348,17 @@ class Trainer:
                 f"interrupted at iteration {self.iteration}{where}; continue with "
                 f"`deepgen train --resume {self.run.path if self.run else 'RUN'}`"
             )
-        if cfg.lr_decay == "linear":
-            scale = 1.0 - self.iteration / self.total_iterations
-            for opt in optimizers.values():
-                for group in opt.param_groups:
+        progress = self.iteration / self.total_iterations
+        decay = 1.0 - progress if cfg.lr_decay == "linear" else 1.0
+        for player in self.players:
+            scale = decay * (1.0 if player.lr_scale is None else player.lr_scale(progress))
+            if cfg.lr_decay == "linear" or player.lr_scale is not None:
+                for group in optimizers[player.name].param_groups:
                     group["lr"] = group["base_lr"] * scale
         batch, drawn = None, dict.fromkeys(self.orders, 0)
         for player in self.players:
+            if player.active is not None and not player.active(progress):
+                continue
             if len(self.players) > 1:
                 for other in self.players:
                     other.module.requires_grad_(other is player)

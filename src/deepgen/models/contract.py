@@ -77,8 +77,9 @@ class StreamBatch:
 
 @dataclass
 class Batch:
-    """The streams a player asked for, by name, and the Trainer's iteration count (for
-    schedules such as KL warm-up; 0 outside training).
+    """The streams a player asked for, by name, the Trainer's iteration count (for
+    schedules such as KL warm-up; 0 outside training) and ``progress``, the fraction of the
+    run's iterations done before this one, in [0, 1) (DANN's lambda schedule).
 
     A single-stream family reads ``batch.x``, ``batch.y``, ``batch.randn(...)``: these
     are its one stream's. A family with several streams reads ``batch["source"].x``.
@@ -86,6 +87,7 @@ class Batch:
 
     streams: dict[str, StreamBatch]
     iteration: int = 0
+    progress: float = 0.0
 
     @classmethod
     def of(
@@ -157,6 +159,12 @@ class Player:
             the generator, which only samples noise of the batch's size).
         streams: the streams each of its batches holds; None: every stream of the model.
         after_step: called after each optimiser step (e.g. WGAN's weight clipping).
+        active: ``active(progress)`` -> whether it steps in an iteration begun at
+            ``progress`` (the fraction of the run done, [0, 1)); None: always. Stages of a
+            method (ADDA: a source classifier, then adaptation) are players active in turn.
+        lr_scale: ``lr_scale(progress)`` -> the factor (>= 0) on its optimiser's learning
+            rate in that iteration (DANN's annealing, CycleGAN's linear decay); None: 1.
+            It multiplies ``--lr-decay``'s factor.
     """
 
     name: str
@@ -167,6 +175,8 @@ class Player:
     uses_data: bool = True
     streams: tuple[str, ...] | None = None
     after_step: Callable[[], None] | None = None
+    active: Callable[[float], bool] | None = None
+    lr_scale: Callable[[float], float] | None = None
 
 
 class GenerativeModel(nn.Module):
