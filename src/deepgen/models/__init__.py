@@ -1,7 +1,9 @@
 """Model families. Importing this module registers every built-in family."""
 
+from . import adaptation as _adaptation  # noqa: F401
 from . import ae as _ae  # noqa: F401
 from . import cvae as _cvae  # noqa: F401
+from . import cyclegan as _cyclegan  # noqa: F401
 from . import gan as _gan  # noqa: F401
 from . import gmm as _gmm  # noqa: F401
 from . import grammar_vae as _grammar_vae  # noqa: F401
@@ -9,6 +11,7 @@ from . import m1 as _m1  # noqa: F401
 from . import semi_supervised as _semi_supervised  # noqa: F401
 from . import ssgan as _ssgan  # noqa: F401
 from . import vae as _vae  # noqa: F401
+from .adaptation import ADDA, DANN, SourceOnly, TargetOnly
 from .ae import AE, AEConfig
 from .base import ModelConfig, build_model, make_config
 from .capabilities import (
@@ -32,6 +35,7 @@ from .capabilities import (
 )
 from .contract import MODELS, Batch, GenerativeModel, Player, StreamBatch, register_model
 from .cvae import CVAE, LabelCVAEConfig, QuadrantCVAE, QuadrantCVAEConfig
+from .cyclegan import CycleGAN, CycleGANConfig
 from .gan import CGAN, GAN, WGAN, WGANGP, CGANConfig, GANConfig, WGANConfig, WGANGPConfig
 from .gmm import GMM, GMMConfig
 from .m1 import M1, M1M2, M1Config, M1M2Config
@@ -40,9 +44,11 @@ from .ssgan import SSGAN, SSGANConfig
 from .vae import IWAE, VAE, IWAEConfig, VAEConfig
 
 __all__ = [
+    "ADDA",
     "AE",
     "CGAN",
     "CVAE",
+    "DANN",
     "GAN",
     "GMM",
     "IWAE",
@@ -62,6 +68,8 @@ __all__ = [
     "ClosedForm",
     "Completer",
     "Conditional",
+    "CycleGAN",
+    "CycleGANConfig",
     "DensityRatio",
     "Encoder",
     "ExactDensity",
@@ -83,9 +91,11 @@ __all__ = [
     "QuadrantCVAEConfig",
     "SSGANConfig",
     "Sampler",
+    "SourceOnly",
     "StreamBatch",
     "Strings",
     "SupervisedBaseline",
+    "TargetOnly",
     "Translator",
     "VAEConfig",
     "WGANConfig",
