@@ -15,7 +15,7 @@ from .data.datasets import Dataset, load_dataset
 from .distributed import resolve_device
 from .errors import CheckpointError, ConfigError
 from .models.base import build_model
-from .models.capabilities import Conditional, DensityRatio, Sampler, require
+from .models.capabilities import Conditional, DensityRatio, Sampler, Translator, require
 from .models.contract import MODELS, GenerativeModel
 from .rundata import check_given, load_streams, record_streams, store_streams
 from .rundir import RunDir
@@ -333,6 +333,29 @@ def sample(
         )
 
     return distributed.map_batches(one_batch, n, batch_size)
+
+
+def translate(
+    model: GenerativeModel, x: torch.Tensor, direction: str, seed: int = 0, batch_size: int = 1000
+) -> torch.Tensor:
+    """uint8 images ``x`` (N, C, H, W) of the direction's first stream translated by a
+    :class:`Translator` into images (N, C', H, W) in [0, 1] on the CPU: preprocessed and
+    translated in batches, each with its generator of ``seed`` (split over ranks under
+    torchrun, as :func:`sample`).
+
+    Raises:
+        MissingCapability: the model does not translate. ConfigError: an unknown direction.
+    """
+    require(model, Translator, "translation")
+    model.direction_streams(direction)
+
+    def one_batch(index: int, start: int, stop: int) -> torch.Tensor:
+        gen = batch_generator(seed, index, model.device)
+        inputs = model.preprocess(x[start:stop].to(model.device), gen)
+        return model.translate(inputs, direction).cpu()
+
+    with torch.no_grad():
+        return distributed.map_batches(one_batch, len(x), batch_size)
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

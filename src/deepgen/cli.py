@@ -360,8 +360,16 @@ def reconstruct(run, n, output, split, device):
 @click.option(
     "--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True
 )
+@click.option(
+    "--npz",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="also translate every image of the split and write them with their labels to this "
+    ".npz (images, labels), which `--data arrays --data-dir FILE` reads: e.g. a classifier "
+    "trained on translated source images (pixel-level adaptation)",
+)
 @device_option
-def translate(run, direction, n, output, split, device):
+def translate(run, direction, n, output, split, device, npz):
     """Translate images of one stream into another's (models that translate, e.g. cyclegan):
     rows alternate the inputs and their translations."""
     from . import api
@@ -371,6 +379,15 @@ def translate(run, direction, n, output, split, device):
 
     model = require(api.load(run, device=device, warn=_warn), Translator, "deepgen translate")
     direction = direction or model.directions[0]
+    if npz is not None:
+        import torch
+
+        from .data.arrays import save_arrays
+
+        origin, _ = model.direction_streams(direction)
+        images = api.run_data(run)[origin][split]
+        moved = api.translate(model, images.x, direction)
+        click.echo(str(save_arrays(npz, (moved * 255).round().to(torch.uint8), images.labels)))
     grid, nrow = translation_grid(model, api.run_data(run), direction, split, n)
     path = save_grid(grid, output or Path(run) / f"translate-{direction}.png", nrow=nrow)
     click.echo(str(path))

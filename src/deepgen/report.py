@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .api import load_checkpointed, make_generator, run_data
+from .api import load_checkpointed, make_generator, run_data, translate
 from .data.datasets import Dataset
 from .errors import DeepgenError
 from .fileio import atomic_write_text
@@ -87,22 +87,27 @@ def translation_grid(
     nrow: int = 8,
     seed: int = 0,
 ) -> tuple[torch.Tensor, int]:
-    """Rows alternating the first ``n`` images of ``split`` of the direction's first stream
-    (in [0, 1]) and their translations; returns (images (2n, C, H, W), images per row).
+    """The first ``n`` images x of ``split`` of the direction's first stream (in [0, 1]),
+    their translations G(x) and, when the model also translates back, F(G(x)): rows of
+    ``nrow`` taking turns (x, G(x)[, F(G(x))]); grey images are shown as three equal
+    channels beside colour ones. Returns (images (2n or 3n, C, H, W), images per row).
 
     Raises:
         MissingCapability: the model has no :class:`Translator`. ConfigError: an unknown
             direction.
     """
     require(model, Translator, "translation")
-    source, _ = model.direction_streams(direction)
-    x = streams[source][split].x[:n].to(model.device)
-    with torch.no_grad():
-        out = model.translate(model.preprocess(x, make_generator(seed, model.device)), direction)
-    original = x.float() / 255.0
+    origin, goal = model.direction_streams(direction)
+    x = streams[origin][split].x[:n]
+    kinds = [x.float() / 255.0, translate(model, x, direction, seed)]
+    back = f"{goal}-to-{origin}"
+    if back in model.directions:
+        kinds.append(translate(model, (kinds[1] * 255).round().to(torch.uint8), back, seed))
+    channels = max(k.shape[1] for k in kinds)
+    kinds = [k.expand(-1, channels, -1, -1) for k in kinds]
     rows = []
     for start in range(0, len(x), nrow):
-        rows += [original[start : start + nrow], out[start : start + nrow]]
+        rows += [k[start : start + nrow] for k in kinds]
     return torch.cat(rows), nrow
 
 
@@ -360,7 +365,8 @@ def _model_figures(
             figs.append(
                 _figure(
                     png_bytes(grid_image(grid, nrow)),
-                    f"{direction}: test images (odd rows) and their translations (even rows)",
+                    f"{direction}: test images, their translations and (where the model "
+                    "translates back) the translations translated back, in turn by row",
                 )
             )
     return figs

@@ -200,6 +200,19 @@ def _check_declared_size(path: Path) -> None:
         )
 
 
+def save_arrays(
+    path: str | os.PathLike, images: torch.Tensor, labels: torch.Tensor | None = None
+) -> Path:
+    """Write uint8 ``images`` (N, C, H, W) and optional ``labels`` (N,) to an ``.npz`` that
+    ``arrays`` reads, atomically (no pickle). Returns the path."""
+    arrays = {"images": images.detach().cpu().numpy()}
+    if labels is not None:
+        arrays["labels"] = labels.detach().cpu().numpy()
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
 # --- data stored in a run folder --------------------------------------------------------
 
 

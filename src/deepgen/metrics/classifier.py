@@ -56,14 +56,14 @@ def weights_path(name: str) -> Path:
 
 def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Tensor:
     """Translate each image by up to ``max_shift`` pixels (zero padding), per image."""
-    b = x.shape[0]
+    b, c = x.shape[:2]
     padded = nn.functional.pad(x, [max_shift] * 4)
     dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=g)
     dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=g)
     rows = (dy[:, None] + torch.arange(x.shape[2])[None]).view(b, 1, -1, 1)
     cols = (dx[:, None] + torch.arange(x.shape[3])[None]).view(b, 1, 1, -1)
     idx = torch.arange(b).view(b, 1, 1, 1)
-    return padded[idx, torch.zeros_like(idx), rows, cols]
+    return padded[idx, torch.arange(c).view(1, c, 1, 1), rows, cols]
 
 
 def accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor, batch: int = 1000) -> float:
