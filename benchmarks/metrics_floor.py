@@ -43,17 +43,21 @@ def main() -> None:
     valid = data["valid"].x[:1000].float().flatten(1) / 255
     print(f"MNIST, n = {args.n} per set, classifier sha256 {sha[:16]}...")
     print(f"classifier score of the test set itself: {inception_score(real_p)[0]:.3f}")
-    print(f"{'set':28s} {'FID':>8s} {'KID':>10s} {'IS':>6s} {'prec':>6s} {'rec':>6s} {'dens':>6s} "
-          f"{'cov':>6s} {'Parzen':>8s}")
+    print(
+        f"{'set':28s} {'FID':>8s} {'KID':>10s} {'IS':>6s} {'prec':>6s} {'rec':>6s} {'dens':>6s} "
+        f"{'cov':>6s} {'Parzen':>8s}"
+    )
     for name, images in sets(data, args.n, g).items():
         t = time.perf_counter()
         f, p = classifier_outputs(model, images)
         pr = precision_recall(real_f, f)
         dc = density_coverage(real_f, f)
         parzen = parzen_protocol(images.flatten(1), valid, test.flatten(1))["mean"]
-        print(f"{name:28s} {fid(real_f, f):8.2f} {kid(real_f, f, 50, 1000, g)[0]:10.3f} "
-              f"{inception_score(p)[0]:6.3f} {pr[0]:6.3f} {pr[1]:6.3f} {dc[0]:6.3f} {dc[1]:6.3f} "
-              f"{parzen:8.1f}   ({time.perf_counter() - t:.0f} s)")
+        print(
+            f"{name:28s} {fid(real_f, f):8.2f} {kid(real_f, f, 50, 1000, g)[0]:10.3f} "
+            f"{inception_score(p)[0]:6.3f} {pr[0]:6.3f} {pr[1]:6.3f} {dc[0]:6.3f} {dc[1]:6.3f} "
+            f"{parzen:8.1f}   ({time.perf_counter() - t:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

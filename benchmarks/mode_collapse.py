@@ -43,17 +43,31 @@ VARIANTS = {
     # discriminator rejection sampling (Azadi et al. 2019; deepgen.drs)
     "nonsaturating+drs": ("gan", {"loss": "nonsaturating", "drs": True}),
     # the best setting without R1: wider nets (3 x 400), Adam at 3e-4, 3.75x the iterations, exact DRS (gamma 0)
-    "best: 400 units, lr 3e-4, 30k it, exact drs": ("gan", {"hidden_dim": 400, "lr": 3e-4, "iterations": 30_000,
-                                                             "drs": True, "drs_quantile": None}),
+    "best: 400 units, lr 3e-4, 30k it, exact drs": (
+        "gan",
+        {"hidden_dim": 400, "lr": 3e-4, "iterations": 30_000, "drs": True, "drs_quantile": None},
+    ),
     # the best setting: the same with the R1 penalty on D (Mescheder et al. 2018), which keeps G
     # from dropping the grid's modes; the only one on the bar on every seed of both datasets
-    "best: 400 units, lr 3e-4, R1 0.1, 30k it, exact drs": ("gan", {"hidden_dim": 400, "lr": 3e-4, "r1_weight": 0.1,
-                                                                     "iterations": 30_000, "drs": True,
-                                                                     "drs_quantile": None}),
+    "best: 400 units, lr 3e-4, R1 0.1, 30k it, exact drs": (
+        "gan",
+        {
+            "hidden_dim": 400,
+            "lr": 3e-4,
+            "r1_weight": 0.1,
+            "iterations": 30_000,
+            "drs": True,
+            "drs_quantile": None,
+        },
+    ),
 }
 SAMPLES = 2500  # points scored per run, as VEEGAN and PacGAN score them
-PUBLISHED = {("ring8", "plain GAN"): (6.3, 98.2), ("ring8", "PacGAN4"): (7.8, 95.9),
-             ("grid25", "plain GAN"): (17.3, 94.8), ("grid25", "PacGAN4"): (24.8, 93.6)}
+PUBLISHED = {
+    ("ring8", "plain GAN"): (6.3, 98.2),
+    ("ring8", "PacGAN4"): (7.8, 95.9),
+    ("grid25", "plain GAN"): (17.3, 94.8),
+    ("grid25", "PacGAN4"): (24.8, 93.6),
+}
 
 
 def one_run(task: tuple[str, str, int, int, int, int]) -> dict:
@@ -72,24 +86,48 @@ def one_run(task: tuple[str, str, int, int, int, int]) -> dict:
     options = dict(options)
     drs, quantile = options.pop("drs", False), options.pop("drs_quantile", 0.95)
     iterations, hidden = options.pop("iterations", iterations), options.pop("hidden_dim", hidden)
-    model = build_model(family, {"net": "mlp", "latent_dim": 2, "hidden_dim": hidden, **options}, (2,), seed=seed)
+    model = build_model(
+        family, {"net": "mlp", "latent_dim": 2, "hidden_dim": hidden, **options}, (2,), seed=seed
+    )
     data_steps = sum(p.steps for p in model.players() if p.uses_data)
     start = time.perf_counter()
-    deepgen.fit(model, data, images=iterations * batch * data_steps, batch_size=batch, seed=seed,
-              lr_decay="linear", progress=False, log=lambda m: None)
+    deepgen.fit(
+        model,
+        data,
+        images=iterations * batch * data_steps,
+        batch_size=batch,
+        seed=seed,
+        lr_decay="linear",
+        progress=False,
+        log=lambda m: None,
+    )
     model.eval()
     extra = {}
     if drs:
         from deepgen.drs import rejection_sample
 
-        points, rate = rejection_sample(model, SAMPLES, torch.Generator().manual_seed(10_000 + seed),
-                                        shift_quantile=quantile, max_draws=10_000 * SAMPLES)
+        points, rate = rejection_sample(
+            model,
+            SAMPLES,
+            torch.Generator().manual_seed(10_000 + seed),
+            shift_quantile=quantile,
+            max_draws=10_000 * SAMPLES,
+        )
         extra["acceptance_rate"] = rate
     else:
         points = sample(model, SAMPLES, seed=10_000 + seed)
     metrics = mode_metrics(points, TOY_MIXTURES[data])
-    return {"variant": variant, "data": data, "seed": seed, "iterations": iterations, "hidden_dim": hidden,
-            "batch_size": batch, "seconds": round(time.perf_counter() - start, 1), **metrics, **extra}
+    return {
+        "variant": variant,
+        "data": data,
+        "seed": seed,
+        "iterations": iterations,
+        "hidden_dim": hidden,
+        "batch_size": batch,
+        "seconds": round(time.perf_counter() - start, 1),
+        **metrics,
+        **extra,
+    }
 
 
 def _cell(values: list[float], digits: int) -> str:
@@ -99,50 +137,77 @@ def _cell(values: list[float], digits: int) -> str:
 
 def table(rows: list[dict]) -> str:
     """The README table: mean ± sd over seeds, and how many seeds got every mode with >= 95%."""
-    out = ["| data | variant | seeds | modes | high-quality % | reverse KL (nats) | all modes and ≥95% |",
-           "|---|---|---|---|---|---|---|"]
-    keys = sorted({(r["data"], r["variant"]) for r in rows},
-                  key=lambda k: (k[0], list(VARIANTS).index(k[1]) if k[1] in VARIANTS else 99))
+    out = [
+        "| data | variant | seeds | modes | high-quality % | reverse KL (nats) | all modes and ≥95% |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted(
+        {(r["data"], r["variant"]) for r in rows},
+        key=lambda k: (k[0], list(VARIANTS).index(k[1]) if k[1] in VARIANTS else 99),
+    )
     for data, variant in keys:
         rs = [r for r in rows if r["data"] == data and r["variant"] == variant]
         perfect = sum(r["modes"] == r["num_modes"] and r["high_quality_percent"] >= 95 for r in rs)
         kl = [r["reverse_kl"] for r in rs]
-        kl_cell = _cell(kl, 3) if all(v != float("inf") for v in kl) else "∞ (a seed had no good sample)"
-        out.append(f"| {data} | {variant} | {len(rs)} | {_cell([r['modes'] for r in rs], 1)} / {rs[0]['num_modes']} | "
-                   f"{_cell([r['high_quality_percent'] for r in rs], 1)} | {kl_cell} | {perfect}/{len(rs)} |")
+        kl_cell = (
+            _cell(kl, 3) if all(v != float("inf") for v in kl) else "∞ (a seed had no good sample)"
+        )
+        out.append(
+            f"| {data} | {variant} | {len(rs)} | {_cell([r['modes'] for r in rs], 1)} / {rs[0]['num_modes']} | "
+            f"{_cell([r['high_quality_percent'] for r in rs], 1)} | {kl_cell} | {perfect}/{len(rs)} |"
+        )
     return "\n".join(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=8_000, help="generator iterations per run")
+    parser.add_argument(
+        "--iterations", type=int, default=8_000, help="generator iterations per run"
+    )
     parser.add_argument("--hidden-dim", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--datasets", nargs="+", default=["ring8", "grid25"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--results", default="mode_collapse.jsonl")
-    parser.add_argument("--table-only", action="store_true", help="print the table of --results and stop")
+    parser.add_argument(
+        "--table-only", action="store_true", help="print the table of --results and stop"
+    )
     args = parser.parse_args()
     path = Path(args.results)
     done = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     if not args.table_only:
-        have = {(r["variant"], r["data"], r["seed"]) for r in done if r["variant"] in VARIANTS
-                and r["iterations"] == VARIANTS[r["variant"]][1].get("iterations", args.iterations)}
-        tasks = [(v, d, s, args.iterations, args.hidden_dim, args.batch_size)
-                 for s in range(args.seeds) for d in args.datasets for v in args.variants if (v, d, s) not in have]
+        have = {
+            (r["variant"], r["data"], r["seed"])
+            for r in done
+            if r["variant"] in VARIANTS
+            and r["iterations"] == VARIANTS[r["variant"]][1].get("iterations", args.iterations)
+        }
+        tasks = [
+            (v, d, s, args.iterations, args.hidden_dim, args.batch_size)
+            for s in range(args.seeds)
+            for d in args.datasets
+            for v in args.variants
+            if (v, d, s) not in have
+        ]
         print(f"{len(tasks)} runs to do ({len(have)} already in {path})", flush=True)
         with ProcessPoolExecutor(args.jobs) as pool, path.open("a") as f:
             for result in pool.map(one_run, tasks):
                 f.write(json.dumps(result) + "\n")
                 f.flush()
                 done.append(result)
-                print(f"{result['data']} {result['variant']} seed {result['seed']}: {result['modes']}/"
-                      f"{result['num_modes']} modes, {result['high_quality_percent']:.1f}% high quality, "
-                      f"reverse KL {result['reverse_kl']:.3f} ({result['seconds']:.0f} s)", flush=True)
+                print(
+                    f"{result['data']} {result['variant']} seed {result['seed']}: {result['modes']}/"
+                    f"{result['num_modes']} modes, {result['high_quality_percent']:.1f}% high quality, "
+                    f"reverse KL {result['reverse_kl']:.3f} ({result['seconds']:.0f} s)",
+                    flush=True,
+                )
     print(table(done))
-    print("published (PacGAN Tables 2-3): " + "; ".join(f"{d} {v}: {m} modes / {q}%" for (d, v), (m, q) in PUBLISHED.items()))
+    print(
+        "published (PacGAN Tables 2-3): "
+        + "; ".join(f"{d} {v}: {m} modes / {q}%" for (d, v), (m, q) in PUBLISHED.items())
+    )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,14 @@ def main() -> None:
     if run is None:
         run = tempfile.mkdtemp(prefix="deepgen-nll-") + "/vae"
         print(f"training an MLP VAE (784-400-20, 10 epochs) into {run}")
-        deepgen.fit(deepgen.build_model("vae", {"net": "mlp"}, data.data_shape), data, out=run, epochs=10, progress=False,
-                                                                         log=lambda m: None)
+        deepgen.fit(
+            deepgen.build_model("vae", {"net": "mlp"}, data.data_shape),
+            data,
+            out=run,
+            epochs=10,
+            progress=False,
+            log=lambda m: None,
+        )
     model = deepgen.load(run)
     test = data["test"].x[: args.n]
     per_image = one_at_a_time(model, test[: args.reference_images], args.k)
@@ -59,13 +65,17 @@ def main() -> None:
     seconds = time.perf_counter() - start
     ref_total = per_image * len(test)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; run {run}")
-    print(f"test NLL (IWAE, k = {args.k}, n = {len(test)}): {result['nll']['mean']:.2f} +- "
-          f"{result['nll']['stderr']:.2f} nats ({result['bits_per_dim']['mean']:.4f} bits/dim); "
-          f"k-sample -ELBO {result['neg_elbo']['mean']:.2f} nats")
+    print(
+        f"test NLL (IWAE, k = {args.k}, n = {len(test)}): {result['nll']['mean']:.2f} +- "
+        f"{result['nll']['stderr']:.2f} nats ({result['bits_per_dim']['mean']:.4f} bits/dim); "
+        f"k-sample -ELBO {result['neg_elbo']['mean']:.2f} nats"
+    )
     print(f"paper: {PAPER} (trained 3,280 epochs; this model: as in RUN)")
     print(f"deepgen batched:    {seconds:8.1f} s  ({seconds / 60:.2f} min)")
-    print(f"one image at a time: {ref_total:8.1f} s  ({ref_total / 60:.2f} min, extrapolated from "
-          f"{args.reference_images} images at {per_image:.3f} s each)")
+    print(
+        f"one image at a time: {ref_total:8.1f} s  ({ref_total / 60:.2f} min, extrapolated from "
+        f"{args.reference_images} images at {per_image:.3f} s each)"
+    )
     print(f"speed-up: {ref_total / seconds:.1f}x")
 
 

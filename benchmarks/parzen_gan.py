@@ -29,8 +29,10 @@ def main() -> None:
         config = deepgen.RunConfig(family="gan", model={}, train=deepgen.TrainConfig(epochs=5))
         deepgen.train(config, run, progress=False, log=lambda m: None)
     result = evaluate_run(run, ["parzen"], n=10_000, log=lambda m: None)["metrics"]["parzen"]
-    print(f"deepgen GAN ({run}): {result['mean']:.1f} +- {result['stderr']:.1f} nats "
-          f"(sigma {result['sigma']:.3f}, {result['n_samples']} samples, {result['n']} test images)")
+    print(
+        f"deepgen GAN ({run}): {result['mean']:.1f} +- {result['stderr']:.1f} nats "
+        f"(sigma {result['sigma']:.3f}, {result['n_samples']} samples, {result['n']} test images)"
+    )
     print(f"paper: {PAPER}")
 
 

@@ -42,7 +42,7 @@ def test_figures(model, images: torch.Tensor, k: int, seed: int = 0) -> dict[str
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for start in range(0, len(images), 500):
-            x = model.preprocess(images[start:start + 500], gen)
+            x = model.preprocess(images[start : start + 500], gen)
             batch = Batch.of(x)
             values["baseline_ncll"].append(model._baseline_loss(batch, gen)["loss"])
             values["neg_elbo"].append(-model.elbo_terms(batch, generator=gen)["elbo"])
@@ -53,34 +53,57 @@ def test_figures(model, images: torch.Tensor, k: int, seed: int = 0) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=100, help="most epochs per setting")
-    parser.add_argument("--patience", type=int, default=5, help="epochs without a better validation NCLL")
+    parser.add_argument(
+        "--patience", type=int, default=5, help="epochs without a better validation NCLL"
+    )
     parser.add_argument("--quadrants", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--k", type=int, default=100, help="importance samples for the test NCLL")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--out", default=None, help="folder for the runs [default: a temporary one]")
+    parser.add_argument(
+        "--out", default=None, help="folder for the runs [default: a temporary one]"
+    )
     args = parser.parse_args()
     data = deepgen.load_dataset("mnist")
     out = Path(args.out or tempfile.mkdtemp(prefix="deepgen-quadrants-"))
     rows = []
     for given in args.quadrants:
         start = time.perf_counter()
-        model = deepgen.build_model("cvae-quadrants", {"quadrants": given, "k": 10}, data.data_shape)
-        deepgen.fit(model, data, out=out / f"cvae-q{given}", epochs=args.epochs, batch_size=args.batch_size,
-                    patience=args.patience, progress=False, log=lambda m: None)
+        model = deepgen.build_model(
+            "cvae-quadrants", {"quadrants": given, "k": 10}, data.data_shape
+        )
+        deepgen.fit(
+            model,
+            data,
+            out=out / f"cvae-q{given}",
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            patience=args.patience,
+            progress=False,
+            log=lambda m: None,
+        )
         selected = json.loads((out / f"cvae-q{given}" / "results.json").read_text())["selected"]
         model.eval()
         figures = test_figures(model, data["test"].x, args.k)
         rows.append((given, figures, time.perf_counter() - start))
-        print(f"{given} quadrant(s): baseline {figures['baseline_ncll']['mean']:.2f}, CVAE -ELBO "
-              f"{figures['neg_elbo']['mean']:.2f}, CVAE NCLL (k={args.k}) {figures['ncll']['mean']:.2f} nats "
-              f"({rows[-1][2] / 60:.1f} min; kept the baseline of epoch {selected['baseline']['epoch']:g}, "
-              f"the CVAE of epoch {selected['cvae']['epoch']:g})", flush=True)
+        print(
+            f"{given} quadrant(s): baseline {figures['baseline_ncll']['mean']:.2f}, CVAE -ELBO "
+            f"{figures['neg_elbo']['mean']:.2f}, CVAE NCLL (k={args.k}) {figures['ncll']['mean']:.2f} nats "
+            f"({rows[-1][2] / 60:.1f} min; kept the baseline of epoch {selected['baseline']['epoch']:g}, "
+            f"the CVAE of epoch {selected['cvae']['epoch']:g})",
+            flush=True,
+        )
     print(f"\nruns in {out}; test split, 10,000 images, nats per image (± standard error)")
-    print("| quadrants given | baseline NN | CVAE -ELBO | CVAE -log p(t|c), k=%d | Pyro (NN / CVAE) |" % args.k)
+    print(
+        "| quadrants given | baseline NN | CVAE -ELBO | CVAE -log p(t|c), k=%d | Pyro (NN / CVAE) |"
+        % args.k
+    )
     print("|---|---|---|---|---|")
     for given, f, _ in rows:
         pyro = " / ".join(f"{v:g}" for v in PYRO[given]) if given in PYRO else "—"
-        cells = [f"{f[key]['mean']:.2f} ± {f[key]['stderr']:.2f}" for key in ("baseline_ncll", "neg_elbo", "ncll")]
+        cells = [
+            f"{f[key]['mean']:.2f} ± {f[key]['stderr']:.2f}"
+            for key in ("baseline_ncll", "neg_elbo", "ncll")
+        ]
         print(f"| {given} | " + " | ".join(cells) + f" | {pyro} |")
 
 

@@ -49,7 +49,7 @@ def _index_batches(n: int, n_images: int, batch_size: int, gen):
     while done < steps:
         perm = torch.randperm(n, generator=gen)
         for b in range(min(n // batch_size, steps - done)):
-            yield perm[b * batch_size:(b + 1) * batch_size]
+            yield perm[b * batch_size : (b + 1) * batch_size]
             done += 1
 
 
@@ -61,8 +61,13 @@ def _plain_vae(model, images, n_images, batch_size, gen) -> None:
         x = torch.bernoulli(images[idx].float() / 255, generator=gen)
         mu, logvar = model.encoder(x).chunk(2, dim=1)
         z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen)
-        recon = torch.nn.functional.binary_cross_entropy_with_logits(
-            model.decoder(z), x, reduction="none").flatten(1).sum(1)
+        recon = (
+            torch.nn.functional.binary_cross_entropy_with_logits(
+                model.decoder(z), x, reduction="none"
+            )
+            .flatten(1)
+            .sum(1)
+        )
         loss = (recon + losses.kl_normal_std_normal(mu, logvar)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -80,7 +85,9 @@ def _plain_gan(model, images, n_images, batch_size, gen) -> None:
         with torch.no_grad():
             fake = g(torch.randn(batch_size, c.latent_dim, generator=gen))
         real_logits, fake_logits = d(x), d(fake)
-        loss_d = bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
+        loss_d = bce(real_logits, torch.ones_like(real_logits)) + bce(
+            fake_logits, torch.zeros_like(fake_logits)
+        )
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
@@ -108,11 +115,18 @@ def measure(name: str, variant: str, seed: int) -> tuple[float, float]:
         loop(model, data["train"].x, n_images, batch_size, gen)
         seconds = time.perf_counter() - start
     else:
-        options = {"compile": variant.endswith("compile"), "channels_last": variant.endswith("channels-last")}
+        options = {
+            "compile": variant.endswith("compile"),
+            "channels_last": variant.endswith("channels-last"),
+        }
 
         def fit(images: int) -> float:
-            cfg = deepgen.TrainConfig(images=images, batch_size=batch_size, seed=seed, log_every=100, **options)
-            trainer = deepgen.Trainer(model, data, cfg, progress=False, log=lambda m: None, evaluate=False)
+            cfg = deepgen.TrainConfig(
+                images=images, batch_size=batch_size, seed=seed, log_every=100, **options
+            )
+            trainer = deepgen.Trainer(
+                model, data, cfg, progress=False, log=lambda m: None, evaluate=False
+            )
             t0 = time.perf_counter()
             trainer.fit()
             return time.perf_counter() - t0
@@ -135,9 +149,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     models, variants = args.models.split(","), args.variants.split(",")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-          f"median of {args.repeats} interleaved repeats, each in a fresh process")
-    print(f"{'model':10s} {'variant':22s} {'images/s':>9s} {'vs plain':>9s} {'peak MB':>8s}  (batch, images timed)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+        f"median of {args.repeats} interleaved repeats, each in a fresh process"
+    )
+    print(
+        f"{'model':10s} {'variant':22s} {'images/s':>9s} {'vs plain':>9s} {'peak MB':>8s}  (batch, images timed)"
+    )
     for name in models:
         speed: dict[str, list[float]] = {v: [] for v in variants}
         memory: dict[str, list[float]] = {v: [] for v in variants}
@@ -150,8 +168,11 @@ def main() -> None:
         _, _, n_images, batch_size = MODELS[name]
         for v in variants:
             s = statistics.median(speed[v])
-            print(f"{name:10s} {v:22s} {s:9.0f} {s / plain:9.2f} {statistics.median(memory[v]):8.0f}"
-                  f"  ({batch_size}, {n_images})", flush=True)
+            print(
+                f"{name:10s} {v:22s} {s:9.0f} {s / plain:9.2f} {statistics.median(memory[v]):8.0f}"
+                f"  ({batch_size}, {n_images})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

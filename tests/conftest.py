@@ -43,8 +43,13 @@ def tiny():
     return fake_dataset(DATASETS["fake"], sizes=(256, 64, 64), seed=0)
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
-            fresh: bool = False) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    timeout: float = 300,
+    fresh: bool = False,
+) -> subprocess.CompletedProcess:
     """`deepgen ARGS`: its exit code, stdout and stderr as a CompletedProcess.
 
     By default in this process, through the command line's own entry point
@@ -55,8 +60,14 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     """
     if fresh:
         full_env = os.environ | {"PYTHONWARNINGS": "error"} | (env or {})
-        return subprocess.run([sys.executable, "-m", "deepgen", *args], cwd=cwd, env=full_env,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "deepgen", *args],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     from deepgen.cli import main
 
     out, err = io.StringIO(), io.StringIO()

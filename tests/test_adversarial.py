@@ -14,7 +14,9 @@ from deepgen.models import Batch, build_model
 
 def test_lsgan_losses_vanish_at_their_targets_and_grow_quadratically():
     ones, zeros = torch.ones(4), torch.zeros(4)
-    assert torch.equal(losses.lsgan_discriminator_loss(ones, zeros), zeros)  # D(x) = b = 1, D(G(z)) = a = 0
+    assert torch.equal(
+        losses.lsgan_discriminator_loss(ones, zeros), zeros
+    )  # D(x) = b = 1, D(G(z)) = a = 0
     assert torch.equal(losses.lsgan_generator_loss(ones), zeros)  # D(G(z)) = c = 1
     t = torch.tensor([0.0, 2.0, -1.0])
     assert torch.allclose(losses.lsgan_generator_loss(t), 0.5 * (t - 1) ** 2)
@@ -36,16 +38,23 @@ def test_wgan_clipping_keeps_every_critic_weight_in_range(tiny):
     assert weights.abs().max() <= 0.01 + 1e-9
     assert (weights.abs() > 0.0099).float().mean() > 0.2  # the bounds were reached: clipping acted
     assert model.players()[0].steps == 5 and isinstance(
-        model.players()[0].make_optimizer(model.discriminator.parameters()), torch.optim.RMSprop)
+        model.players()[0].make_optimizer(model.discriminator.parameters()), torch.optim.RMSprop
+    )
 
 
 def test_wgan_gp_follows_the_paper_and_has_no_batch_norm_in_the_critic():
     model = build_model("wgan-gp", {}, (1, 28, 28))
-    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.discriminator.modules())
+    assert not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.discriminator.modules()
+    )
     critic = model.players()[0]
     opt = critic.make_optimizer(model.discriminator.parameters())
     assert critic.steps == 5 and model.config.gp_weight == 10
-    assert isinstance(opt, torch.optim.Adam) and opt.defaults["lr"] == 1e-4 and opt.defaults["betas"] == (0.0, 0.9)
+    assert (
+        isinstance(opt, torch.optim.Adam)
+        and opt.defaults["lr"] == 1e-4
+        and opt.defaults["betas"] == (0.0, 0.9)
+    )
 
 
 def test_wgan_gp_critic_loss_adds_lambda_times_the_penalty():
@@ -74,10 +83,14 @@ def test_a_2d_gan_with_mlp_networks_moves_its_samples_onto_the_ring():
 # (discriminator loss of real and fake logits, generator loss of fake logits), per example.
 PAPER_LOSSES = {
     # Goodfellow et al. 2014, eq. 1 and sec. 3: D ascends log D(x) + log(1 - D(G(z))).
-    "minimax": (lambda r, f: -(torch.log(torch.sigmoid(r)) + torch.log(1 - torch.sigmoid(f))),
-                lambda f: torch.log(1 - torch.sigmoid(f))),
-    "nonsaturating": (lambda r, f: -(torch.log(torch.sigmoid(r)) + torch.log(1 - torch.sigmoid(f))),
-                      lambda f: -torch.log(torch.sigmoid(f))),
+    "minimax": (
+        lambda r, f: -(torch.log(torch.sigmoid(r)) + torch.log(1 - torch.sigmoid(f))),
+        lambda f: torch.log(1 - torch.sigmoid(f)),
+    ),
+    "nonsaturating": (
+        lambda r, f: -(torch.log(torch.sigmoid(r)) + torch.log(1 - torch.sigmoid(f))),
+        lambda f: -torch.log(torch.sigmoid(f)),
+    ),
     # Mao et al. 2017, eq. 2 with a = 0, b = 1, c = 1.
     "lsgan": (lambda r, f: 0.5 * (r - 1) ** 2 + 0.5 * f**2, lambda f: 0.5 * (f - 1) ** 2),
 }
@@ -87,7 +100,9 @@ PAPER_LOSSES = {
 def test_each_gan_loss_option_trains_on_its_papers_objective(loss):
     """The players' losses on a batch equal the paper's formulas on the same logits, so an
     option pointing at another loss (e.g. nonsaturating at the minimax one) fails here."""
-    model = build_model("gan", {"loss": loss, "net": "mlp", "hidden_dim": 16, "latent_dim": 3}, (2,)).eval()
+    model = build_model(
+        "gan", {"loss": loss, "net": "mlp", "hidden_dim": 16, "latent_dim": 3}, (2,)
+    ).eval()
     x = torch.randn(6, 2)
     d_player, g_player = model.players()
     d_loss, g_loss = PAPER_LOSSES[loss]

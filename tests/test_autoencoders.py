@@ -14,14 +14,29 @@ from deepgen.models import Batch, build_model
 
 
 def test_kl_weight_rises_linearly_to_beta_during_training(tiny, tmp_path):
-    model = build_model("vae", {"net": "mlp", "hidden_dim": 16, "latent_dim": 2, "beta": 2.0, "kl_warmup": 4},
-                        tiny.data_shape)
+    model = build_model(
+        "vae",
+        {"net": "mlp", "hidden_dim": 16, "latent_dim": 2, "beta": 2.0, "kl_warmup": 4},
+        tiny.data_shape,
+    )
     assert [model.kl_weight(i) for i in (0, 1, 2, 4, 100)] == [0.0, 0.5, 1.0, 2.0, 2.0]
-    deepgen.fit(model, tiny, out=tmp_path / "run", images=32 * 6, batch_size=32, log_every=1, progress=False,
-              log=lambda m: None)
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    deepgen.fit(
+        model,
+        tiny,
+        out=tmp_path / "run",
+        images=32 * 6,
+        batch_size=32,
+        log_every=1,
+        progress=False,
+        log=lambda m: None,
+    )
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     logged = [r["vae/kl_weight"] for r in records if r["split"] == "train"]
-    assert logged == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.0])  # the Trainer passes its iteration
+    assert logged == pytest.approx(
+        [0.0, 0.5, 1.0, 1.5, 2.0, 2.0]
+    )  # the Trainer passes its iteration
 
 
 def test_the_training_loss_uses_the_weighted_kl_but_the_logged_elbo_is_true():

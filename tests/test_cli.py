@@ -25,8 +25,20 @@ def assert_one_line_error(proc, pattern):
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     for family, extra in (("vae", ["--net", "mlp", "--keep-best"]), ("gan", ["--channels", "8"])):
-        proc = run_cli("train", family, "--data", "fake", "--epochs", "1", "--batch-size", "64",
-                       "--out", str(root / family), "--quiet", *extra)
+        proc = run_cli(
+            "train",
+            family,
+            "--data",
+            "fake",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--out",
+            str(root / family),
+            "--quiet",
+            *extra,
+        )
         assert proc.returncode == 0, proc.stderr
         assert f"run folder: {root / family}" in proc.stdout
     return root
@@ -46,13 +58,20 @@ def test_train_writes_a_complete_run_folder(trained):
 def test_sample_reconstruct_report(trained, tmp_path):
     from PIL import Image
 
-    proc = run_cli("sample", str(trained / "gan"), "-n", "10", "--nrow", "5", "-o", str(tmp_path / "s.png"))
+    proc = run_cli(
+        "sample", str(trained / "gan"), "-n", "10", "--nrow", "5", "-o", str(tmp_path / "s.png")
+    )
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "s.png") as img:
         assert img.size == (2 * (5 * 30 + 2), 2 * (2 * 30 + 2))
-    proc = run_cli("sample", str(trained / "gan"), "-n", "10", "--drs", "-o", str(tmp_path / "d.png"))
+    proc = run_cli(
+        "sample", str(trained / "gan"), "-n", "10", "--drs", "-o", str(tmp_path / "d.png")
+    )
     assert proc.returncode == 0 and (tmp_path / "d.png").exists(), proc.stderr
-    assert_one_line_error(run_cli("sample", str(trained / "vae"), "--drs"), "needs DensityRatio; a vae does not have it")
+    assert_one_line_error(
+        run_cli("sample", str(trained / "vae"), "--drs"),
+        "needs DensityRatio; a vae does not have it",
+    )
     proc = run_cli("reconstruct", str(trained / "vae"), "-n", "8", "-o", str(tmp_path / "r.png"))
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "r.png") as img:
@@ -64,17 +83,21 @@ def test_sample_reconstruct_report(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "r.html").read_text()
     assert page.count("<section>") == 2 and "data:image/png;base64," in page
-    table = page[page.index("<h2>Runs</h2>"):page.index("<section>")]
+    table = page[page.index("<h2>Runs</h2>") : page.index("<section>")]
     assert table.count("<tr>") == 3 and "vae" in table and "gan" in table and "neg_elbo" in table
     assert "junk" not in page and "1 epoch " in page
     assert "neg_elbo" in page and "Discriminator outputs" in page
     assert page.count("Latent space") == 2 and page.count("<figcaption>neighbours: samples") == 2
-    assert page.count("<figcaption>arithmetic: arithmetic 7 - 1 + 4") == 1  # the VAE's, by its encoder; fake data has no GAN classifier
+    assert (
+        page.count("<figcaption>arithmetic: arithmetic 7 - 1 + 4") == 1
+    )  # the VAE's, by its encoder; fake data has no GAN classifier
 
 
 @pytest.mark.slow
 def test_reconstruct_on_a_gan_is_a_clear_error(trained):
-    assert_one_line_error(run_cli("reconstruct", str(trained / "gan")), "needs Encoder; a gan does not have it")
+    assert_one_line_error(
+        run_cli("reconstruct", str(trained / "gan")), "needs Encoder; a gan does not have it"
+    )
 
 
 def test_unknown_dataset(tmp_path):
@@ -97,19 +120,25 @@ def test_truncated_idx_file(tmp_path):
     d = tmp_path / "data" / "mnist"
     d.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    files = {"train-images-idx3-ubyte": rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
-             "train-labels-idx1-ubyte": np.zeros(60000, np.uint8),
-             "t10k-images-idx3-ubyte": np.zeros((10000, 28, 28), np.uint8),
-             "t10k-labels-idx1-ubyte": np.zeros(10000, np.uint8)}
+    files = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": np.zeros(60000, np.uint8),
+        "t10k-images-idx3-ubyte": np.zeros((10000, 28, 28), np.uint8),
+        "t10k-labels-idx1-ubyte": np.zeros(10000, np.uint8),
+    }
     for name, arr in files.items():
         data = encode_idx(arr)
         (d / name).write_bytes(data[:-1000] if name.startswith("train-images") else data)
-    proc = run_cli("train", "vae", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "x"))
+    proc = run_cli(
+        "train", "vae", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "x")
+    )
     assert_one_line_error(proc, "train-images-idx3-ubyte is truncated")
     (d / "train-images-idx3-ubyte").unlink()
     raw = gzip.compress(encode_idx(files["train-images-idx3-ubyte"]))
     (d / "train-images-idx3-ubyte.gz").write_bytes(raw[:5000])
-    proc = run_cli("train", "vae", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "x"))
+    proc = run_cli(
+        "train", "vae", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "x")
+    )
     assert_one_line_error(proc, "damaged or truncated gzip")
 
 
@@ -122,7 +151,9 @@ def test_option_of_another_family(tmp_path):
 @pytest.mark.slow
 def test_bad_choice_and_unknown_family(tmp_path):
     assert_one_line_error(run_cli("train", "vae", "--net", "rnn"), "'rnn' is not one of")
-    assert_one_line_error(run_cli("train", "diffusion", "--data", "fake"), "unknown model family 'diffusion'")
+    assert_one_line_error(
+        run_cli("train", "diffusion", "--data", "fake"), "unknown model family 'diffusion'"
+    )
 
 
 @pytest.mark.slow
@@ -153,24 +184,53 @@ def test_cuda_asked_for_where_there_is_none(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    proc = run_cli("train", "vae", "--data", "fake", "--device", "cuda", "--out", str(tmp_path / "x"))
+    proc = run_cli(
+        "train", "vae", "--data", "fake", "--device", "cuda", "--out", str(tmp_path / "x")
+    )
     assert_one_line_error(proc, "no CUDA device; use --device cpu")
     assert not (tmp_path / "x").exists()
 
 
 def test_improved_gan_options_are_switches_and_numbers_on_the_command_line(tmp_path):
     out = tmp_path / "fm"
-    proc = run_cli("train", "gan", "--data", "ring8", "--images", "512", "--batch-size", "64",
-                   "--feature-matching", "--minibatch-kernels", "4", "--label-smoothing", "0.1",
-                   "--historical-averaging", "0.01", "--out", str(out), "--quiet")
+    proc = run_cli(
+        "train",
+        "gan",
+        "--data",
+        "ring8",
+        "--images",
+        "512",
+        "--batch-size",
+        "64",
+        "--feature-matching",
+        "--minibatch-kernels",
+        "4",
+        "--label-smoothing",
+        "0.1",
+        "--historical-averaging",
+        "0.01",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     model = json.loads((out / "config.json").read_text())["model"]
     assert model["feature_matching"] is True and model["minibatch_kernels"] == 4
     assert model["label_smoothing"] == 0.1 and model["historical_averaging"] == 0.01
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("generator/feature_matching" in r for r in records)
-    proc = run_cli("train", "gan", "--data", "ring8", "--loss", "lsgan", "--label-smoothing", "0.1",
-                   "--out", str(tmp_path / "refused"))
+    proc = run_cli(
+        "train",
+        "gan",
+        "--data",
+        "ring8",
+        "--loss",
+        "lsgan",
+        "--label-smoothing",
+        "0.1",
+        "--out",
+        str(tmp_path / "refused"),
+    )
     assert_one_line_error(proc, "label_smoothing applies to the cross-entropy losses")
 
 

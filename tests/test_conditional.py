@@ -29,10 +29,14 @@ def test_gaussian_kl_matches_torch_distributions():
     g = torch.Generator().manual_seed(0)
     mu_q, lv_q, mu_p, lv_p = (torch.randn(5, 3, generator=g) for _ in range(4))
     ref = torch.distributions.kl_divergence(
-        torch.distributions.Normal(mu_q, (0.5 * lv_q).exp()), torch.distributions.Normal(mu_p, (0.5 * lv_p).exp())).sum(1)
+        torch.distributions.Normal(mu_q, (0.5 * lv_q).exp()),
+        torch.distributions.Normal(mu_p, (0.5 * lv_p).exp()),
+    ).sum(1)
     assert torch.allclose(losses.kl_normal_normal(mu_q, lv_q, mu_p, lv_p), ref, atol=1e-5)
     zeros = torch.zeros(5, 3)
-    assert torch.allclose(losses.kl_normal_normal(mu_q, lv_q, zeros, zeros), losses.kl_normal_std_normal(mu_q, lv_q))
+    assert torch.allclose(
+        losses.kl_normal_normal(mu_q, lv_q, zeros, zeros), losses.kl_normal_std_normal(mu_q, lv_q)
+    )
 
 
 def test_cvae_completion_scores_and_keeps_only_the_given_pixels():
@@ -60,7 +64,9 @@ def test_cvae_importance_sampled_ncll_is_at_most_the_negative_elbo():
     x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        neg_elbo = torch.stack([-model.elbo_terms(Batch.of(x), generator=g)["elbo"] for _ in range(20)]).mean()
+        neg_elbo = torch.stack(
+            [-model.elbo_terms(Batch.of(x), generator=g)["elbo"] for _ in range(20)]
+        ).mean()
         k1 = torch.stack([-model.conditional_log_likelihood(x, 1, g) for _ in range(20)]).mean()
         k50 = -model.conditional_log_likelihood(x, 50, g).mean()
     assert abs(float(k1 - neg_elbo)) < 0.02 * float(neg_elbo)  # k = 1 is the ELBO
@@ -69,14 +75,19 @@ def test_cvae_importance_sampled_ncll_is_at_most_the_negative_elbo():
 
 def test_quadrant_cvae_cannot_sample_without_inputs_and_says_what_it_can_do():
     model = build_model("cvae-quadrants", {}, (1, 28, 28))
-    with pytest.raises(ConfigError, match="sampling needs Sampler; a cvae-quadrants .*it has: Completer"):
+    with pytest.raises(
+        ConfigError, match="sampling needs Sampler; a cvae-quadrants .*it has: Completer"
+    ):
         deepgen.sample(model, 4)
 
 
 def test_label_models_need_labels():
     for family in ("cvae", "cgan"):
-        model = build_model(family, {"net": "mlp", "hidden_dim": 16} if family == "cgan" else {"hidden_dim": 16},
-                            (1, 28, 28))
+        model = build_model(
+            family,
+            {"net": "mlp", "hidden_dim": 16} if family == "cgan" else {"hidden_dim": 16},
+            (1, 28, 28),
+        )
         with pytest.raises(ConfigError, match="labelled dataset"):
             model.players()[0].loss(Batch.of(torch.rand(4, 1, 28, 28)), torch.Generator())
         with pytest.raises(ConfigError, match=r"\[0, 10\)"):
@@ -89,8 +100,10 @@ def test_cgan_discriminator_sees_the_label_and_generator_uses_it():
     same = model.D(x, torch.tensor([1, 1, 1, 1]))
     assert not torch.allclose(same, model.D(x, torch.tensor([2, 2, 2, 2])))
     z = torch.randn(4, model.latent_dim)
-    assert not torch.allclose(model.generate(z, torch.zeros(4, dtype=torch.long)),
-                              model.generate(z, torch.ones(4, dtype=torch.long)))
+    assert not torch.allclose(
+        model.generate(z, torch.zeros(4, dtype=torch.long)),
+        model.generate(z, torch.ones(4, dtype=torch.long)),
+    )
     assert model.discriminator.net[0].in_channels == 1 + 10 and model.grid_nrow == 10
 
 
@@ -116,19 +129,37 @@ def test_r1_penalty_is_the_squared_gradient_norm_of_a_linear_discriminator():
     a = with_r1.players()[0].loss(Batch.of(x), torch.Generator().manual_seed(0))
     b = without.players()[0].loss(Batch.of(x), torch.Generator().manual_seed(0))
     assert (a["r1"] > 0).all()
-    assert torch.allclose(a["loss"], b["loss"] + 0.5 * 2.0 * a["r1"])  # gamma / 2 * R1 (Mescheder et al. eq. 9)
+    assert torch.allclose(
+        a["loss"], b["loss"] + 0.5 * 2.0 * a["r1"]
+    )  # gamma / 2 * R1 (Mescheder et al. eq. 9)
 
 
 def test_linear_lr_decay_ends_near_zero_and_is_saved_with_the_optimiser(tiny, tmp_path):
     options = {"net": "mlp", "hidden_dim": 16, "latent_dim": 2}
     model = build_model("vae", options, tiny.data_shape)
-    deepgen.fit(model, tiny, out=tmp_path / "run", epochs=2, batch_size=64, lr_decay="linear", progress=False, log=lambda m: None)
-    group = deepgen.checkpoint.latest_checkpoint(tmp_path / "run").state["optimizers"]["vae"]["param_groups"][0]
+    deepgen.fit(
+        model,
+        tiny,
+        out=tmp_path / "run",
+        epochs=2,
+        batch_size=64,
+        lr_decay="linear",
+        progress=False,
+        log=lambda m: None,
+    )
+    group = deepgen.checkpoint.latest_checkpoint(tmp_path / "run").state["optimizers"]["vae"][
+        "param_groups"
+    ][0]
     iterations = 2 * (256 // 64)
-    assert group["base_lr"] == 1e-3 and abs(group["lr"] - 1e-3 / iterations) < 1e-12  # the last step's rate
+    assert (
+        group["base_lr"] == 1e-3 and abs(group["lr"] - 1e-3 / iterations) < 1e-12
+    )  # the last step's rate
     constant = build_model("vae", options, tiny.data_shape)
     deepgen.fit(constant, tiny, epochs=2, batch_size=64, progress=False, log=lambda m: None)
-    assert not all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), constant.state_dict().values()))
+    assert not all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), constant.state_dict().values())
+    )
 
 
 @pytest.mark.slow
@@ -139,7 +170,9 @@ def test_label_cvae_samples_are_recognised_as_their_class(mnist):
     (measured: latent_dim 20 gives 22-33% after 1-3 epochs, latent_dim 2 gives 70-95%)."""
     classifier, _ = load_classifier("mnist")
     labels = torch.arange(500) % 10
-    cvae = build_model("cvae", {"hidden_dim": 256, "layers": 1, "latent_dim": 2}, mnist.data_shape, seed=0)
+    cvae = build_model(
+        "cvae", {"hidden_dim": 256, "layers": 1, "latent_dim": 2}, mnist.data_shape, seed=0
+    )
     deepgen.fit(cvae, mnist, epochs=2, batch_size=100, progress=False, log=lambda m: None)
     cvae.eval()
     with torch.no_grad():

@@ -82,18 +82,35 @@ class ToyPair(LatentSpace, Classifier, Translator, GenerativeModel):
         lr = self.config.lr
         autoencoder = nn.ModuleList([self.encoder, self.decoder])
         return [
-            Player("classifier", self.classifier,
-                   lambda b, g: {"loss": nn.functional.cross_entropy(self.class_logits(b["source"].x),
-                                                                     b["source"].y, reduction="none")},
-                   lambda p: adam(p, lr), steps=2, streams=("source",)),
-            Player("autoencoder", autoencoder, lambda b, g: {"loss": self._recon(b["target"].x)},
-                   lambda p: adam(p, lr), streams=("target",)),
+            Player(
+                "classifier",
+                self.classifier,
+                lambda b, g: {
+                    "loss": nn.functional.cross_entropy(
+                        self.class_logits(b["source"].x), b["source"].y, reduction="none"
+                    )
+                },
+                lambda p: adam(p, lr),
+                steps=2,
+                streams=("source",),
+            ),
+            Player(
+                "autoencoder",
+                autoencoder,
+                lambda b, g: {"loss": self._recon(b["target"].x)},
+                lambda p: adam(p, lr),
+                streams=("target",),
+            ),
         ]
 
     def evaluate(self, batch, generator):
         if "target" in batch.streams:
             return {"recon": self._recon(batch.x)}
-        return {"cross_entropy": nn.functional.cross_entropy(self.class_logits(batch.x), batch.y, reduction="none")}
+        return {
+            "cross_entropy": nn.functional.cross_entropy(
+                self.class_logits(batch.x), batch.y, reduction="none"
+            )
+        }
 
 
 class ToyDensity(ExactDensity, ClosedForm, GenerativeModel):
@@ -125,9 +142,13 @@ for _cls in (ToyPair, ToyDensity):
 
 
 def toy_config(epochs: int) -> RunConfig:
-    return RunConfig(family="toy-pair", model={}, data=DataConfig(name="fake", options=SOURCE),
-                     streams={"target": DataConfig(name="fake", options=TARGET)},
-                     train=TrainConfig(epochs=epochs, batch_size=16, seed=1, log_every=1))
+    return RunConfig(
+        family="toy-pair",
+        model={},
+        data=DataConfig(name="fake", options=SOURCE),
+        streams={"target": DataConfig(name="fake", options=TARGET)},
+        train=TrainConfig(epochs=epochs, batch_size=16, seed=1, log_every=1),
+    )
 
 
 def quiet(msg):
@@ -149,7 +170,9 @@ deepgen.train(test_contract.toy_config({epochs}), {out!r}, progress=False, log=t
 
 def _killed_after_first_checkpoint(out: Path, epochs: int) -> None:
     code = CHILD.format(tests=str(Path(__file__).parent), epochs=epochs, out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not checkpoint_dirs(out):
         time.sleep(0.02)
@@ -178,8 +201,10 @@ def test_two_streams_are_drawn_each_at_its_own_pace(toy_run):
     state = latest_checkpoint(out).state
     # source: 96 // 16 = 6 batches a pass, drawn twice per iteration -> 3 iterations an epoch;
     # target: 64 // 16 = 4 batches, once per iteration -> a pass every 4 iterations.
-    assert state["iteration"] == 9 and state["streams"] == {"source": {"pass": 3, "batch": 0},
-                                                            "target": {"pass": 2, "batch": 1}}
+    assert state["iteration"] == 9 and state["streams"] == {
+        "source": {"pass": 3, "batch": 0},
+        "target": {"pass": 2, "batch": 1},
+    }
     results = run.results()
     assert set(results["metrics"]) == {"source/cross_entropy", "target/recon"}
     assert results["metrics"]["target/recon"]["n"] == 32
@@ -200,7 +225,10 @@ def test_load_sample_eval_report_and_latent_tools_work_on_the_toy_family(toy_run
 
     out, trained = toy_run
     model = deepgen.load(out)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), trained.state_dict().values())
+    )
     assert deepgen.sample(model, 5).shape == (5, 1, 8, 8)
     results = evaluate_run(out, ["accuracy", "parzen"], n=32, log=quiet)
     accuracy = results["metrics"]["accuracy"]
@@ -209,9 +237,18 @@ def test_load_sample_eval_report_and_latent_tools_work_on_the_toy_family(toy_run
     for name in ("interpolate", "traverse", "manifold", "complete", "neighbours"):
         entry = LATENT_TOOLS[name]
         images, nrow = entry.fn(model, **({"dataset": data["source"]} if entry.reads_data else {}))
-        assert images.dim() == 4 and images.shape[1:] == (1, 8, 8) and 0 <= images.min() <= images.max() <= 1
+        assert (
+            images.dim() == 4
+            and images.shape[1:] == (1, 8, 8)
+            and 0 <= images.min() <= images.max() <= 1
+        )
     page = write_report([out], tmp_path / "report.html").read_text()
-    for text in ("source-to-target: test images", "interpolate:", "samples (seed 0)", "target/recon"):
+    for text in (
+        "source-to-target: test images",
+        "interpolate:",
+        "samples (seed 0)",
+        "target/recon",
+    ):
         assert text in page
     assert "Data not loaded" not in page and "No samples" not in page
 
@@ -243,7 +280,10 @@ def test_without_a_latent_space_every_latent_tool_names_what_is_missing(density_
         with pytest.raises(MissingCapability) as caught:
             entry.fn(model, **({"dataset": data} if entry.reads_data else {}))
         message = str(caught.value)
-        assert f"needs {needed.__name__}; a toy-density does not have it" in message, (name, message)
+        assert f"needs {needed.__name__}; a toy-density does not have it" in message, (
+            name,
+            message,
+        )
         assert "\n" not in message and "families with" in message
     with pytest.raises(MissingCapability, match="needs Sampler"):
         deepgen.sample(model, 2)
@@ -262,9 +302,21 @@ def test_the_command_line_names_the_streams_a_family_needs(tmp_path, capsys):
     from deepgen.cli import main
     from deepgen.rundir import RunDir
 
-    args = ["train", "toy-pair", "--data", "fake", "--epochs", "1", "--batch-size", "256", "--quiet"]
+    args = [
+        "train",
+        "toy-pair",
+        "--data",
+        "fake",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--quiet",
+    ]
     assert main([*args, "--out", str(tmp_path / "a")]) == 2
-    assert "a toy-pair trains on the streams source, target; missing target" in capsys.readouterr().err
+    assert (
+        "a toy-pair trains on the streams source, target; missing target" in capsys.readouterr().err
+    )
     assert not (tmp_path / "a").exists()
     assert main([*args, "--stream", "target", "--out", str(tmp_path / "b")]) == 2
     assert "--stream takes NAME=DATASET" in capsys.readouterr().err

@@ -48,7 +48,9 @@ def test_a_named_data_dir_is_used_or_refused_never_skipped_for_the_cache(tmp_pat
     with pytest.raises(DataError, match=r"neither .*mine/mnist nor .*mine holds mnist's files"):
         deepgen.load_dataset("mnist", data_dir=mine)
     (mine / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
-    with pytest.raises(DataError, match=r"holds only part of mnist: train-labels-idx1-ubyte, .* missing"):
+    with pytest.raises(
+        DataError, match=r"holds only part of mnist: train-labels-idx1-ubyte, .* missing"
+    ):
         deepgen.load_dataset("mnist", data_dir=mine)
     for name, array in mnist_like(mnist).items():
         (mine / "mnist" / f"{name}.gz").unlink(missing_ok=True)
@@ -82,20 +84,31 @@ def test_a_gzip_bomb_is_refused_before_it_is_inflated(tmp_path):
 def test_search_order(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPGEN_DATA", str(tmp_path / "cache"))
     dirs = search_dirs("mnist", tmp_path / "mine")
-    assert dirs[:3] == [tmp_path / "mine" / "mnist", tmp_path / "mine", tmp_path / "cache" / "mnist"]
+    assert dirs[:3] == [
+        tmp_path / "mine" / "mnist",
+        tmp_path / "mine",
+        tmp_path / "cache" / "mnist",
+    ]
     assert dirs[-1].as_posix() == "/usr/share/datasets/mnist"
 
 
 def mnist_like(ds):
     train = torch.cat([ds["train"].x, ds["valid"].x])[:, 0].numpy()
     train_y = torch.cat([ds["train"].labels, ds["valid"].labels]).numpy().astype(np.uint8)
-    return {"train-images-idx3-ubyte": train, "train-labels-idx1-ubyte": train_y,
-            "t10k-images-idx3-ubyte": ds["test"].x[:, 0].numpy(),
-            "t10k-labels-idx1-ubyte": ds["test"].labels.numpy().astype(np.uint8)}
+    return {
+        "train-images-idx3-ubyte": train,
+        "train-labels-idx1-ubyte": train_y,
+        "t10k-images-idx3-ubyte": ds["test"].x[:, 0].numpy(),
+        "t10k-labels-idx1-ubyte": ds["test"].labels.numpy().astype(np.uint8),
+    }
 
 
 def test_real_mnist_is_the_standard_split(mnist):
-    assert {k: len(v) for k, v in mnist.splits.items()} == {"train": 50000, "valid": 10000, "test": 10000}
+    assert {k: len(v) for k, v in mnist.splits.items()} == {
+        "train": 50000,
+        "valid": 10000,
+        "test": 10000,
+    }
     assert mnist.data_shape == (1, 28, 28)
     assert mnist["train"].x.dtype == torch.uint8
     assert mnist["train"].labels[:5].tolist() == [5, 0, 4, 1, 9]
@@ -106,8 +119,11 @@ def test_real_mnist_is_the_standard_split(mnist):
 def test_pickle_conversion_round_trips_and_refuses_code():
     rng = np.random.default_rng(0)
     u8 = rng.integers(0, 256, size=(6, 784), dtype=np.uint8)
-    parts = [(u8[:2] / np.float32(256), np.array([1, 2])), (u8[2:4] / np.float32(256), np.array([3, 4])),
-             (u8[4:] / np.float32(256), np.array([5, 6]))]
+    parts = [
+        (u8[:2] / np.float32(256), np.array([1, 2])),
+        (u8[2:4] / np.float32(256), np.array([3, 4])),
+        (u8[4:] / np.float32(256), np.array([5, 6])),
+    ]
     arrays = mnist_pickle_to_idx(gzip.compress(pickle.dumps(tuple(parts))))
     assert np.array_equal(arrays["train-images-idx3-ubyte"].reshape(4, 784), u8[:4])
     assert arrays["t10k-labels-idx1-ubyte"].tolist() == [5, 6]
@@ -121,8 +137,10 @@ def test_pickle_conversion_round_trips_and_refuses_code():
 
 
 def test_write_idx_files_refuses_wrong_checksums(tmp_path):
-    arrays = {f.name: np.zeros(f.shape[:1] + (28, 28)[: len(f.shape) - 1], np.uint8)
-              for f in DATASETS["mnist"].files}
+    arrays = {
+        f.name: np.zeros(f.shape[:1] + (28, 28)[: len(f.shape) - 1], np.uint8)
+        for f in DATASETS["mnist"].files
+    }
     with pytest.raises(DataError, match="expected"):
         write_idx_files(DATASETS["mnist"], tmp_path, arrays)
     assert not list(tmp_path.iterdir())  # nothing half-written
@@ -171,12 +189,18 @@ def test_a_stream_drawn_twice_per_iteration_passes_in_half_the_iterations():
 def test_a_stream_smaller_than_an_iteration_cycles_through_its_passes():
     order = StreamOrder(15, 10, 2, 0, "labelled")  # 15 rows, two batches of 10 per iteration
     assert order.cyclic
-    drawn = torch.cat([order.indices(i, d) for i in range(3) for d in range(2)])  # 60 rows = 4 passes
+    drawn = torch.cat(
+        [order.indices(i, d) for i in range(3) for d in range(2)]
+    )  # 60 rows = 4 passes
     for p in range(4):
-        assert sorted(drawn[15 * p:15 * (p + 1)].tolist()) == list(range(15))  # every row once per pass
+        assert sorted(drawn[15 * p : 15 * (p + 1)].tolist()) == list(
+            range(15)
+        )  # every row once per pass
     assert not torch.equal(drawn[:15], drawn[15:30])  # each pass its own order
     again = StreamOrder(15, 10, 2, 0, "labelled")
-    assert torch.equal(again.indices(2, 1), order.indices(2, 1))  # from any point, as a resume needs
+    assert torch.equal(
+        again.indices(2, 1), order.indices(2, 1)
+    )  # from any point, as a resume needs
     assert order.position(2) == (2, 10)
     with pytest.raises(DataError, match="empty"):
         StreamOrder(0, 10, 1, 0, "labelled")

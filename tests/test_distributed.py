@@ -29,15 +29,22 @@ STEPS = 12  # iterations of 32 images
 
 def _run(*args: str, procs: int = 0, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``args`` with python, under torchrun with ``procs`` processes if procs > 0."""
-    launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"]
-              if procs else [sys.executable])
-    done = subprocess.run([*launch, *args], env=ENV, capture_output=True, text=True, timeout=timeout)
+    launch = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"]
+        if procs
+        else [sys.executable]
+    )
+    done = subprocess.run(
+        [*launch, *args], env=ENV, capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(sorted(glob.glob(str(run / "checkpoints" / "ckpt-*" / "model.safetensors")))[-1])
+    return load_file(
+        sorted(glob.glob(str(run / "checkpoints" / "ckpt-*" / "model.safetensors")))[-1]
+    )
 
 
 def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -65,7 +72,9 @@ def test_two_processes_equal_one_with_the_combined_batch(tmp_path, one_process, 
     assert _max_diff(_weights(run), reference) <= 1e-5
     # Rank 0 alone wrote the run: one record per iteration, not two.
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert sorted(r["iteration"] for r in records if r["split"] == "train") == list(range(1, STEPS + 1))
+    assert sorted(r["iteration"] for r in records if r["split"] == "train") == list(
+        range(1, STEPS + 1)
+    )
 
 
 def test_a_resumed_two_process_run_equals_one_process(tmp_path, one_process):
@@ -79,14 +88,27 @@ def test_a_resumed_two_process_run_equals_one_process(tmp_path, one_process):
 def test_the_cli_on_torchrun_trains_samples_and_measures_like_one_process(tmp_path, mnist):
     """`torchrun -m deepgen train/sample/eval` in float32: losses agree, samples and FID are
     split over ranks yet equal to one process's, and only rank 0 prints and writes."""
-    args = ["train", "gan", "--data", "mnist", "--images", "320", "--batch-size", "32", "--log-every", "1",
-            "--quiet"]
+    args = [
+        "train",
+        "gan",
+        "--data",
+        "mnist",
+        "--images",
+        "320",
+        "--batch-size",
+        "32",
+        "--log-every",
+        "1",
+        "--quiet",
+    ]
     two = _run("-m", "deepgen", *args, "--out", str(tmp_path / "two"), procs=2)
     _run("-m", "deepgen", *args, "--out", str(tmp_path / "one"))
     assert two.stdout.count("run folder:") == 1
     losses = {}
     for name in ("one", "two"):
-        records = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        records = [
+            json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        ]
         losses[name] = torch.tensor([r["generator/loss"] for r in records if r["split"] == "train"])
     assert len(losses["two"]) == 10
     assert torch.allclose(losses["one"][:4], losses["two"][:4], rtol=1e-4)  # then drift sets in:
@@ -96,7 +118,19 @@ def test_the_cli_on_torchrun_trains_samples_and_measures_like_one_process(tmp_pa
 
     run = str(tmp_path / "one")  # the same model sampled and measured by 1 and 2 processes
     for procs, png in ((2, "two.png"), (0, "one.png")):
-        _run("-m", "deepgen", "sample", run, "-n", "1500", "--seed", "4", "-o", str(tmp_path / png), procs=procs)
+        _run(
+            "-m",
+            "deepgen",
+            "sample",
+            run,
+            "-n",
+            "1500",
+            "--seed",
+            "4",
+            "-o",
+            str(tmp_path / png),
+            procs=procs,
+        )
     import numpy as np
     from PIL import Image
 
@@ -107,15 +141,35 @@ def test_the_cli_on_torchrun_trains_samples_and_measures_like_one_process(tmp_pa
     for procs in (2, 0):
         out = _run("-m", "deepgen", "eval", run, "--metrics", "fid", "-n", "1500", procs=procs)
         assert out.stdout.count("fid:") == 1
-        fid[procs] = json.loads((tmp_path / "one" / "eval.json").read_text())["metrics"]["fid"]["mean"]
+        fid[procs] = json.loads((tmp_path / "one" / "eval.json").read_text())["metrics"]["fid"][
+            "mean"
+        ]
     assert fid[2] == pytest.approx(fid[0], rel=1e-4)
 
 
 def test_a_batch_that_does_not_split_evenly_is_a_clean_error(tmp_path):
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    done = subprocess.run([*launch, "-m", "deepgen", "train", "vae", "--data", "fake", "--batch-size", "33",
-                           "--images", "66", "--out", str(tmp_path / "r")], env=ENV, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [
+            *launch,
+            "-m",
+            "deepgen",
+            "train",
+            "vae",
+            "--data",
+            "fake",
+            "--batch-size",
+            "33",
+            "--images",
+            "66",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0
     assert "a batch of 33 cannot be split evenly over 2 processes" in done.stderr
     ours = done.stderr.split("distributed/elastic")[0]  # torchrun's own report follows
@@ -130,9 +184,28 @@ def test_a_failure_on_rank_0_stops_every_rank(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    done = subprocess.run([*launch, "-m", "deepgen", "train", "vae", "--data", "fake", "--images", "256",
-                           "--out", str(out)], env=ENV, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            *launch,
+            "-m",
+            "deepgen",
+            "train",
+            "vae",
+            "--data",
+            "fake",
+            "--images",
+            "256",
+            "--out",
+            str(out),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0
     ours = done.stderr.split("distributed/elastic")[0]
     assert "[rank 0] error: run folder" in ours and "[rank 1] error: rank 0 failed" in ours
-    assert (out / "keep.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == [
+        "keep.txt"
+    ]

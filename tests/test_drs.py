@@ -78,10 +78,14 @@ def test_the_quantile_shift_sets_how_selective_sampling_is():
     assert spread[0.5][1] > spread[None][1]  # the median shift accepts more than exact DRS here
 
 
-@pytest.mark.parametrize("family,options,match", [
-    ("wgan", {}, "needs DensityRatio; a wgan does not have it"),
-    ("gan", {"loss": "lsgan"}, "this gan lacks it: an lsgan discriminator"),
-    ("cgan", {"num_classes": 3}, "needs DensityRatio; a cgan does not have it")])
+@pytest.mark.parametrize(
+    "family,options,match",
+    [
+        ("wgan", {}, "needs DensityRatio; a wgan does not have it"),
+        ("gan", {"loss": "lsgan"}, "this gan lacks it: an lsgan discriminator"),
+        ("cgan", {"num_classes": 3}, "needs DensityRatio; a cgan does not have it"),
+    ],
+)
 def test_refused_where_d_is_no_density_ratio(family, options, match):
     model = build_model(family, {"net": "mlp", "latent_dim": 2, "hidden_dim": 8, **options}, (2,))
     with pytest.raises(ConfigError, match=match):
@@ -98,4 +102,6 @@ def test_api_sample_with_drs():
 
 def test_too_few_accepted_is_a_clear_error():
     with pytest.raises(ConfigError, match="accepted .* fewer than"):
-        rejection_sample(gan_with_optimal_d(), 5000, shift_quantile=None, batch_size=100, max_draws=1000)
+        rejection_sample(
+            gan_with_optimal_d(), 5000, shift_quantile=None, batch_size=100, max_draws=1000
+        )

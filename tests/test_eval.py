@@ -14,13 +14,21 @@ pytestmark = pytest.mark.slow  # trains on real MNIST, then the CLI measures it
 @pytest.fixture(scope="module")
 def vae_run(mnist, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "vae"
-    deepgen.fit(build_model("vae", {"net": "mlp"}, mnist.data_shape), mnist, out=out, images=12800, progress=False,
-                                                              log=lambda m: None)
+    deepgen.fit(
+        build_model("vae", {"net": "mlp"}, mnist.data_shape),
+        mnist,
+        out=out,
+        images=12800,
+        progress=False,
+        log=lambda m: None,
+    )
     return out
 
 
 def test_eval_writes_every_metric_with_uncertainty_and_the_classifier_hash(vae_run):
-    proc = run_cli("eval", str(vae_run), "--metrics", "nll,parzen,fid,kid,is,pr", "--n", "300", "--k", "20")
+    proc = run_cli(
+        "eval", str(vae_run), "--metrics", "nll,parzen,fid,kid,is,pr", "--n", "300", "--k", "20"
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads((vae_run / "eval.json").read_text())
     m = data["metrics"]
@@ -30,15 +38,35 @@ def test_eval_writes_every_metric_with_uncertainty_and_the_classifier_hash(vae_r
     assert 1.0 <= m["is"]["mean"] <= 10.0 and 0 <= m["pr"]["precision"]["mean"] <= 1
     assert len(data["classifier"]["sha256"]) == 64
     report = run_cli("report", str(vae_run), "-o", str(vae_run / "r.html"))
-    assert report.returncode == 0 and "Feature classifier sha256" in (vae_run / "r.html").read_text()
+    assert (
+        report.returncode == 0 and "Feature classifier sha256" in (vae_run / "r.html").read_text()
+    )
 
 
 def test_eval_errors(vae_run, tmp_path):
     proc = run_cli("eval", str(vae_run), "--metrics", "nosuch")
-    assert proc.returncode == 2 and "unknown metric 'nosuch'" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "unknown metric 'nosuch'" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
     gan = tmp_path / "gan"
-    assert run_cli("train", "gan", "--data", "fake", "--epochs", "1", "--channels", "8", "--out", str(gan),
-                   "--quiet").returncode == 0
+    assert (
+        run_cli(
+            "train",
+            "gan",
+            "--data",
+            "fake",
+            "--epochs",
+            "1",
+            "--channels",
+            "8",
+            "--out",
+            str(gan),
+            "--quiet",
+        ).returncode
+        == 0
+    )
     proc = run_cli("eval", str(gan), "--metrics", "nll", "--n", "10", "--k", "2")
     assert proc.returncode != 0 and "needs Likelihood; a gan does not have it" in proc.stderr
     proc = run_cli("eval", str(gan), "--metrics", "fid", "--n", "10")
@@ -47,19 +75,29 @@ def test_eval_errors(vae_run, tmp_path):
 
 def test_eval_uses_the_exact_likelihood_when_a_model_has_one(mnist, tmp_path):
     out = tmp_path / "gmm"
-    deepgen.fit(build_model("gmm", {"components": 2, "max_iter": 5}, mnist.data_shape), mnist, out=out, progress=False,
-                                                                               log=lambda m: None)
+    deepgen.fit(
+        build_model("gmm", {"components": 2, "max_iter": 5}, mnist.data_shape),
+        mnist,
+        out=out,
+        progress=False,
+        log=lambda m: None,
+    )
     proc = run_cli("eval", str(out), "--metrics", "nll,is", "--n", "200")
     assert proc.returncode == 0, proc.stderr
     nll = json.loads((out / "eval.json").read_text())["metrics"]["nll"]
     assert "exact" in nll["protocol"] and "k" not in nll
     results = json.loads((out / "results.json").read_text())
-    assert abs(results["metrics"]["neg_log_density"]["mean"] - nll["nll"]["mean"]) < 5 * nll["nll"]["stderr"] + 1
+    assert (
+        abs(results["metrics"]["neg_log_density"]["mean"] - nll["nll"]["mean"])
+        < 5 * nll["nll"]["stderr"] + 1
+    )
 
 
 def test_gmm_on_a_toy_mixture_captures_every_mode(tmp_path):
     out = tmp_path / "ring"
-    proc = run_cli("train", "gmm", "--data", "ring8", "--components", "8", "--out", str(out), "--quiet")
+    proc = run_cli(
+        "train", "gmm", "--data", "ring8", "--components", "8", "--out", str(out), "--quiet"
+    )
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("eval", str(out), "--metrics", "modes")
     assert proc.returncode == 0, proc.stderr
@@ -73,4 +111,8 @@ def test_modes_metric_and_conv_nets_refuse_the_wrong_data(vae_run, tmp_path):
     proc = run_cli("eval", str(vae_run), "--metrics", "modes", "--n", "10")
     assert proc.returncode != 0 and "the modes metric applies to points" in proc.stderr
     proc = run_cli("train", "vae", "--data", "ring8", "--out", str(tmp_path / "x"))
-    assert proc.returncode != 0 and "need images (C, H, W)" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode != 0
+        and "need images (C, H, W)" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )

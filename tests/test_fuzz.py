@@ -19,7 +19,9 @@ from deepgen.models import build_model
 
 pytestmark = pytest.mark.slow  # thousands of hypothesis cases
 
-FUZZ = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +49,15 @@ def _mutated_run(good_run, tmp_path, name: str, blob: bytes):
     return run, ckpt
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(["model.safetensors", "optim.safetensors", "state.json"]),
-       cut=st.integers(0, 4000), flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=4),
-       junk=st.binary(max_size=64))
+@settings(
+    max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.sampled_from(["model.safetensors", "optim.safetensors", "state.json"]),
+    cut=st.integers(0, 4000),
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=4),
+    junk=st.binary(max_size=64),
+)
 def test_mutated_checkpoints_fail_with_our_errors(good_run, tmp_path, name, cut, flips, junk):
     original = (checkpoint_dirs(good_run)[0] / name).read_bytes()
     blob = bytearray(original[: max(0, len(original) - cut)] + junk)
@@ -66,10 +73,14 @@ def test_mutated_checkpoints_fail_with_our_errors(good_run, tmp_path, name, cut,
 
 
 @FUZZ
-@given(st.text(max_size=200) | st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=12,
-).map(json.dumps))
+@given(
+    st.text(max_size=200)
+    | st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+        max_leaves=12,
+    ).map(json.dumps)
+)
 def test_fuzzed_config_text_gives_config_errors(text):
     try:
         RunConfig.from_json(text)
@@ -78,17 +89,41 @@ def test_fuzzed_config_text_gives_config_errors(text):
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["net", "latent_dim", "hidden_dim", "likelihood", "lr", "preprocess",
-                                        "data_shape", "loss", "d_steps", "channels", "components"]),
-                       st.none() | st.integers(-5, 10**6) | st.floats() | st.text(max_size=6)
-                       | st.lists(st.integers(-2, 40), max_size=4), max_size=5),
-       st.sampled_from(["vae", "gan", "gmm"]))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "net",
+                "latent_dim",
+                "hidden_dim",
+                "likelihood",
+                "lr",
+                "preprocess",
+                "data_shape",
+                "loss",
+                "d_steps",
+                "channels",
+                "components",
+            ]
+        ),
+        st.none()
+        | st.integers(-5, 10**6)
+        | st.floats()
+        | st.text(max_size=6)
+        | st.lists(st.integers(-2, 40), max_size=4),
+        max_size=5,
+    ),
+    st.sampled_from(["vae", "gan", "gmm"]),
+)
 def test_fuzzed_model_configs_give_config_errors(values, family):
     values.setdefault("data_shape", [1, 28, 28])
     if family != "gmm" and isinstance(values.get("hidden_dim"), int):
         values["hidden_dim"] = min(values["hidden_dim"], 64)
     try:
-        build_model(family, {k: v for k, v in values.items() if k in deepgen.MODELS[family].Config.model_fields})
+        build_model(
+            family,
+            {k: v for k, v in values.items() if k in deepgen.MODELS[family].Config.model_fields},
+        )
     except ConfigError:
         pass
 
@@ -115,8 +150,17 @@ def test_bad_image_shapes_are_config_errors(shape):
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-10, 10**12) | st.floats() | st.text(max_size=10),
-    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=10)
-RUN_FILES = ["state.json", "manifest.json", "config.json", "metrics.jsonl", "results.json", "eval.json"]
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=10,
+)
+RUN_FILES = [
+    "state.json",
+    "manifest.json",
+    "config.json",
+    "metrics.jsonl",
+    "results.json",
+    "eval.json",
+]
 
 
 def _damaged_run(good_run, tmp_path, name: str, key: str, value, text: str):
@@ -158,10 +202,20 @@ def _drive(tool: str, run) -> None:
 
 
 def _fuzz_damaged_runs(tools: list[str], examples: int):
-    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(name=st.sampled_from(RUN_FILES), key=st.sampled_from(["", "iteration", "family", "train", "model",
-                                                                 "metrics", "bytes", "summary", "best"]),
-           value=JSON_VALUES, text=st.text(max_size=60) | JSON_VALUES.map(json.dumps), tool=st.sampled_from(tools))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        name=st.sampled_from(RUN_FILES),
+        key=st.sampled_from(
+            ["", "iteration", "family", "train", "model", "metrics", "bytes", "summary", "best"]
+        ),
+        value=JSON_VALUES,
+        text=st.text(max_size=60) | JSON_VALUES.map(json.dumps),
+        tool=st.sampled_from(tools),
+    )
     def check(good_run, tmp_path, name, key, value, text, tool):
         run = _damaged_run(good_run, tmp_path, name, key, value, text)
         try:
@@ -173,5 +227,7 @@ def _fuzz_damaged_runs(tools: list[str], examples: int):
 
 
 # resume and eval cost about 0.1 s a case, a report about 1 s
-test_damaged_run_folders_give_our_errors_in_resume_and_eval = _fuzz_damaged_runs(["resume", "eval"], 300)
+test_damaged_run_folders_give_our_errors_in_resume_and_eval = _fuzz_damaged_runs(
+    ["resume", "eval"], 300
+)
 test_damaged_run_folders_give_our_errors_in_report = _fuzz_damaged_runs(["report"], 8)

@@ -18,9 +18,14 @@ from deepgen.errors import DataError
 
 pytestmark = pytest.mark.slow  # thousands of hypothesis cases
 
-FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-MUTATION = dict(cut=st.integers(0, 400), flips=st.lists(st.tuples(st.integers(0, 10**5), st.integers(1, 255)),
-                                                         max_size=6), junk=st.binary(max_size=32))
+FUZZ = settings(
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+MUTATION = dict(
+    cut=st.integers(0, 400),
+    flips=st.lists(st.tuples(st.integers(0, 10**5), st.integers(1, 255)), max_size=6),
+    junk=st.binary(max_size=32),
+)
 
 
 def _encoded(fmt: str, mode: str) -> bytes:
@@ -31,8 +36,12 @@ def _encoded(fmt: str, mode: str) -> bytes:
     return buf.getvalue()
 
 
-ORIGINALS = {(fmt, mode): _encoded(fmt, mode) for fmt in ("PNG", "JPEG") for mode in ("L", "RGB", "RGBA")
-             if not (fmt == "JPEG" and mode == "RGBA")}
+ORIGINALS = {
+    (fmt, mode): _encoded(fmt, mode)
+    for fmt in ("PNG", "JPEG")
+    for mode in ("L", "RGB", "RGBA")
+    if not (fmt == "JPEG" and mode == "RGBA")
+}
 
 
 def _mutate(original: bytes, cut: int, flips, junk: bytes) -> bytes:
@@ -50,8 +59,15 @@ def folder(tmp_path, monkeypatch):
 
 
 @FUZZ
-@given(kind=st.sampled_from(sorted(ORIGINALS)), channels=st.sampled_from([1, 3]), skip=st.booleans(), **MUTATION)
-def test_mutated_png_and_jpeg_files_give_images_or_a_data_error(folder, kind, channels, skip, cut, flips, junk):
+@given(
+    kind=st.sampled_from(sorted(ORIGINALS)),
+    channels=st.sampled_from([1, 3]),
+    skip=st.booleans(),
+    **MUTATION,
+)
+def test_mutated_png_and_jpeg_files_give_images_or_a_data_error(
+    folder, kind, channels, skip, cut, flips, junk
+):
     shutil.rmtree(folder.parent / "cache", ignore_errors=True)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
@@ -63,7 +79,9 @@ def test_mutated_png_and_jpeg_files_give_images_or_a_data_error(folder, kind, ch
     except DataError as err:
         assert not skip and "fuzzed" in str(err)  # the good file is always readable
         return
-    assert images.dtype == np.uint8 and images.shape[1:] == (channels, 8, 8) and len(images) in (1, 2)
+    assert (
+        images.dtype == np.uint8 and images.shape[1:] == (channels, 8, 8) and len(images) in (1, 2)
+    )
 
 
 def _npz(images, labels=None) -> bytes:

@@ -21,10 +21,18 @@ def folder(tmp_path, monkeypatch):
     for i in range(12):
         (root / "cats").mkdir(parents=True, exist_ok=True)
         (root / "dogs").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(root / "cats" / f"{i}.png")
-        Image.fromarray(rng.integers(0, 256, (70, 50), dtype=np.uint8)).save(root / "dogs" / f"{i}.jpg")
-    Image.fromarray(rng.integers(0, 256, (40, 40, 4), dtype=np.uint8), "RGBA").save(root / "cats" / "rgba.png")
-    Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).convert("P").save(root / "dogs" / "pal.png")
+        Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(
+            root / "cats" / f"{i}.png"
+        )
+        Image.fromarray(rng.integers(0, 256, (70, 50), dtype=np.uint8)).save(
+            root / "dogs" / f"{i}.jpg"
+        )
+    Image.fromarray(rng.integers(0, 256, (40, 40, 4), dtype=np.uint8), "RGBA").save(
+        root / "cats" / "rgba.png"
+    )
+    Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).convert("P").save(
+        root / "dogs" / "pal.png"
+    )
     (root / "cats" / "bad.png").write_bytes(b"\x89PNG not really")
     return root
 
@@ -33,7 +41,9 @@ def test_bad_file_stops_with_its_path_or_is_skipped(folder):
     with pytest.raises(DataError, match=r"cannot read image .*bad\.png.*--on-bad-file skip"):
         deepgen.load_dataset("imagefolder", folder)
     logs = []
-    data = deepgen.load_dataset("imagefolder", folder, image_size=32, on_bad_file="skip", log=logs.append)
+    data = deepgen.load_dataset(
+        "imagefolder", folder, image_size=32, on_bad_file="skip", log=logs.append
+    )
     assert any("bad.png" in line for line in logs)
     n = sum(len(data[s]) for s in ("train", "valid", "test"))
     assert n == 26 and data.data_shape == (3, 32, 32) and data.num_classes == 2
@@ -42,13 +52,21 @@ def test_bad_file_stops_with_its_path_or_is_skipped(folder):
 
 
 def test_grey_conversion_and_the_cache(folder):
-    first = deepgen.load_dataset("imagefolder", folder, image_size=28, image_channels=1, on_bad_file="skip")
-    again = deepgen.load_dataset("imagefolder", folder, image_size=28, image_channels=1, on_bad_file="skip")
+    first = deepgen.load_dataset(
+        "imagefolder", folder, image_size=28, image_channels=1, on_bad_file="skip"
+    )
+    again = deepgen.load_dataset(
+        "imagefolder", folder, image_size=28, image_channels=1, on_bad_file="skip"
+    )
     assert "decoded" in first.source and "cache" in again.source
     assert torch.equal(first["train"].x, again["train"].x) and first.data_shape == (1, 28, 28)
     (folder / "cats" / "0.png").unlink()  # the folder changed: the cache key changes
-    assert "decoded" in deepgen.load_dataset("imagefolder", folder, image_size=28, image_channels=1,
-                                             on_bad_file="skip").source
+    assert (
+        "decoded"
+        in deepgen.load_dataset(
+            "imagefolder", folder, image_size=28, image_channels=1, on_bad_file="skip"
+        ).source
+    )
 
 
 def test_missing_folder():
@@ -63,8 +81,24 @@ def test_missing_folder():
 def test_a_64px_rgb_folder_trains_from_the_cli(folder, tmp_path, family):
     out = tmp_path / family
     env = {"DEEPGEN_DATA": str(tmp_path / "cache")}
-    proc = run_cli("train", family, "--data", "imagefolder", "--data-dir", str(folder), "--on-bad-file", "skip",
-                   "--images", "48", "--batch-size", "8", "--out", str(out), "--quiet", env=env)
+    proc = run_cli(
+        "train",
+        family,
+        "--data",
+        "imagefolder",
+        "--data-dir",
+        str(folder),
+        "--on-bad-file",
+        "skip",
+        "--images",
+        "48",
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+        "--quiet",
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("sample", str(out), "-n", "4", "-o", str(tmp_path / "s.png"), env=env)
     assert proc.returncode == 0, proc.stderr
@@ -131,13 +165,17 @@ def test_a_file_name_that_is_not_utf8_loads_and_is_named_in_messages(tmp_path, m
     root = tmp_path / "latin"
     root.mkdir()
     for i in range(3):
-        Image.fromarray(_grey_ramp()).save(os.fsdecode(bytes(root) + f"/caf\xe9{i}.png".encode("latin-1")))
+        Image.fromarray(_grey_ramp()).save(
+            os.fsdecode(bytes(root) + f"/caf\xe9{i}.png".encode("latin-1"))
+        )
     (root / "bad.png").write_bytes(b"not a png")
     os.rename(root / "bad.png", os.fsdecode(bytes(root) + "/b\xe4d.png".encode("latin-1")))
     with pytest.raises(DataError, match="cannot read image"):
         deepgen.load_dataset("imagefolder", root, image_size=16)
     said = []
-    data = deepgen.load_dataset("imagefolder", root, image_size=16, on_bad_file="skip", log=said.append)
+    data = deepgen.load_dataset(
+        "imagefolder", root, image_size=16, on_bad_file="skip", log=said.append
+    )
     assert sum(len(data[s]) for s in ("train", "valid", "test")) == 3 and "skipping" in said[0]
 
 
@@ -154,6 +192,8 @@ def test_a_damaged_or_replaced_cache_is_rebuilt(folder, damage):
         np.savez(cache, **arrays)
         cache.with_name(cache.stem + ".npz").rename(cache) if not cache.exists() else None
     said = []
-    again = deepgen.load_dataset("imagefolder", folder, image_size=16, on_bad_file="skip", log=said.append)
+    again = deepgen.load_dataset(
+        "imagefolder", folder, image_size=16, on_bad_file="skip", log=said.append
+    )
     assert any("rebuilding the image cache" in line for line in said)
     assert torch.equal(again["train"].x, first["train"].x)

@@ -25,7 +25,9 @@ def test_labs_cite_their_source_and_equation():
     for name, lab in LABS.items():
         assert lab.source and lab.title
         doc = __import__(lab.run.__module__, fromlist=["x"]).__doc__
-        assert doc and ("eq." in doc or "Algorithm" in doc or "Example" in doc or "sec." in doc), name
+        assert doc and ("eq." in doc or "Algorithm" in doc or "Example" in doc or "sec." in doc), (
+            name
+        )
 
 
 def test_lab_cli_list_and_run(tmp_path):
@@ -34,6 +36,8 @@ def test_lab_cli_list_and_run(tmp_path):
     assert all(name in proc.stdout for name in LABS)
     proc = run_cli("lab", "reparameterisation", "--fast", "-o", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert "ok   min variance ratio" in proc.stdout and (tmp_path / "reparameterisation.png").exists()
+    assert (
+        "ok   min variance ratio" in proc.stdout and (tmp_path / "reparameterisation.png").exists()
+    )
     bad = run_cli("lab", "nosuch")
     assert bad.returncode == 2 and "unknown lab 'nosuch'" in bad.stderr

@@ -37,12 +37,16 @@ def test_slerp_keeps_unit_codes_on_the_sphere_and_halves_the_angle():
     z = slerp(a, b, torch.linspace(0, 1, 7))
     assert torch.allclose(z.norm(dim=2), torch.ones(1, 7), atol=1e-6)
     assert torch.allclose(z[0, 3], torch.tensor([2**-0.5, 2**-0.5, 0.0]), atol=1e-6)
-    assert torch.allclose(slerp(a, a, torch.tensor([0.5])), a[:, None])  # parallel: falls back to lerp
+    assert torch.allclose(
+        slerp(a, a, torch.tensor([0.5])), a[:, None]
+    )  # parallel: falls back to lerp
 
 
 @pytest.mark.parametrize("family", ["vae", "ae", "gan"])
 def test_tools_give_grids_of_images_for_every_decoder_family(family):
-    options = {"net": "mlp", "latent_dim": 2} | ({"hidden_dim": 16} if family != "gan" else {"hidden_dim": 16})
+    options = {"net": "mlp", "latent_dim": 2} | (
+        {"hidden_dim": 16} if family != "gan" else {"hidden_dim": 16}
+    )
     model = build_model(family, options, (1, 28, 28)).eval()
     images, nrow = interpolate(model, rows=3, steps=5, mode="spherical")
     assert images.shape == (15, 1, 28, 28) and nrow == 5
@@ -76,9 +80,14 @@ def test_the_manifold_grid_needs_two_latent_dimensions():
 def test_each_tool_runs_from_the_cli_on_a_trained_mnist_model(mnist, tmp_path):
     model = build_model("vae", {"net": "mlp", "latent_dim": 2}, mnist.data_shape)
     deepgen.fit(model, mnist, out=tmp_path / "run", epochs=1, progress=False, log=lambda m: None)
-    for tool, extra in (("interpolate", ["--mode", "spherical"]), ("traverse", []), ("manifold", []),
-                        ("arithmetic", ["--concepts", "7,1,4"]), ("complete", ["--mask", "left"]),
-                        ("neighbours", [])):
+    for tool, extra in (
+        ("interpolate", ["--mode", "spherical"]),
+        ("traverse", []),
+        ("manifold", []),
+        ("arithmetic", ["--concepts", "7,1,4"]),
+        ("complete", ["--mask", "left"]),
+        ("neighbours", []),
+    ):
         out = tmp_path / f"{tool}.png"
         done = run_cli("latent", str(tmp_path / "run"), tool, "-o", str(out), *extra)
         assert done.returncode == 0, done.stderr
@@ -102,9 +111,18 @@ def test_nearest_neighbours_match_brute_force_across_chunks():
 
 def test_region_masks_hide_what_they_say():
     shape = (1, 28, 28)
-    assert region_mask("center", shape)[0, 7:21, 7:21].sum() == 0 and region_mask("center", shape).sum() == 784 - 196
-    assert region_mask("left", shape)[0, :, :14].sum() == 0 and region_mask("left", shape)[0, :, 14:].all()
-    assert region_mask("bottom", shape)[0, 14:].sum() == 0 and region_mask("bottom", shape)[0, :14].all()
+    assert (
+        region_mask("center", shape)[0, 7:21, 7:21].sum() == 0
+        and region_mask("center", shape).sum() == 784 - 196
+    )
+    assert (
+        region_mask("left", shape)[0, :, :14].sum() == 0
+        and region_mask("left", shape)[0, :, 14:].all()
+    )
+    assert (
+        region_mask("bottom", shape)[0, 14:].sum() == 0
+        and region_mask("bottom", shape)[0, :14].all()
+    )
     with pytest.raises(ConfigError, match="center, left"):
         region_mask("diagonal", shape)
 
@@ -123,7 +141,9 @@ def test_completion_keeps_the_known_pixels_and_fits_them_better_than_its_start(m
     start = model.generate(model.latent_prior(16, torch.Generator().manual_seed(0))).detach()
     filled = complete_by_optimisation(model, x, known, steps=150, seed=0)
     assert torch.equal(filled * known, x * known)
-    decoded = model.generate(model.latent_prior(16, torch.Generator().manual_seed(0)))  # same start draw
+    decoded = model.generate(
+        model.latent_prior(16, torch.Generator().manual_seed(0))
+    )  # same start draw
     assert torch.equal(decoded.detach(), start)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     hidden = 1 - known

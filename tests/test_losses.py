@@ -62,7 +62,9 @@ def test_gan_losses_at_half_give_minus_log_4():
     assert torch.allclose(losses.gan_value(logits, logits), torch.full((6,), -math.log(4)))
     assert torch.allclose(losses.discriminator_loss(logits, logits), torch.full((6,), math.log(4)))
     assert torch.allclose(losses.generator_loss_minimax(logits), torch.full((6,), -math.log(2)))
-    assert torch.allclose(losses.generator_loss_nonsaturating(logits), torch.full((6,), math.log(2)))
+    assert torch.allclose(
+        losses.generator_loss_nonsaturating(logits), torch.full((6,), math.log(2))
+    )
 
 
 @pytest.mark.parametrize("d", [0.1, 0.5, 0.9])
@@ -134,13 +136,20 @@ def test_gradient_penalty_draws_one_weight_per_example():
 
 def test_likelihoods_are_the_sum_of_one_elementwise_definition_over_each_event():
     g = torch.Generator().manual_seed(2)
-    logits, x = torch.randn(3, 1, 4, 4, generator=g) * 3, (torch.rand(3, 1, 4, 4, generator=g) > 0.5).float()
+    logits, x = (
+        torch.randn(3, 1, 4, 4, generator=g) * 3,
+        (torch.rand(3, 1, 4, 4, generator=g) > 0.5).float(),
+    )
     reference = torch.distributions.Bernoulli(logits=logits).log_prob(x)
     assert torch.allclose(losses.bernoulli_log_prob(logits, x), reference, atol=1e-6)
-    assert torch.allclose(losses.bernoulli_log_likelihood(logits, x), reference.flatten(1).sum(1), atol=1e-5)
+    assert torch.allclose(
+        losses.bernoulli_log_likelihood(logits, x), reference.flatten(1).sum(1), atol=1e-5
+    )
     mean, log_scale = torch.rand(3, 1, 4, 4, generator=g), torch.tensor([-1.5])
     reference = torch.distributions.Normal(mean, log_scale.exp()).log_prob(x)
-    assert torch.allclose(losses.gaussian_log_likelihood(x, mean, log_scale), reference.flatten(1).sum(1), atol=1e-4)
+    assert torch.allclose(
+        losses.gaussian_log_likelihood(x, mean, log_scale), reference.flatten(1).sum(1), atol=1e-4
+    )
 
 
 def test_event_dims_let_several_draws_per_example_share_the_definition():
@@ -150,5 +159,7 @@ def test_event_dims_let_several_draws_per_example_share_the_definition():
     logits, x = torch.randn(5, 3, 1, 4, 4, generator=g), torch.rand(3, 1, 4, 4, generator=g)
     many = losses.bernoulli_log_likelihood(logits, x, event_dims=3)
     assert many.shape == (5, 3)
-    assert torch.allclose(many, torch.stack([losses.bernoulli_log_likelihood(l, x) for l in logits]))
+    assert torch.allclose(
+        many, torch.stack([losses.bernoulli_log_likelihood(l, x) for l in logits])
+    )
     assert losses.sum_event(torch.ones(2, 3), 0).shape == (2, 3)

@@ -18,14 +18,18 @@ from deepgen.metrics.features import (
 
 def gaussian(n, mean, std, seed, dim=4):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, dim, generator=g, dtype=torch.float64) * torch.tensor(std) + torch.tensor(mean)
+    return torch.randn(n, dim, generator=g, dtype=torch.float64) * torch.tensor(std) + torch.tensor(
+        mean
+    )
 
 
 def test_frechet_distance_of_diagonal_gaussians_has_a_closed_form():
     mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
     s1, s2 = np.array([1.0, 2.0, 0.5]), np.array([3.0, 1.0, 0.5])
     closed = float(((mu1 - mu2) ** 2).sum() + ((s1 - s2) ** 2).sum())
-    assert frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2)) == pytest.approx(closed, rel=1e-9)
+    assert frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2)) == pytest.approx(
+        closed, rel=1e-9
+    )
 
 
 def test_frechet_distance_with_full_covariances_matches_eigen_route():
@@ -81,7 +85,9 @@ def test_precision_recall_and_density_coverage():
     assert p > 0.7 and r > 0.7
     d, c = density_coverage(real, same)
     assert 0.7 < d < 1.3 and c > 0.9
-    collapsed = gaussian(1000, [0] * 4, [0.05] * 4, 2)  # good but not diverse: high precision, low recall
+    collapsed = gaussian(
+        1000, [0] * 4, [0.05] * 4, 2
+    )  # good but not diverse: high precision, low recall
     p, r = precision_recall(real, collapsed)
     assert p > 0.95 and r < 0.1
     d, c = density_coverage(real, collapsed)

@@ -36,14 +36,20 @@ def _vae_with_known_likelihood():
 
 def test_bound_rises_with_k_and_reaches_the_exact_likelihood():
     model = _vae_with_known_likelihood()
-    x = torch.bernoulli(torch.full((64, 1, 28, 28), 0.5), generator=torch.Generator().manual_seed(0))
+    x = torch.bernoulli(
+        torch.full((64, 1, 28, 28), 0.5), generator=torch.Generator().manual_seed(0)
+    )
     exact = (x * 0.4 - torch.nn.functional.softplus(torch.tensor(0.4))).flatten(1).sum(1).double()
     g = torch.Generator().manual_seed(3)
-    gaps = [float((exact - iwae_log_likelihood(model, x, k, chunk=64, generator=g)[0]).mean())
-            for k in (1, 10, 100, 1000)]
+    gaps = [
+        float((exact - iwae_log_likelihood(model, x, k, chunk=64, generator=g)[0]).mean())
+        for k in (1, 10, 100, 1000)
+    ]
     assert gaps[0] == pytest.approx(1.0, abs=0.3)  # IWAE_1 = ELBO = log p(x) - KL
     assert gaps[0] > gaps[1] > gaps[2] > gaps[3] > -0.01
-    assert gaps[3] < 0.05  # bias ~ Var(w) / 2k = 0.003, plus ~0.01 s.e. of the estimate over 64 images
+    assert (
+        gaps[3] < 0.05
+    )  # bias ~ Var(w) / 2k = 0.003, plus ~0.01 s.e. of the estimate over 64 images
 
 
 def test_evaluate_nll_reports_units_and_errors(tiny):

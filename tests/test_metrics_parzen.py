@@ -14,8 +14,13 @@ def test_matches_brute_force_on_a_tiny_case():
     samples, x, sigma = torch.rand(7, 3, generator=g), torch.rand(4, 3, generator=g), 0.3
     brute = []
     for xi in x.double():
-        dens = sum(math.prod(math.exp(-((a - b) ** 2) / (2 * sigma**2)) / math.sqrt(2 * math.pi * sigma**2)
-                             for a, b in zip(xi.tolist(), si.tolist())) for si in samples.double())
+        dens = sum(
+            math.prod(
+                math.exp(-((a - b) ** 2) / (2 * sigma**2)) / math.sqrt(2 * math.pi * sigma**2)
+                for a, b in zip(xi.tolist(), si.tolist())
+            )
+            for si in samples.double()
+        )
         brute.append(math.log(dens / len(samples)))
     got = parzen_log_likelihood(samples, x, sigma, chunk=3)
     assert torch.allclose(got, torch.tensor(brute, dtype=torch.float64), atol=1e-10)

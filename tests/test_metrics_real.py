@@ -51,7 +51,9 @@ def test_classifier_score_of_the_test_set(feats):
 
 def test_kid_of_a_set_against_itself_and_precision_recall(feats):
     g = torch.Generator().manual_seed(0)
-    same, spread = kid(feats["test"][0], feats["test"][0], subsets=10, subset_size=1000, generator=g)
+    same, spread = kid(
+        feats["test"][0], feats["test"][0], subsets=10, subset_size=1000, generator=g
+    )
     noisy, _ = kid(feats["test"][0], feats["noisy"][0], subsets=10, subset_size=1000, generator=g)
     assert abs(same) <= 3 * spread and noisy > 30 * spread, (same, spread, noisy)
     p, r = precision_recall(feats["test"][0][:5000], feats["train"][0][:5000])

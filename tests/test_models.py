@@ -12,8 +12,14 @@ from deepgen.models import MODELS, Batch, ClosedForm, Completer, Sampler, build_
 # The generative families of one stream that read images, not test-local toys. Sequence
 # families (test_grammar) and several-stream or non-generative ones (test_semi_supervised,
 # test_contract) have their own tests.
-FAMILIES = [f for f, cls in MODELS.items() if cls.__module__.startswith("deepgen.") and "images" in cls.reads
-            and len(cls.streams) == 1 and issubclass(cls, Sampler)]
+FAMILIES = [
+    f
+    for f, cls in MODELS.items()
+    if cls.__module__.startswith("deepgen.")
+    and "images" in cls.reads
+    and len(cls.streams) == 1
+    and issubclass(cls, Sampler)
+]
 SHAPE = (1, 28, 28)
 # Each family with its defaults, plus the variants its config offers.
 VARIANTS = [(f, {}) for f in FAMILIES] + [
@@ -31,8 +37,17 @@ VARIANTS = [(f, {}) for f in FAMILIES] + [
     ("cvae", {"hidden_dim": 32, "layers": 1}),
     ("cvae-quadrants", {"quadrants": 2, "hidden_dim": 32, "k": 3}),
     # Salimans et al. 2016's techniques
-    ("gan", {"net": "mlp", "hidden_dim": 32, "feature_matching": True, "minibatch_kernels": 8,
-             "historical_averaging": 0.01, "label_smoothing": 0.1}),
+    (
+        "gan",
+        {
+            "net": "mlp",
+            "hidden_dim": 32,
+            "feature_matching": True,
+            "minibatch_kernels": 8,
+            "historical_averaging": 0.01,
+            "label_smoothing": 0.1,
+        },
+    ),
     ("cgan", {"channels": 8, "feature_matching": True, "minibatch_kernels": 4, "pack": 2}),
     ("wgan-gp", {"channels": 8, "historical_averaging": 0.1}),
 ]
@@ -42,7 +57,9 @@ def draw(model, n, seed):
     """n samples, or for a model that completes given images, n completions."""
     g = torch.Generator().manual_seed(seed)
     if supports(model, Completer):
-        x = torch.randint(0, 256, (n, *SHAPE), dtype=torch.uint8, generator=torch.Generator().manual_seed(99))
+        x = torch.randint(
+            0, 256, (n, *SHAPE), dtype=torch.uint8, generator=torch.Generator().manual_seed(99)
+        )
         return model.complete(model.preprocess(x), 1, g)[0]
     return model.sample(n, generator=g)
 
@@ -154,8 +171,21 @@ def test_gmm_density_matches_scipy_and_is_fitted_by_em(tiny):
     deepgen.fit(model, tiny, progress=False)
     x = tiny["test"].x[:4].float() / 255
     flat = x.flatten(1).double().numpy()
-    ref = torch.logsumexp(torch.stack([
-        torch.tensor(multivariate_normal(model.means[k].double().numpy(), model.variances[k].double().numpy()).logpdf(flat))
-        + model.weights[k].double().log() for k in range(3)]), dim=0)
+    ref = torch.logsumexp(
+        torch.stack(
+            [
+                torch.tensor(
+                    multivariate_normal(
+                        model.means[k].double().numpy(), model.variances[k].double().numpy()
+                    ).logpdf(flat)
+                )
+                + model.weights[k].double().log()
+                for k in range(3)
+            ]
+        ),
+        dim=0,
+    )
     assert torch.allclose(model.log_density(x), ref, atol=1e-6)
-    assert abs(float(model.weights.sum()) - 1) < 1e-5 and float(model.variances.min()) >= 0.01 - 1e-9
+    assert (
+        abs(float(model.weights.sum()) - 1) < 1e-5 and float(model.variances.min()) >= 0.01 - 1e-9
+    )

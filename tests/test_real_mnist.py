@@ -33,7 +33,9 @@ def test_gan_learns_something_on_mnist(mnist):
     model = build_model("gan", {"channels": 32}, mnist.data_shape)
     gen = torch.Generator().manual_seed(0)
     untrained = model.eval().sample(512, generator=gen)
-    deepgen.fit(model, mnist, images=128 * 300, progress=False, log=lambda m: None)  # 300 iterations, ~13 s
+    deepgen.fit(
+        model, mnist, images=128 * 300, progress=False, log=lambda m: None
+    )  # 300 iterations, ~13 s
     samples = model.eval().sample(512, generator=torch.Generator().manual_seed(0))
     real = mnist["test"].x[:512].float() / 255
     # MNIST is mostly black background (84% of pixels < 0.1); an untrained tanh generator

@@ -25,18 +25,31 @@ def weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("family,options", [
-    ("vae", {"net": "mlp"}),
-    ("gan", {"channels": 8}),
-    ("gan", {"net": "mlp", "hidden_dim": 32, "feature_matching": True, "minibatch_kernels": 4,
-             "historical_averaging": 0.01}),
-])
+@pytest.mark.parametrize(
+    "family,options",
+    [
+        ("vae", {"net": "mlp"}),
+        ("gan", {"channels": 8}),
+        (
+            "gan",
+            {
+                "net": "mlp",
+                "hidden_dim": 32,
+                "feature_matching": True,
+                "minibatch_kernels": 4,
+                "historical_averaging": 0.01,
+            },
+        ),
+    ],
+)
 def test_resume_gives_bitwise_the_same_weights(family, options, tiny, tmp_path):
     full = build_model(family, options, SHAPE)
     deepgen.fit(full, tiny, out=tmp_path / "full", epochs=3, batch_size=32, progress=False)
     part = build_model(family, options, SHAPE)
     deepgen.fit(part, tiny, out=tmp_path / "part", epochs=1, batch_size=32, progress=False)
-    resumed = deepgen.resume(tmp_path / "part", data=tiny, progress=False, log=lambda m: None, epochs=3)
+    resumed = deepgen.resume(
+        tmp_path / "part", data=tiny, progress=False, log=lambda m: None, epochs=3
+    )
     a, b = weights(full), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
     metrics = RunDir(tmp_path / "part").metrics()
@@ -48,18 +61,31 @@ def test_two_runs_of_one_seed_write_byte_identical_checkpoints(tiny, tmp_path):
     (it is saved in optim.safetensors), so the whole checkpoint repeats, not only the weights."""
     for name in ("a", "b"):
         torch.manual_seed(len(name) * 7 + ord(name))  # the caller's global state must not matter
-        deepgen.fit(build_model("gan", {"channels": 8}, SHAPE), tiny, out=tmp_path / name, epochs=1,
-                    batch_size=32, progress=False, log=lambda m: None)
+        deepgen.fit(
+            build_model("gan", {"channels": 8}, SHAPE),
+            tiny,
+            out=tmp_path / name,
+            epochs=1,
+            batch_size=32,
+            progress=False,
+            log=lambda m: None,
+        )
     a, b = (checkpoint_dirs(tmp_path / name)[0] for name in ("a", "b"))
     for file in ("model.safetensors", "optim.safetensors"):
         assert (a / file).read_bytes() == (b / file).read_bytes(), file
 
 
 def test_length_in_images(tiny):
-    trainer = Trainer(build_model("vae", {"net": "mlp"}, SHAPE), tiny, TrainConfig(images=1000, batch_size=100))
+    trainer = Trainer(
+        build_model("vae", {"net": "mlp"}, SHAPE), tiny, TrainConfig(images=1000, batch_size=100)
+    )
     assert trainer.total_iterations == 10
-    gan = Trainer(build_model("gan", {"d_steps": 2}, SHAPE), tiny, TrainConfig(epochs=2, batch_size=32))
-    assert gan.iters_per_epoch == 4 and gan.total_iterations == 8  # 8 batches per epoch, 2 per iteration
+    gan = Trainer(
+        build_model("gan", {"d_steps": 2}, SHAPE), tiny, TrainConfig(epochs=2, batch_size=32)
+    )
+    assert (
+        gan.iters_per_epoch == 4 and gan.total_iterations == 8
+    )  # 8 batches per epoch, 2 per iteration
 
 
 def test_training_lowers_the_loss():
@@ -68,8 +94,13 @@ def test_training_lowers_the_loss():
     from deepgen.data import Dataset, Split
 
     pattern = (torch.arange(784).view(1, 1, 28, 28) % 7 < 3).to(torch.uint8) * 255
-    data = Dataset("pattern", {s: Split(pattern.repeat(n, 1, 1, 1)) for s, n in
-                               (("train", 256), ("valid", 32), ("test", 32))})
+    data = Dataset(
+        "pattern",
+        {
+            s: Split(pattern.repeat(n, 1, 1, 1))
+            for s, n in (("train", 256), ("valid", 32), ("test", 32))
+        },
+    )
     model = build_model("vae", {"net": "mlp"}, SHAPE)
     x, g = model.preprocess(data["valid"].x), torch.Generator().manual_seed(0)
     before = -model.elbo_terms(x, g)["elbo"].mean().item()
@@ -104,11 +135,21 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_one(tiny, tmp_path):
 
 
 def test_checkpoints_are_not_pickles(tiny, tmp_path):
-    deepgen.fit(build_model("gan", {"channels": 8}, SHAPE), tiny, out=tmp_path / "run", epochs=1, batch_size=32,
-                                                   progress=False)
+    deepgen.fit(
+        build_model("gan", {"channels": 8}, SHAPE),
+        tiny,
+        out=tmp_path / "run",
+        epochs=1,
+        batch_size=32,
+        progress=False,
+    )
     ckpt = checkpoint_dirs(tmp_path / "run")[0]
-    assert sorted(p.name for p in ckpt.iterdir()) == ["manifest.json", "model.safetensors",
-                                                      "optim.safetensors", "state.json"]
+    assert sorted(p.name for p in ckpt.iterdir()) == [
+        "manifest.json",
+        "model.safetensors",
+        "optim.safetensors",
+        "state.json",
+    ]
     state = json.loads((ckpt / "state.json").read_text())
     assert set(state["optimizers"]) == {"discriminator", "generator"}
 
@@ -117,13 +158,35 @@ def test_an_existing_run_folder_is_not_overwritten(tiny, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("mine")
     with pytest.raises(CheckpointError, match="already exists.*--resume"):
-        deepgen.fit(build_model("vae", {"net": "mlp"}, SHAPE), tiny, out=tmp_path / "run", epochs=1, progress=False)
+        deepgen.fit(
+            build_model("vae", {"net": "mlp"}, SHAPE),
+            tiny,
+            out=tmp_path / "run",
+            epochs=1,
+            progress=False,
+        )
     assert (tmp_path / "run" / "keep.txt").read_text() == "mine"
 
 
 def _train_cmd(out, epochs):
-    return [sys.executable, "-m", "deepgen", "train", "vae", "--data", "fake", "--net", "mlp",
-            "--epochs", str(epochs), "--batch-size", "16", "--out", str(out), "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "deepgen",
+        "train",
+        "vae",
+        "--data",
+        "fake",
+        "--net",
+        "mlp",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "16",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
 
 
 def _wait_for_checkpoint(out, proc, timeout=120):
@@ -149,7 +212,9 @@ def _wait_for_progress(out, proc, after: int, timeout=120) -> int:
 @pytest.mark.slow
 def test_sigkill_then_resume_finishes_and_leaves_nothing_corrupt(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(out, 8), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd(out, 8), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _wait_for_checkpoint(out, proc)
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
@@ -157,8 +222,12 @@ def test_sigkill_then_resume_finishes_and_leaves_nothing_corrupt(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     for ckpt in checkpoint_dirs(out):
         load_checkpoint(ckpt)
-    done = subprocess.run([sys.executable, "-m", "deepgen", "train", "--resume", str(out), "--quiet"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "deepgen", "train", "--resume", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr
     assert json.loads((out / "results.json").read_text())["iteration"] == 8 * 128
@@ -169,7 +238,9 @@ def test_sigkill_then_resume_finishes_and_leaves_nothing_corrupt(tmp_path):
 @pytest.mark.slow
 def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(out, 40), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _train_cmd(out, 40), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _wait_for_checkpoint(out, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -191,7 +262,9 @@ def test_killed_at_three_random_points_ends_bitwise_equal_to_an_uninterrupted_ru
     full = tmp_path / "full"
     assert subprocess.run(_train_cmd(full, 12), capture_output=True, timeout=300).returncode == 0
     out, rng = tmp_path / "killed", random.Random(1234)
-    proc = subprocess.Popen(_train_cmd(out, 12), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd(out, 12), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     newest = -1
     for kill in range(3):
         newest = _wait_for_progress(out, proc, newest)  # the (resumed) run has trained on
@@ -200,8 +273,11 @@ def test_killed_at_three_random_points_ends_bitwise_equal_to_an_uninterrupted_ru
         assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
         for ckpt in checkpoint_dirs(out):
             load_checkpoint(ckpt)  # nothing the kill interrupted is corrupt
-        proc = subprocess.Popen([sys.executable, "-m", "deepgen", "train", "--resume", str(out), "--quiet"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deepgen", "train", "--resume", str(out), "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     assert proc.wait(timeout=300) == 0
     a, b = final_weights(full), final_weights(out)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -210,8 +286,18 @@ def test_killed_at_three_random_points_ends_bitwise_equal_to_an_uninterrupted_ru
 def test_rollback_lowers_the_learning_rate_until_training_survives(tiny, tmp_path):
     logs = []
     model = build_model("vae", {"net": "mlp", "lr": 1e3}, SHAPE)
-    deepgen.fit(model, tiny, out=tmp_path / "run", epochs=2, batch_size=32, progress=False, log=logs.append,
-              on_divergence="rollback", rollback_lr_factor=1e-3, max_rollbacks=3)
+    deepgen.fit(
+        model,
+        tiny,
+        out=tmp_path / "run",
+        epochs=2,
+        batch_size=32,
+        progress=False,
+        log=logs.append,
+        on_divergence="rollback",
+        rollback_lr_factor=1e-3,
+        max_rollbacks=3,
+    )
     rolled = [line for line in logs if "rolled back to iteration" in line]
     assert rolled and len(rolled) <= 3
     assert (tmp_path / "run" / "results.json").exists()
@@ -224,21 +310,44 @@ def test_rollback_lowers_the_learning_rate_until_training_survives(tiny, tmp_pat
 def test_rollbacks_run_out_and_gradient_norms_are_guarded(tiny, tmp_path):
     model = build_model("vae", {"net": "mlp", "lr": 1e3}, SHAPE)
     with pytest.raises(TrainingDiverged, match="after 2 rollbacks"):
-        deepgen.fit(model, tiny, out=tmp_path / "a", epochs=2, batch_size=32, progress=False, log=lambda m: None,
-                  on_divergence="rollback", rollback_lr_factor=0.9, max_rollbacks=2)
-    with pytest.raises(TrainingDiverged, match=r"gradient norm is .* \(max_grad_norm 1e-06\) at iteration 0"):
-        deepgen.fit(build_model("vae", {"net": "mlp"}, SHAPE), tiny, out=tmp_path / "b", epochs=1, progress=False,
-                                                      max_grad_norm=1e-6)
+        deepgen.fit(
+            model,
+            tiny,
+            out=tmp_path / "a",
+            epochs=2,
+            batch_size=32,
+            progress=False,
+            log=lambda m: None,
+            on_divergence="rollback",
+            rollback_lr_factor=0.9,
+            max_rollbacks=2,
+        )
+    with pytest.raises(
+        TrainingDiverged, match=r"gradient norm is .* \(max_grad_norm 1e-06\) at iteration 0"
+    ):
+        deepgen.fit(
+            build_model("vae", {"net": "mlp"}, SHAPE),
+            tiny,
+            out=tmp_path / "b",
+            epochs=1,
+            progress=False,
+            max_grad_norm=1e-6,
+        )
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # torch.compile internals
+@pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning", "ignore::UserWarning"
+)  # torch.compile internals
 def test_channels_last_and_compile_train_the_same_model(tiny):
     """--channels-last and --compile change how the networks run, not what they learn: a
     few steps end close to the default run, with conv weights held channels-last."""
+
     def fit(**options):
         model = build_model("vae", {"hidden_dim": 16, "latent_dim": 2}, tiny.data_shape)
-        deepgen.fit(model, tiny, images=64 * 3, batch_size=64, progress=False, log=lambda m: None, **options)
+        deepgen.fit(
+            model, tiny, images=64 * 3, batch_size=64, progress=False, log=lambda m: None, **options
+        )
         return model
 
     reference = fit()
@@ -260,8 +369,14 @@ def _overfitting_data():
     flipped = pattern.clone().view(-1)
     flipped[::10] = 255 - flipped[::10]
     flipped = flipped.view(1, 1, 28, 28)
-    return Dataset("overfit", {"train": Split(pattern.repeat(256, 1, 1, 1)), "valid": Split(flipped.repeat(32, 1, 1, 1)),
-                               "test": Split(flipped.repeat(32, 1, 1, 1))})
+    return Dataset(
+        "overfit",
+        {
+            "train": Split(pattern.repeat(256, 1, 1, 1)),
+            "valid": Split(flipped.repeat(32, 1, 1, 1)),
+            "test": Split(flipped.repeat(32, 1, 1, 1)),
+        },
+    )
 
 
 def _valid_curve(run):
@@ -274,32 +389,46 @@ def test_keep_best_ends_with_the_best_validation_epoch(tmp_path):
 
     data = _overfitting_data()
     model = build_model("vae", {"net": "mlp", "lr": 3e-3}, SHAPE)
-    deepgen.fit(model, data, out=tmp_path / "run", epochs=8, batch_size=32, keep_best=True, progress=False)
+    deepgen.fit(
+        model, data, out=tmp_path / "run", epochs=8, batch_size=32, keep_best=True, progress=False
+    )
     curve = _valid_curve(tmp_path / "run")
     best_epoch, best_value = min(curve, key=lambda c: c[1])
     assert best_epoch < curve[-1][0], f"the validation loss should rise again: {curve}"
     selected = RunDir(tmp_path / "run").results()["selected"]["vae"]
     assert selected["epoch"] == best_epoch and selected["value"] == pytest.approx(best_value)
-    again = evaluate_split(model, data, "valid", derive(0, "valid"), torch.device("cpu"))["neg_elbo"]["mean"]
+    again = evaluate_split(model, data, "valid", derive(0, "valid"), torch.device("cpu"))[
+        "neg_elbo"
+    ]["mean"]
     assert again == pytest.approx(best_value, rel=1e-6)  # the model holds the best epoch's weights
     loaded = deepgen.load(tmp_path / "run")  # ... and so does the run folder
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values())
+    )
 
 
 def test_patience_stops_early_and_resume_selects_as_an_uninterrupted_run(tmp_path):
     data = _overfitting_data()
     options = {"net": "mlp", "lr": 3e-3}
     full = build_model("vae", options, SHAPE)
-    deepgen.fit(full, data, out=tmp_path / "full", epochs=20, batch_size=32, patience=2, progress=False)
+    deepgen.fit(
+        full, data, out=tmp_path / "full", epochs=20, batch_size=32, patience=2, progress=False
+    )
     curve = _valid_curve(tmp_path / "full")
     best_epoch = min(curve, key=lambda c: c[1])[0]
-    assert curve[-1][0] == best_epoch + 2 < 20  # stopped two epochs without improvement after the best
+    assert (
+        curve[-1][0] == best_epoch + 2 < 20
+    )  # stopped two epochs without improvement after the best
     results = RunDir(tmp_path / "full").results()
     assert results["epochs"] == best_epoch + 2 and results["selected"]["vae"]["epoch"] == best_epoch
 
     part = build_model("vae", options, SHAPE)
-    deepgen.fit(part, data, out=tmp_path / "part", epochs=2, batch_size=32, patience=2, progress=False)
-    resumed = deepgen.resume(tmp_path / "part", data=data, progress=False, log=lambda m: None, epochs=20)
+    deepgen.fit(
+        part, data, out=tmp_path / "part", epochs=2, batch_size=32, patience=2, progress=False
+    )
+    resumed = deepgen.resume(
+        tmp_path / "part", data=data, progress=False, log=lambda m: None, epochs=20
+    )
     assert RunDir(tmp_path / "part").results()["selected"] == results["selected"]
     a, b = weights(full), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -309,10 +438,14 @@ def test_keep_best_needs_a_validation_metric(tiny):
     from deepgen.errors import ConfigError
 
     with pytest.raises(ConfigError, match="reports none"):
-        Trainer(build_model("gan", {"channels": 8}, SHAPE), tiny, TrainConfig(epochs=1, keep_best=True))
+        Trainer(
+            build_model("gan", {"channels": 8}, SHAPE), tiny, TrainConfig(epochs=1, keep_best=True)
+        )
     no_valid = type(tiny)("novalid", {"train": tiny["train"]})
     with pytest.raises(ConfigError, match="need a validation split"):
-        Trainer(build_model("vae", {"net": "mlp"}, SHAPE), no_valid, TrainConfig(epochs=1, patience=2))
+        Trainer(
+            build_model("vae", {"net": "mlp"}, SHAPE), no_valid, TrainConfig(epochs=1, patience=2)
+        )
     quadrants = build_model("cvae-quadrants", {"hidden_dim": 16}, SHAPE)
     assert quadrants.selection() == {"baseline": "baseline_ncll", "cvae": "ncll"}
     assert build_model("vae", {"net": "mlp"}, SHAPE).selection() == {"vae": "neg_elbo"}

@@ -27,7 +27,9 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if p not in ("__root__",))
         name = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "config"
-        given = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+        given = (
+            f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+        )
         parts.append(f"{name}: {e['msg']}{given}")
     return "; ".join(parts)
 
@@ -49,18 +51,34 @@ class DataConfig(Config):
     """
 
     name: str = Field("mnist", description="dataset name (see `deepgen data list`)")
-    data_dir: str | None = Field(None, description="directory searched first for the data (a file for "
-                                                   "arrays; relative to the run folder for stored data)")
-    options: dict[str, Any] = Field({}, description="the dataset's own options, e.g. imagefolder's image_size")
+    data_dir: str | None = Field(
+        None,
+        description="directory searched first for the data (a file for "
+        "arrays; relative to the run folder for stored data)",
+    )
+    options: dict[str, Any] = Field(
+        {}, description="the dataset's own options, e.g. imagefolder's image_size"
+    )
     part: Literal["all", "labelled", "unlabelled"] = Field(
-        "all", description="all of the training split; only the labelled subset (labels_per_class of "
-                           "each class, chosen by subset_seed); or the rest of it without labels")
-    labels_per_class: int | None = Field(None, ge=1, description="labelled / unlabelled: labels kept per class")
-    subset_seed: int | None = Field(None, ge=0, description="seed of the labelled subset; default the run's seed")
-    sha256: str | None = Field(None, description="content hash of the stream's arrays, recorded at training")
-    sizes: dict[str, int] | None = Field(None, description="examples per split, recorded at training")
-    source: str | None = Field(None, description="where the data was read from (folder or file), recorded at "
-                                                 "training")
+        "all",
+        description="all of the training split; only the labelled subset (labels_per_class of "
+        "each class, chosen by subset_seed); or the rest of it without labels",
+    )
+    labels_per_class: int | None = Field(
+        None, ge=1, description="labelled / unlabelled: labels kept per class"
+    )
+    subset_seed: int | None = Field(
+        None, ge=0, description="seed of the labelled subset; default the run's seed"
+    )
+    sha256: str | None = Field(
+        None, description="content hash of the stream's arrays, recorded at training"
+    )
+    sizes: dict[str, int] | None = Field(
+        None, description="examples per split, recorded at training"
+    )
+    source: str | None = Field(
+        None, description="where the data was read from (folder or file), recorded at training"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -91,26 +109,46 @@ class TrainConfig(Config):
     """How long and how to train. Length is in epochs or in images seen, not both."""
 
     epochs: int | None = Field(None, ge=1, description="passes over the training split")
-    images: int | None = Field(None, ge=1, description="training images seen (alternative to epochs)")
+    images: int | None = Field(
+        None, ge=1, description="training images seen (alternative to epochs)"
+    )
     batch_size: int = Field(128, ge=1, le=65536, description="images per batch")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="seed of every random draw in the run")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     log_every: int = Field(50, ge=1, description="iterations between metrics.jsonl records")
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept in the run folder")
     on_divergence: Literal["stop", "rollback"] = Field(
-        "stop", description="on a NaN/inf loss or an exploding gradient: stop, or roll back to the "
-                            "last checkpoint and lower every learning rate")
-    rollback_lr_factor: float = Field(0.5, gt=0, lt=1, description="learning-rate factor per rollback")
+        "stop",
+        description="on a NaN/inf loss or an exploding gradient: stop, or roll back to the "
+        "last checkpoint and lower every learning rate",
+    )
+    rollback_lr_factor: float = Field(
+        0.5, gt=0, lt=1, description="learning-rate factor per rollback"
+    )
     max_rollbacks: int = Field(3, ge=0, description="rollbacks before giving up")
-    max_grad_norm: float | None = Field(None, gt=0, description="a gradient norm above this counts as divergence")
+    max_grad_norm: float | None = Field(
+        None, gt=0, description="a gradient norm above this counts as divergence"
+    )
     lr_decay: Literal["constant", "linear"] = Field(
-        "constant", description="learning rates: constant, or linear decay to 0 over the run")
-    keep_best: bool = Field(False, description="end with the weights of the epoch with the best validation "
-                            "metric, each player on its own (model.selection())")
-    patience: int | None = Field(None, ge=1, description="stop when the validation metric has not improved "
-                                 "for this many epochs (early stopping; implies keep_best)")
-    compile: bool = Field(False, description="compile each network with torch.compile (slow first steps)")
-    channels_last: bool = Field(False, description="hold conv weights and image batches channels-last")
+        "constant", description="learning rates: constant, or linear decay to 0 over the run"
+    )
+    keep_best: bool = Field(
+        False,
+        description="end with the weights of the epoch with the best validation "
+        "metric, each player on its own (model.selection())",
+    )
+    patience: int | None = Field(
+        None,
+        ge=1,
+        description="stop when the validation metric has not improved "
+        "for this many epochs (early stopping; implies keep_best)",
+    )
+    compile: bool = Field(
+        False, description="compile each network with torch.compile (slow first steps)"
+    )
+    channels_last: bool = Field(
+        False, description="hold conv weights and image batches channels-last"
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainConfig:
@@ -141,13 +179,18 @@ class RunConfig(Config):
     train: TrainConfig = TrainConfig()
     deepgen_version: str = ""
     history: list[dict[str, Any]] = Field(
-        [], description="what each resume changed: iteration, time and option -> [before, after]")
+        [], description="what each resume changed: iteration, time and option -> [before, after]"
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _legacy_cvae(cls, data: Any) -> Any:
         """Before the two CVAEs were two families, family cvae took condition=quadrants."""
-        if isinstance(data, dict) and data.get("family") == "cvae" and isinstance(data.get("model"), dict):
+        if (
+            isinstance(data, dict)
+            and data.get("family") == "cvae"
+            and isinstance(data.get("model"), dict)
+        ):
             model = dict(data["model"])
             if model.pop("condition", "label") == "quadrants":
                 data = data | {"family": "cvae-quadrants"}

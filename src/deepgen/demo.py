@@ -32,17 +32,28 @@ def _train_or_resume(path: Path, config: RunConfig, progress: bool) -> None:
         api.train(config, path, progress=progress, log=_log)
 
 
-def run_demo(out: Path, vae_epochs: int = 10, gan_epochs: int = 5, device: str = "auto",
-             progress: bool = True) -> Path:
+def run_demo(
+    out: Path,
+    vae_epochs: int = 10,
+    gan_epochs: int = 5,
+    device: str = "auto",
+    progress: bool = True,
+) -> Path:
     """Train ``out/vae`` (conv VAE) and ``out/gan`` (DCGAN) on MNIST; returns the report path."""
     fetch_dataset("mnist", log=_log)
     data = DataConfig(name="mnist")
     runs = {
-        "vae": RunConfig(family="vae", model={}, data=data, train=TrainConfig(epochs=vae_epochs, device=device)),
-        "gan": RunConfig(family="gan", model={}, data=data, train=TrainConfig(epochs=gan_epochs, device=device)),
+        "vae": RunConfig(
+            family="vae", model={}, data=data, train=TrainConfig(epochs=vae_epochs, device=device)
+        ),
+        "gan": RunConfig(
+            family="gan", model={}, data=data, train=TrainConfig(epochs=gan_epochs, device=device)
+        ),
     }
     for name, config in runs.items():
         _train_or_resume(out / name, config, progress)
     for name in runs:
         RunDir.open(out / name)
-    return write_report([out / name for name in runs], out / "report.html", title="deepgen demo: MNIST")
+    return write_report(
+        [out / name for name in runs], out / "report.html", title="deepgen demo: MNIST"
+    )

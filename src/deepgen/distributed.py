@@ -61,8 +61,10 @@ def init_from_env() -> None:
         return
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise ConfigError(f"WORLD_SIZE is set but {', '.join(missing)} is not; start several processes "
-                          "with `torchrun --nproc_per_node N -m deepgen ...`")
+        raise ConfigError(
+            f"WORLD_SIZE is set but {', '.join(missing)} is not; start several processes "
+            "with `torchrun --nproc_per_node N -m deepgen ...`"
+        )
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl")
@@ -86,7 +88,11 @@ def shutdown() -> None:
 
 def local_device() -> torch.device:
     """The CUDA device of this rank (``cuda:LOCAL_RANK``) when launched, else ``cuda``."""
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if launched() else torch.device("cuda")
+    return (
+        torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if launched()
+        else torch.device("cuda")
+    )
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -102,11 +108,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     except RuntimeError:
         raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"device {name!r} cannot train or run a model; use auto, cpu, cuda or cuda:N")
+        raise ConfigError(
+            f"device {name!r} cannot train or run a model; use auto, cpu, cuda or cuda:N"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {name!r} asked for, but this machine has no MPS device; use --device cpu")
+        raise ConfigError(
+            f"device {name!r} asked for, but this machine has no MPS device; use --device cpu"
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but this machine has no CUDA device; use --device cpu")
+        raise ConfigError(
+            f"device {name!r} asked for, but this machine has no CUDA device; use --device cpu"
+        )
     return device
 
 
@@ -118,8 +130,10 @@ def shard_rows(n: int) -> slice:
     """
     world = world_size()
     if n % world:
-        raise ConfigError(f"a batch of {n} cannot be split evenly over {world} processes; "
-                          f"choose --batch-size divisible by {world}")
+        raise ConfigError(
+            f"a batch of {n} cannot be split evenly over {world} processes; "
+            f"choose --batch-size divisible by {world}"
+        )
     size = n // world
     return slice(rank() * size, (rank() + 1) * size)
 
@@ -179,8 +193,9 @@ def batch_generator(seed: int, index: int, device: torch.device | str = "cpu") -
     return torch.Generator(device=device).manual_seed(int(state[0]) << 31 ^ int(state[1]))
 
 
-def map_batches(fn: Callable[[int, int, int], torch.Tensor | tuple | dict], n: int,
-                batch_size: int) -> torch.Tensor | tuple | dict:
+def map_batches(
+    fn: Callable[[int, int, int], torch.Tensor | tuple | dict], n: int, batch_size: int
+) -> torch.Tensor | tuple | dict:
     """Apply ``fn(index, start, stop)`` to the batches of ``n`` rows, split over ranks.
 
     ``fn`` returns a tensor of ``stop - start`` rows, or a tuple or dict of them. Batches
@@ -299,6 +314,9 @@ def data_parallel(module: nn.Module, loss) -> Callable:
 
     # Buffers (batch-norm statistics) are kept equal by the synchronised batch norm, so
     # DDP need not broadcast them before every forward (the option was renamed in torch 2.13).
-    option = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-              else "broadcast_buffers")
+    option = (
+        "forward_sync_buffers"
+        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+        else "broadcast_buffers"
+    )
     return DistributedDataParallel(_Step(module, loss), **{option: False})

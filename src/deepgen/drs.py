@@ -35,9 +35,15 @@ EPS = 1e-6
 
 
 @torch.no_grad()
-def rejection_sample(model: GenerativeModel, n: int, generator: torch.Generator | None = None,
-                     shift_quantile: float | None = 0.95, burn_in: int = 10_000,
-                     batch_size: int = 10_000, max_draws: int | None = None) -> tuple[torch.Tensor, float]:
+def rejection_sample(
+    model: GenerativeModel,
+    n: int,
+    generator: torch.Generator | None = None,
+    shift_quantile: float | None = 0.95,
+    burn_in: int = 10_000,
+    batch_size: int = 10_000,
+    max_draws: int | None = None,
+) -> tuple[torch.Tensor, float]:
     """``n`` samples of ``model`` kept by DRS, and the acceptance rate in (0, 1].
 
     Args:
@@ -76,7 +82,11 @@ def rejection_sample(model: GenerativeModel, n: int, generator: torch.Generator 
         x = model.sample(m, generator)
         return x, model.log_density_ratio(x).double()
 
-    top = candidates(burn_in)[1].max() if burn_in > 0 else torch.tensor(-torch.inf, dtype=torch.float64)
+    top = (
+        candidates(burn_in)[1].max()
+        if burn_in > 0
+        else torch.tensor(-torch.inf, dtype=torch.float64)
+    )
     kept, drawn = [], 0
     while sum(len(k) for k in kept) < n and drawn < max_draws:
         x, logit = candidates(batch_size)
@@ -91,7 +101,9 @@ def rejection_sample(model: GenerativeModel, n: int, generator: torch.Generator 
     model.train(was_training)
     accepted = torch.cat(kept)
     if len(accepted) < n:
-        raise ConfigError(f"rejection sampling accepted {len(accepted)} of {drawn} candidates, fewer than "
-                          f"the {n} asked for; ask for fewer, or raise the acceptance with a lower "
-                          f"shift quantile")
+        raise ConfigError(
+            f"rejection sampling accepted {len(accepted)} of {drawn} candidates, fewer than "
+            f"the {n} asked for; ask for fewer, or raise the acceptance with a lower "
+            f"shift quantile"
+        )
     return accepted[:n], len(accepted) / drawn

@@ -32,15 +32,19 @@ def resolve_streams(config: RunConfig) -> dict[str, DataConfig]:
     return {name: streams[name] for name in cls.streams}
 
 
-def load_streams(config: RunConfig, run_path: str | Path | None = None, log=None) -> dict[str, Dataset]:
+def load_streams(
+    config: RunConfig, run_path: str | Path | None = None, log=None
+) -> dict[str, Dataset]:
     """Load every stream of ``config`` (stored data relative to ``run_path``), each checked
     against its recorded hash and sizes.
 
     Raises:
         ConfigError, DataError: as :func:`deepgen.data.load_stream`.
     """
-    return {name: load_stream(cfg, run_path, config.train.seed, log, name)
-            for name, cfg in resolve_streams(config).items()}
+    return {
+        name: load_stream(cfg, run_path, config.train.seed, log, name)
+        for name, cfg in resolve_streams(config).items()
+    }
 
 
 def check_given(config: RunConfig, streams: dict[str, Dataset]) -> None:
@@ -63,7 +67,9 @@ def record_streams(streams: dict[str, Dataset]) -> dict[str, DataConfig]:
     return out
 
 
-def store_streams(streams: dict[str, Dataset], records: dict[str, DataConfig], run_path: Path) -> None:
+def store_streams(
+    streams: dict[str, Dataset], records: dict[str, DataConfig], run_path: Path
+) -> None:
     """Write each stream recorded as stored (see :func:`record_streams`) into the run folder."""
     for name, cfg in records.items():
         if cfg.name == "stored":

@@ -47,7 +47,9 @@ def derive(seed: int, *purpose: str | int) -> int:
     return int(sequence.generate_state(1, np.uint64)[0]) & MAX_SEED
 
 
-def generator(seed: int, *purpose: str | int, device: torch.device | str = "cpu") -> torch.Generator:
+def generator(
+    seed: int, *purpose: str | int, device: torch.device | str = "cpu"
+) -> torch.Generator:
     """A torch.Generator on ``device`` seeded with :func:`derive` (seed, *purpose)."""
     return torch.Generator(device=device).manual_seed(derive(seed, *purpose))
 

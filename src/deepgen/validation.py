@@ -27,15 +27,22 @@ def as_streams(model: GenerativeModel, data: Dataset | Mapping[str, Dataset]) ->
     """
     if isinstance(data, Dataset):
         if len(model.streams) != 1:
-            raise ConfigError(f"a {model.family} trains on the streams {', '.join(model.streams)}; "
-                              "pass a dict of stream name -> dataset")
+            raise ConfigError(
+                f"a {model.family} trains on the streams {', '.join(model.streams)}; "
+                "pass a dict of stream name -> dataset"
+            )
         return {model.streams[0]: data}
     check_streams(model.streams, dict(data), model.family)
     return {name: data[name] for name in model.streams}
 
 
-def evaluate_split(model: GenerativeModel, streams: Dataset | Mapping[str, Dataset], split: str, seed: int,
-                   device: torch.device) -> dict[str, dict[str, float]]:
+def evaluate_split(
+    model: GenerativeModel,
+    streams: Dataset | Mapping[str, Dataset],
+    split: str,
+    seed: int,
+    device: torch.device,
+) -> dict[str, dict[str, float]]:
     """Mean and standard error of ``model.evaluate`` over a split of every stream (a lone
     Dataset: the one stream of a one-stream family), with its own fixed randomness
     (``seed``; the Trainer uses ``derive(run seed, "valid")`` and ``"test"``), so training
@@ -52,11 +59,17 @@ def evaluate_split(model: GenerativeModel, streams: Dataset | Mapping[str, Datas
         prefix = f"{name}/" if len(model.streams) > 1 else ""
         stream_seed = seed if len(model.streams) == 1 else derive(seed, "stream", name)
 
-        def one_batch(index: int, start: int, stop: int, data=data, name=name, stream_seed=stream_seed):
+        def one_batch(
+            index: int, start: int, stop: int, data=data, name=name, stream_seed=stream_seed
+        ):
             gen = batch_generator(stream_seed, index, device)
             move = lambda t: None if t is None else t[start:stop].to(device)
-            batch = Batch.of(model.preprocess(move(data.x), gen), move(data.labels), lengths=move(data.lengths),
-                             stream=name)
+            batch = Batch.of(
+                model.preprocess(move(data.x), gen),
+                move(data.labels),
+                lengths=move(data.lengths),
+                stream=name,
+            )
             return {k: v.double() for k, v in model.evaluate(batch, gen).items()}
 
         with torch.no_grad():
@@ -82,14 +95,20 @@ class BestWeights:
             has no ``valid`` split.
     """
 
-    def __init__(self, model: GenerativeModel, players, streams: Mapping[str, Dataset], patience: int | None):
+    def __init__(
+        self, model: GenerativeModel, players, streams: Mapping[str, Dataset], patience: int | None
+    ):
         self.selection = model.selection()
         if not self.selection:
-            raise ConfigError(f"--keep-best/--patience select weights by a validation metric, and a "
-                              f"{model.family} reports none; train without them")
+            raise ConfigError(
+                f"--keep-best/--patience select weights by a validation metric, and a "
+                f"{model.family} reports none; train without them"
+            )
         for dataset in streams.values():
             if "valid" not in dataset.splits:
-                raise ConfigError(f"--keep-best/--patience need a validation split, and {dataset.name} has none")
+                raise ConfigError(
+                    f"--keep-best/--patience need a validation split, and {dataset.name} has none"
+                )
         self.modules = {p.name: p.module for p in players if p.name in self.selection}
         self.patience = patience
         self.record: dict[str, dict] = {}  # player -> {"metric", "value", "epoch"}
@@ -101,12 +120,16 @@ class BestWeights:
         improved = False
         for name, metric in self.selection.items():
             if metric not in stats:
-                raise ConfigError(f"the {name} player is selected on {metric!r}, which the validation "
-                                  f"split did not report (it has {sorted(stats)})")
+                raise ConfigError(
+                    f"the {name} player is selected on {metric!r}, which the validation "
+                    f"split did not report (it has {sorted(stats)})"
+                )
             value = stats[metric]["mean"]
             if name not in self.record or value < self.record[name]["value"]:
                 self.record[name] = {"value": value, "epoch": epoch, "metric": metric}
-                self.copies[name] = {k: v.detach().clone() for k, v in self.modules[name].state_dict().items()}
+                self.copies[name] = {
+                    k: v.detach().clone() for k, v in self.modules[name].state_dict().items()
+                }
                 improved = True
         self.stale = 0 if improved else self.stale + 1
 
@@ -118,8 +141,10 @@ class BestWeights:
     def restore(self) -> str:
         """Load every player's best weights; returns a line saying which epochs they are from."""
         _load_copies(self.modules, self.copies)
-        return "kept " + ", ".join(f"{name} from epoch {r['epoch']:.3g} (valid {r['metric']} {r['value']:.4g})"
-                                   for name, r in self.record.items())
+        return "kept " + ", ".join(
+            f"{name} from epoch {r['epoch']:.3g} (valid {r['metric']} {r['value']:.4g})"
+            for name, r in self.record.items()
+        )
 
     def state(self) -> dict:
         """For the checkpoint JSON: each player's best {"metric", "value", "epoch"}; ``stale``."""
@@ -127,7 +152,11 @@ class BestWeights:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The best copies as checkpoint tensors ``best/<player>/<parameter>`` on the CPU."""
-        return {f"best/{name}/{k}": v.cpu() for name, copy in self.copies.items() for k, v in copy.items()}
+        return {
+            f"best/{name}/{k}": v.cpu()
+            for name, copy in self.copies.items()
+            for k, v in copy.items()
+        }
 
     def load(self, state: dict, tensors: dict[str, torch.Tensor]) -> None:
         """Take back what :meth:`state` and :meth:`tensors` saved (nothing if absent)."""

@@ -14,8 +14,9 @@ from PIL import Image
 from .fileio import atomic_write_bytes
 
 
-def grid_array(images: torch.Tensor, nrow: int | None = None, padding: int = 2,
-               pad_value: float = 1.0) -> np.ndarray:
+def grid_array(
+    images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0
+) -> np.ndarray:
     """Tile images (N, C, H, W) in [0, 1] into one uint8 array (rows*H', cols*W', C).
 
     ``nrow`` images per row (default: about sqrt(N)); C is 1 (grey) or 3 (RGB).
@@ -26,11 +27,13 @@ def grid_array(images: torch.Tensor, nrow: int | None = None, padding: int = 2,
     n, c, h, w = x.shape
     cols = nrow or max(1, math.ceil(math.sqrt(n)))
     rows = max(1, math.ceil(n / cols))
-    out = np.full((c, rows * (h + padding) + padding, cols * (w + padding) + padding), pad_value, np.float32)
+    out = np.full(
+        (c, rows * (h + padding) + padding, cols * (w + padding) + padding), pad_value, np.float32
+    )
     for i in range(n):
         r, q = divmod(i, cols)
         top, left = padding + r * (h + padding), padding + q * (w + padding)
-        out[:, top:top + h, left:left + w] = x[i]
+        out[:, top : top + h, left : left + w] = x[i]
     return (out.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
 
 
@@ -47,13 +50,20 @@ def png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 2) -> Path:
+def save_grid(
+    images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 2
+) -> Path:
     """Write a grid of images (N, C, H, W) in [0, 1] to a PNG atomically."""
     return atomic_write_bytes(path, png_bytes(grid_image(images, nrow, scale)))
 
 
-def curves_png(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], xlabel: str,
-               ylabel: str, title: str = "", ylim: tuple[float, float] | None = None) -> bytes:
+def curves_png(
+    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    ylim: tuple[float, float] | None = None,
+) -> bytes:
     """A line plot of (label, xs, ys) series as PNG bytes."""
     from matplotlib.figure import Figure
 
@@ -76,7 +86,9 @@ def curves_png(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], x
     return buf.getvalue()
 
 
-def scatter_png(samples: torch.Tensor, reference: torch.Tensor | None = None, title: str = "") -> bytes:
+def scatter_png(
+    samples: torch.Tensor, reference: torch.Tensor | None = None, title: str = ""
+) -> bytes:
     """A scatter plot of 2-D points (N, 2), over ``reference`` points (grey) if given."""
     from matplotlib.figure import Figure
 
@@ -99,14 +111,20 @@ def scatter_png(samples: torch.Tensor, reference: torch.Tensor | None = None, ti
     return buf.getvalue()
 
 
-def samples_png(samples: torch.Tensor, nrow: int | None = None, reference: torch.Tensor | None = None) -> bytes:
+def samples_png(
+    samples: torch.Tensor, nrow: int | None = None, reference: torch.Tensor | None = None
+) -> bytes:
     """PNG of samples: a grid for images (N, C, H, W), a scatter for 2-D points (N, 2)."""
     if samples.dim() == 2 and samples.shape[1] == 2:
         return scatter_png(samples, reference)
     return png_bytes(grid_image(samples, nrow))
 
 
-def save_samples(samples: torch.Tensor, path: str | Path, nrow: int | None = None,
-                 reference: torch.Tensor | None = None) -> Path:
+def save_samples(
+    samples: torch.Tensor,
+    path: str | Path,
+    nrow: int | None = None,
+    reference: torch.Tensor | None = None,
+) -> Path:
     """Write :func:`samples_png` atomically."""
     return atomic_write_bytes(path, samples_png(samples, nrow, reference))

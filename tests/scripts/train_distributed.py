@@ -24,8 +24,12 @@ try:
     if "--resume" in sys.argv:
         deepgen.resume(out, progress=False, data=data, images=images)
     else:
-        config = RunConfig(family=family, model={}, data=DataConfig(name="mnist"),
-                           train=TrainConfig(images=images, batch_size=32, seed=3, log_every=1))
+        config = RunConfig(
+            family=family,
+            model={},
+            data=DataConfig(name="mnist"),
+            train=TrainConfig(images=images, batch_size=32, seed=3, log_every=1),
+        )
         deepgen.train(config, out, progress=False, data=data)
 finally:
     distributed.shutdown()

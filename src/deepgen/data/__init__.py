@@ -9,7 +9,23 @@ from .idx import encode_idx, parse_idx, read_idx
 from .streams import load_stream, take_part
 
 __all__ = [
-    "DATASETS", "PREPROCESS", "Dataset", "Split", "StreamOrder", "binarize", "default_cache_dir",
-    "encode_idx", "fetch_dataset", "from_sequences", "from_tensors", "load_dataset", "load_stream", "parse_idx",
-    "read_idx", "search_dirs", "symmetric", "take_part", "unit",
+    "DATASETS",
+    "PREPROCESS",
+    "Dataset",
+    "Split",
+    "StreamOrder",
+    "binarize",
+    "default_cache_dir",
+    "encode_idx",
+    "fetch_dataset",
+    "from_sequences",
+    "from_tensors",
+    "load_dataset",
+    "load_stream",
+    "parse_idx",
+    "read_idx",
+    "search_dirs",
+    "symmetric",
+    "take_part",
+    "unit",
 ]

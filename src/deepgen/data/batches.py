@@ -67,8 +67,15 @@ class StreamOrder:
         DataError: the stream is empty.
     """
 
-    def __init__(self, n: int, batch_size: int, draws: int, seed: int, stream: str,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        draws: int,
+        seed: int,
+        stream: str,
+        device: torch.device | str = "cpu",
+    ):
         self.n, self.batch_size, self.draws = n, batch_size, max(1, draws)
         self.seed, self.stream, self.device = seed, stream, device
         if n < 1:
@@ -83,13 +90,17 @@ class StreamOrder:
         if self.cyclic:
             start = iteration * self.draws * self.batch_size
             return start // self.n, start % self.n
-        return iteration // self.iterations_per_pass, (iteration % self.iterations_per_pass) * self.draws
+        return iteration // self.iterations_per_pass, (
+            iteration % self.iterations_per_pass
+        ) * self.draws
 
     def _perm(self, pass_index: int) -> torch.Tensor:
         if pass_index not in self._cache:
             if len(self._cache) > 2:
                 self._cache.pop(min(self._cache))
-            self._cache[pass_index] = pass_permutation(self.n, self.seed, self.stream, pass_index).to(self.device)
+            self._cache[pass_index] = pass_permutation(
+                self.n, self.seed, self.stream, pass_index
+            ).to(self.device)
         return self._cache[pass_index]
 
     def indices(self, iteration: int, draw: int) -> torch.Tensor:
@@ -98,7 +109,7 @@ class StreamOrder:
             start = (iteration * self.draws + draw) * self.batch_size
             first, last = start // self.n, (start + self.batch_size - 1) // self.n
             rows = torch.cat([self._perm(p) for p in range(first, last + 1)])
-            return rows[start - first * self.n:start - first * self.n + self.batch_size]
+            return rows[start - first * self.n : start - first * self.n + self.batch_size]
         pass_index, first = self.position(iteration)
         b = first + draw
-        return self._perm(pass_index)[b * self.batch_size:(b + 1) * self.batch_size]
+        return self._perm(pass_index)[b * self.batch_size : (b + 1) * self.batch_size]

@@ -69,7 +69,7 @@ class Dataset:
 
     @property
     def kind(self) -> str:
-        """"images" (uint8), "points" (float) or "sequences" (integer token ids)."""
+        """ "images" (uint8), "points" (float) or "sequences" (integer token ids)."""
         x = self.splits["train"].x
         if x.dtype == torch.uint8:
             return "images"
@@ -108,7 +108,9 @@ class Dataset:
 
     def __getitem__(self, split: str) -> Split:
         if split not in self.splits:
-            raise DataError(f"dataset {self.name!r} has no split {split!r}; it has {sorted(self.splits)}")
+            raise DataError(
+                f"dataset {self.name!r} has no split {split!r}; it has {sorted(self.splits)}"
+            )
         return self.splits[split]
 
 
@@ -205,11 +207,15 @@ def _named_dir_files(spec: DatasetSpec, directory: Path) -> dict[str, Path]:
             return found  # type: ignore[return-value]
         if any(found.values()):
             missing = ", ".join(name for name, path in found.items() if path is None)
-            raise DataError(f"--data-dir: {d} holds only part of {spec.name}: {missing} missing (.gz or "
-                            f"not); complete it, or leave out --data-dir to use the cache")
-    raise DataError(f"--data-dir: neither {directory / spec.name} nor {directory} holds {spec.name}'s files "
-                    f"({', '.join(f.name for f in spec.files)}, each .gz or not); {spec.fetch_hint}, or leave "
-                    "out --data-dir")
+            raise DataError(
+                f"--data-dir: {d} holds only part of {spec.name}: {missing} missing (.gz or "
+                f"not); complete it, or leave out --data-dir to use the cache"
+            )
+    raise DataError(
+        f"--data-dir: neither {directory / spec.name} nor {directory} holds {spec.name}'s files "
+        f"({', '.join(f.name for f in spec.files)}, each .gz or not); {spec.fetch_hint}, or leave "
+        "out --data-dir"
+    )
 
 
 def load_idx_arrays(spec: DatasetSpec, data_dir=None) -> tuple[dict[str, np.ndarray], str]:
@@ -262,16 +268,27 @@ class FakeOptions(Config):
     """Options of ``fake``: image shape, split sizes and the seed of its pixels."""
 
     shape: tuple[int, int, int] = Field((1, 28, 28), description="(C, H, W) of the images")
-    sizes: tuple[int, int, int] = Field((2048, 256, 256), description="train, valid and test images")
+    sizes: tuple[int, int, int] = Field(
+        (2048, 256, 256), description="train, valid and test images"
+    )
     seed: int = Field(0, ge=0, description="seed of the random pixels and labels")
 
 
-def fake_dataset(spec: DatasetSpec, data_dir=None, shape=(1, 28, 28), sizes=(2048, 256, 256),
-                 seed: int = 0, **_) -> Dataset:
+def fake_dataset(
+    spec: DatasetSpec, data_dir=None, shape=(1, 28, 28), sizes=(2048, 256, 256), seed: int = 0, **_
+) -> Dataset:
     """Random uint8 images of ``shape`` (C, H, W) with random labels 0-9, for smoke tests."""
-    if len(shape) != 3 or min(shape) < 1 or min(sizes) < 1 or max(shape) > 1024 or max(sizes) > 10**6:
-        raise DataError(f"fake data needs a shape C,H,W of sizes 1 to 1024 and split sizes of 1 to "
-                        f"10^6, not {tuple(shape)} and {tuple(sizes)}")
+    if (
+        len(shape) != 3
+        or min(shape) < 1
+        or min(sizes) < 1
+        or max(shape) > 1024
+        or max(sizes) > 10**6
+    ):
+        raise DataError(
+            f"fake data needs a shape C,H,W of sizes 1 to 1024 and split sizes of 1 to "
+            f"10^6, not {tuple(shape)} and {tuple(sizes)}"
+        )
     g = torch.Generator().manual_seed(seed)
     splits = {}
     for split, n in zip(("train", "valid", "test"), sizes):
@@ -290,7 +307,9 @@ def dataset_options(name: str, options: dict) -> dict:
     unknown = sorted(set(options) - set(spec.options.model_fields))
     if unknown:
         takes = ", ".join(spec.options.model_fields) or "none"
-        raise ConfigError(f"dataset {name} takes no option {', '.join(unknown)} (its options: {takes})")
+        raise ConfigError(
+            f"dataset {name} takes no option {', '.join(unknown)} (its options: {takes})"
+        )
     return validate(spec.options, options, prefix=f"{name} option ").model_dump()
 
 
@@ -306,6 +325,7 @@ def load_dataset(name: str, data_dir=None, log=None, **options) -> Dataset:
     spec = DATASETS[name]
     options = dataset_options(name, options)
     dataset = spec.load(spec, data_dir=data_dir, log=log, **options)
-    dataset.origin = DataConfig(name=name, data_dir=None if data_dir is None else str(data_dir),
-                                options=options)
+    dataset.origin = DataConfig(
+        name=name, data_dir=None if data_dir is None else str(data_dir), options=options
+    )
     return dataset

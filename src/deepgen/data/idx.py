@@ -33,8 +33,10 @@ def read_idx_bytes(path: str | Path, limit: int = 1 << 30) -> bytes:
     try:
         size = path.stat().st_size
         if size > limit:
-            raise DataError(f"{path} holds {size:,} bytes, more than the {limit:,} its dataset can; "
-                            "delete it and fetch it again")
+            raise DataError(
+                f"{path} holds {size:,} bytes, more than the {limit:,} its dataset can; "
+                "delete it and fetch it again"
+            )
         raw = path.read_bytes()
     except OSError as err:
         raise DataError(f"cannot read {path}: {err.strerror or err}") from None
@@ -46,14 +48,19 @@ def read_idx_bytes(path: str | Path, limit: int = 1 << 30) -> bytes:
         try:
             data += inflate.decompress(rest, limit + 1 - len(data))
         except zlib.error as err:
-            raise DataError(f"{path} is a damaged or truncated gzip file ({err}); delete it and fetch it "
-                            "again") from None
+            raise DataError(
+                f"{path} is a damaged or truncated gzip file ({err}); delete it and fetch it again"
+            ) from None
         if len(data) > limit:
-            raise DataError(f"{path} decompresses to more than the {limit:,} bytes its dataset can hold (a "
-                            "damaged or hostile file); delete it and fetch it again")
+            raise DataError(
+                f"{path} decompresses to more than the {limit:,} bytes its dataset can hold (a "
+                "damaged or hostile file); delete it and fetch it again"
+            )
         if not inflate.eof:
-            raise DataError(f"{path} is a damaged or truncated gzip file (its stream ends early); delete it "
-                            "and fetch it again")
+            raise DataError(
+                f"{path} is a damaged or truncated gzip file (its stream ends early); delete it "
+                "and fetch it again"
+            )
         rest = inflate.unused_data
     return data
 
@@ -71,7 +78,9 @@ def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
     if zero != 0 or not 1 <= ndim <= _MAX_DIMS:
         raise DataError(f"{source} is not an IDX file (bad magic number {data[:4].hex()})")
     if dtype != UBYTE:
-        raise DataError(f"{source} holds IDX type 0x{dtype:02x}; only unsigned bytes (0x08) are read")
+        raise DataError(
+            f"{source} holds IDX type 0x{dtype:02x}; only unsigned bytes (0x08) are read"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{source} is truncated inside its IDX header")
@@ -98,5 +107,7 @@ def encode_idx(array: np.ndarray) -> bytes:
         raise ValueError(f"IDX encoding here takes uint8 arrays, not {array.dtype}")
     if not 1 <= array.ndim <= _MAX_DIMS:
         raise ValueError(f"IDX arrays have 1 to {_MAX_DIMS} dimensions, not {array.ndim}")
-    header = struct.pack(">HBB", 0, UBYTE, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">HBB", 0, UBYTE, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     return header + array.tobytes()

@@ -60,8 +60,10 @@ def to_8bit(img: Image.Image, channels: int) -> Image.Image:
         elif img.mode != "F" and low >= 0 and high <= 65535:
             values = values * (255 / 65535)
         else:
-            raise DataError(f"a mode {img.mode} image with values {low:g} to {high:g}, whose scale is unknown; "
-                            "save it as 8 or 16 bits per channel")
+            raise DataError(
+                f"a mode {img.mode} image with values {low:g} to {high:g}, whose scale is unknown; "
+                "save it as 8 or 16 bits per channel"
+            )
         return Image.fromarray(np.rint(values).astype(np.uint8), "L").convert(mode)
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
@@ -98,7 +100,11 @@ def load_arrays(root: Path, size: int, channels: int, on_bad_file: str = "stop",
     files = list_images(root)
     if not files:
         raise DataError(f"no .png/.jpg/.jpeg images under {root}")
-    cache = default_cache_dir() / "imagefolder" / f"{_cache_key(root, files, size, channels, on_bad_file == 'skip')}.npz"
+    cache = (
+        default_cache_dir()
+        / "imagefolder"
+        / f"{_cache_key(root, files, size, channels, on_bad_file == 'skip')}.npz"
+    )
     cached = _read_cache(cache, log)
     if cached is not None:
         return (*cached, True)
@@ -110,8 +116,10 @@ def load_arrays(root: Path, size: int, channels: int, on_bad_file: str = "stop",
         except Exception as err:  # noqa: BLE001  PIL's decoders raise many types on damaged
             # bytes (OSError, SyntaxError, EOFError, struct.error, ...): all mean "unreadable".
             if on_bad_file == "stop":
-                raise DataError(f"cannot read image {path}: {type(err).__name__}: {err}; fix or remove it, "
-                                "or pass --on-bad-file skip") from None
+                raise DataError(
+                    f"cannot read image {path}: {type(err).__name__}: {err}; fix or remove it, "
+                    "or pass --on-bad-file skip"
+                ) from None
             if log:
                 log(f"skipping unreadable image {path}: {err}")
     if not images:
@@ -119,11 +127,19 @@ def load_arrays(root: Path, size: int, channels: int, on_bad_file: str = "stop",
     parents = sorted({p.parent for p in kept})
     labelled = len(parents) > 1 or parents[0] != root
     classes = [str(p.relative_to(root)) for p in parents] if labelled else []
-    labels = np.array([classes.index(str(p.parent.relative_to(root))) for p in kept]) if labelled else None
+    labels = (
+        np.array([classes.index(str(p.parent.relative_to(root))) for p in kept])
+        if labelled
+        else None
+    )
     stacked = np.stack(images)
     buf = io.BytesIO()
-    np.savez(buf, images=stacked, labels=labels if labels is not None else np.zeros(0, np.int64),
-             classes=np.array(classes, dtype=str))
+    np.savez(
+        buf,
+        images=stacked,
+        labels=labels if labels is not None else np.zeros(0, np.int64),
+        classes=np.array(classes, dtype=str),
+    )
     atomic_write_bytes(cache, buf.getvalue())
     atomic_write_text(cache.with_suffix(".sha256"), sha256_bytes(buf.getvalue()) + "\n")
     return stacked, labels, classes, False
@@ -155,24 +171,36 @@ class ImageFolderOptions(Config):
 
     image_size: int = Field(64, ge=4, le=1024, description="side of the square images, pixels")
     image_channels: Literal[1, 3] = Field(3, description="1 (grey) or 3 (RGB)")
-    on_bad_file: Literal["stop", "skip"] = Field("stop", description="an unreadable file: stop, or skip it")
+    on_bad_file: Literal["stop", "skip"] = Field(
+        "stop", description="an unreadable file: stop, or skip it"
+    )
 
 
-def imagefolder_dataset(spec, data_dir=None, image_size: int = 64, image_channels: int = 3,
-                        on_bad_file: str = "stop", log=None, **_) -> Dataset:
+def imagefolder_dataset(
+    spec,
+    data_dir=None,
+    image_size: int = 64,
+    image_channels: int = 3,
+    on_bad_file: str = "stop",
+    log=None,
+    **_,
+) -> Dataset:
     """Load an image folder (``data_dir``) as a Dataset; see the module docstring."""
     if data_dir is None:
         raise DataError("imagefolder needs the folder: pass --data-dir PATH")
-    images, labels, classes, cached = load_arrays(Path(data_dir).expanduser(), image_size, image_channels,
-                                                  on_bad_file, log)
+    images, labels, classes, cached = load_arrays(
+        Path(data_dir).expanduser(), image_size, image_channels, on_bad_file, log
+    )
     n = len(images)
     held = max(1, n // 20)
     if n < 2 * held + 1:
-        raise DataError(f"{data_dir} has {n} readable images; at least 3 are needed (train, valid, test)")
+        raise DataError(
+            f"{data_dir} has {n} readable images; at least 3 are needed (train, valid, test)"
+        )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     x = torch.from_numpy(images)
     y = None if labels is None else torch.from_numpy(labels.astype(np.int64))
-    parts = {"valid": perm[:held], "test": perm[held:2 * held], "train": perm[2 * held:]}
+    parts = {"valid": perm[:held], "test": perm[held : 2 * held], "train": perm[2 * held :]}
     splits = {k: Split(x[idx], None if y is None else y[idx]) for k, idx in parts.items()}
     source = f"{data_dir} ({'cache' if cached else 'decoded'}, {n} images)"
     return Dataset("imagefolder", splits, num_classes=len(classes) or None, source=source)

@@ -31,8 +31,10 @@ def labelled_indices(labels: torch.Tensor, per_class: int, seed: int) -> torch.T
     for c in torch.unique(labels).tolist():
         members = order[labels[order] == c]
         if len(members) < per_class:
-            raise DataError(f"class {c} has {len(members)} training examples, fewer than the "
-                            f"{per_class} labels per class asked for; lower labels_per_class")
+            raise DataError(
+                f"class {c} has {len(members)} training examples, fewer than the "
+                f"{per_class} labels per class asked for; lower labels_per_class"
+            )
         chosen.append(members[:per_class])
     return torch.cat(chosen).sort().values
 
@@ -58,12 +60,24 @@ def take_part(dataset: Dataset, part: str, per_class: int | None, seed: int) -> 
     else:
         split = train.take(keep)
     splits = dataset.splits | {"train": split}
-    return Dataset(dataset.name, splits, dataset.num_classes, f"{dataset.source}; {part} part",
-                   None, dataset.vocabulary, dataset.grammar)
+    return Dataset(
+        dataset.name,
+        splits,
+        dataset.num_classes,
+        f"{dataset.source}; {part} part",
+        None,
+        dataset.vocabulary,
+        dataset.grammar,
+    )
 
 
-def load_stream(config: DataConfig, base_dir: str | os.PathLike | None = None, seed: int = 0,
-                log=None, name: str = "data") -> Dataset:
+def load_stream(
+    config: DataConfig,
+    base_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    log=None,
+    name: str = "data",
+) -> Dataset:
     """The stream ``config`` describes, checked against its recorded hash and sizes.
 
     ``base_dir``: the run folder, for data stored in it (a relative ``data_dir``);
@@ -78,9 +92,13 @@ def load_stream(config: DataConfig, base_dir: str | os.PathLike | None = None, s
         data_dir = str(Path(base_dir) / data_dir)
     dataset = load_dataset(config.name, data_dir, log=log, **config.options)
     options = dataset.origin.options  # every option, defaults filled in
-    subset_seed = None if config.part == "all" else seed if config.subset_seed is None else config.subset_seed
+    subset_seed = (
+        None if config.part == "all" else seed if config.subset_seed is None else config.subset_seed
+    )
     dataset = take_part(dataset, config.part, config.labels_per_class, subset_seed)
-    dataset.origin = config.request().model_copy(update={"options": options, "subset_seed": subset_seed})
+    dataset.origin = config.request().model_copy(
+        update={"options": options, "subset_seed": subset_seed}
+    )
     check_stream(dataset, config, name)
     return dataset
 
@@ -90,19 +108,28 @@ def check_stream(dataset: Dataset, config: DataConfig, name: str = "data") -> No
     nothing to check)."""
     where = f"stream {name!r} ({dataset.name}{'' if not dataset.source else ', ' + dataset.source})"
     if config.sizes is not None and dataset.sizes() != config.sizes:
-        raise DataError(f"{where} has {_sizes(dataset.sizes())} examples, but the run was trained on "
-                        f"{_sizes(config.sizes)} of {config.name}; the data changed since training")
+        raise DataError(
+            f"{where} has {_sizes(dataset.sizes())} examples, but the run was trained on "
+            f"{_sizes(config.sizes)} of {config.name}; the data changed since training"
+        )
     if config.sha256 is not None:
         digest = dataset.content_sha256()
         if digest != config.sha256:
-            raise DataError(f"{where} has content sha256 {digest[:12]}..., but the run was trained on "
-                            f"{config.sha256[:12]}...; the data changed since training")
+            raise DataError(
+                f"{where} has content sha256 {digest[:12]}..., but the run was trained on "
+                f"{config.sha256[:12]}...; the data changed since training"
+            )
 
 
 def record(dataset: Dataset, config: DataConfig) -> DataConfig:
     """``config`` with the content hash, sizes and source of ``dataset``: what a run records."""
-    return config.model_copy(update={"sha256": dataset.content_sha256(), "sizes": dataset.sizes(),
-                                     "source": dataset.source or None})
+    return config.model_copy(
+        update={
+            "sha256": dataset.content_sha256(),
+            "sizes": dataset.sizes(),
+            "source": dataset.source or None,
+        }
+    )
 
 
 def _sizes(sizes: dict[str, int]) -> str:
@@ -121,4 +148,6 @@ def check_streams(names: tuple[str, ...], given: dict, family: str) -> None:
             parts.append(f"missing {', '.join(missing)}")
         if extra:
             parts.append(f"unknown {', '.join(extra)}")
-        raise ConfigError(f"a {family} trains on the streams {', '.join(names)}; {'; '.join(parts)}")
+        raise ConfigError(
+            f"a {family} trains on the streams {', '.join(names)}; {'; '.join(parts)}"
+        )

@@ -41,7 +41,9 @@ def grid25(std: float = 0.05) -> ToyMixture:
     return ToyMixture(torch.cartesian_prod(axis, axis), std)
 
 
-def swissroll(n: int, generator: torch.Generator | None = None, noise: float = 0.05) -> torch.Tensor:
+def swissroll(
+    n: int, generator: torch.Generator | None = None, noise: float = 0.05
+) -> torch.Tensor:
     """(n, 2) points on the swiss roll."""
     t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=generator))
     pts = torch.stack([t * t.cos(), t * t.sin()], 1) / 7.5
@@ -61,7 +63,10 @@ def toy_dataset(spec, data_dir=None, seed: int = 0, **_):
     from .datasets import Dataset, Split
 
     g = torch.Generator().manual_seed(seed)
-    draw = (TOY_MIXTURES[spec.name].sample if spec.name in TOY_MIXTURES
-            else lambda n, generator: swissroll(n, generator))
+    draw = (
+        TOY_MIXTURES[spec.name].sample
+        if spec.name in TOY_MIXTURES
+        else lambda n, generator: swissroll(n, generator)
+    )
     splits = {name: Split(draw(n, g)) for name, n in zip(("train", "valid", "test"), SIZES)}
     return Dataset(spec.name, splits, num_classes=None, source="generated")

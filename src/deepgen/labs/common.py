@@ -38,6 +38,7 @@ def register_lab(name: str, title: str, source: str):
     def wrap(fn):
         LABS.register(name, Lab(name, title, source, fn))
         return fn
+
     return wrap
 
 
@@ -51,7 +52,14 @@ def run_lab(name: str, out: str | Path = ".", fast: bool = False, seed: int = 0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         fig, numbers = lab.run(fast=fast, seed=seed)
-    numbers = {"lab": name, "title": lab.title, "source": lab.source, "fast": fast, "seed": seed, **numbers}
+    numbers = {
+        "lab": name,
+        "title": lab.title,
+        "source": lab.source,
+        "fast": fast,
+        "seed": seed,
+        **numbers,
+    }
     out = Path(out)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -69,7 +77,9 @@ def figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (6.0, 4.0))
     return fig, axes
 
 
-def mlp(in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2, act=nn.LeakyReLU) -> nn.Sequential:
+def mlp(
+    in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2, act=nn.LeakyReLU
+) -> nn.Sequential:
     """A small fully connected network."""
     layers, width = [], in_dim
     for _ in range(depth):
@@ -80,6 +90,7 @@ def mlp(in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2, act=nn.Leak
 
 
 # --- 1-D densities and quadrature (float64 NumPy) ---
+
 
 def normal_pdf(x: np.ndarray, mean: float, std: float) -> np.ndarray:
     return np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
@@ -98,7 +109,9 @@ class Mixture1D:
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """(n, 1) float32 samples."""
-        comp = torch.multinomial(torch.tensor(self.weights), n, replacement=True, generator=generator)
+        comp = torch.multinomial(
+            torch.tensor(self.weights), n, replacement=True, generator=generator
+        )
         means, stds = torch.tensor(self.means)[comp], torch.tensor(self.stds)[comp]
         return (means + stds * torch.randn(n, generator=generator)).unsqueeze(1)
 

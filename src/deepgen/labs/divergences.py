@@ -66,24 +66,41 @@ def estimate(theta: float, steps: int, g: torch.Generator, n: int = 20_000) -> d
     value = losses.gan_value(disc(p).squeeze(1), disc(q).squeeze(1)).mean()
     js_hat = (value + math.log(4)) / 2
     (djs,) = torch.autograd.grad(js_hat, t)
-    return {"theta": theta, "w_hat": w_hat.item(), "dw_dtheta": dw.item(),
-            "js_hat": js_hat.item(), "djs_dtheta": djs.item()}
+    return {
+        "theta": theta,
+        "w_hat": w_hat.item(),
+        "dw_dtheta": dw.item(),
+        "js_hat": js_hat.item(),
+        "djs_dtheta": djs.item(),
+    }
 
 
-@register_lab("divergences", "KL vs JS vs Wasserstein on parallel lines, and what a critic recovers",
-              "Arjovsky et al. 2017, Example 1; Gulrajani et al. 2017, eq. 3")
+@register_lab(
+    "divergences",
+    "KL vs JS vs Wasserstein on parallel lines, and what a critic recovers",
+    "Arjovsky et al. 2017, Example 1; Gulrajani et al. 2017, eq. 3",
+)
 def run(fast: bool = False, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    thetas = [0.02, 0.05, 0.1, 0.5, 1.0] if fast else [-1.0, -0.5, -0.2, -0.1, -0.05, -0.02,
-                                                       0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+    thetas = (
+        [0.02, 0.05, 0.1, 0.5, 1.0]
+        if fast
+        else [-1.0, -0.5, -0.2, -0.1, -0.05, -0.02, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+    )
     rows = [estimate(t, 400 if fast else 800, g) for t in thetas]
 
     def w_ok(r):
         err = abs(r["w_hat"] - abs(r["theta"]))
         return err <= (REL_TOL * abs(r["theta"]) if abs(r["theta"]) >= SMALL else ABS_TOL)
 
-    worst_rel = max(abs(r["w_hat"] - abs(r["theta"])) / abs(r["theta"]) for r in rows if abs(r["theta"]) >= SMALL)
-    worst_abs = max([abs(r["w_hat"] - abs(r["theta"])) for r in rows if abs(r["theta"]) < SMALL] or [0.0])
+    worst_rel = max(
+        abs(r["w_hat"] - abs(r["theta"])) / abs(r["theta"])
+        for r in rows
+        if abs(r["theta"]) >= SMALL
+    )
+    worst_abs = max(
+        [abs(r["w_hat"] - abs(r["theta"])) for r in rows if abs(r["theta"]) < SMALL] or [0.0]
+    )
     js_far = [r for r in rows if abs(r["theta"]) >= SMALL]
     js_gap = max(math.log(2) - r["js_hat"] for r in js_far)
     ratio = max(abs(r["djs_dtheta"]) for r in js_far) / min(abs(r["dw_dtheta"]) for r in js_far)
@@ -94,27 +111,50 @@ def run(fast: bool = False, seed: int = 0):
     left.plot(grid, np.abs(grid), "b", label="W = |theta|")
     left.plot(grid, np.where(grid == 0, 0, math.log(2)), "r", label="JS = log 2 (0 at theta = 0)")
     left.axhline(1.15, color="k", ls=":", label="KL = infinity (for theta != 0)")
-    left.plot([r["theta"] for r in rows], [r["w_hat"] for r in rows], "bo", label="W from WGAN-GP critic")
-    left.plot([r["theta"] for r in rows], [r["js_hat"] for r in rows], "rs", label="JS from GAN discriminator")
+    left.plot(
+        [r["theta"] for r in rows], [r["w_hat"] for r in rows], "bo", label="W from WGAN-GP critic"
+    )
+    left.plot(
+        [r["theta"] for r in rows],
+        [r["js_hat"] for r in rows],
+        "rs",
+        label="JS from GAN discriminator",
+    )
     left.set_xlabel("theta (distance between the lines)")
     left.set_ylabel("divergence (nats; W in units of x)")
     left.set_ylim(-0.05, 1.25)
     left.legend(fontsize=8, loc="lower right")
     left.set_title("Distances between P and Q_theta")
-    right.semilogy([r["theta"] for r in rows], [abs(r["dw_dtheta"]) for r in rows], "bo-", label="|d W_hat / d theta|")
-    right.semilogy([r["theta"] for r in rows], [max(abs(r["djs_dtheta"]), 1e-8) for r in rows], "rs-",
-                   label="|d JS_hat / d theta| (minimax generator gradient)")
+    right.semilogy(
+        [r["theta"] for r in rows],
+        [abs(r["dw_dtheta"]) for r in rows],
+        "bo-",
+        label="|d W_hat / d theta|",
+    )
+    right.semilogy(
+        [r["theta"] for r in rows],
+        [max(abs(r["djs_dtheta"]), 1e-8) for r in rows],
+        "rs-",
+        label="|d JS_hat / d theta| (minimax generator gradient)",
+    )
     right.set_xlabel("theta")
     right.set_ylabel("gradient magnitude (log scale)")
     right.legend(fontsize=8)
     right.set_title("What the generator would be told")
     numbers = {
-        "estimates": rows, "lambda": LAMBDA,
+        "estimates": rows,
+        "lambda": LAMBDA,
         "checks": {
-            "W_hat relative error, 0.1 <= |theta| <= 1": check(worst_rel, worst_rel <= REL_TOL, f"<= {REL_TOL}"),
-            "W_hat absolute error, |theta| < 0.1": check(worst_abs, worst_abs <= ABS_TOL, f"<= {ABS_TOL}"),
+            "W_hat relative error, 0.1 <= |theta| <= 1": check(
+                worst_rel, worst_rel <= REL_TOL, f"<= {REL_TOL}"
+            ),
+            "W_hat absolute error, |theta| < 0.1": check(
+                worst_abs, worst_abs <= ABS_TOL, f"<= {ABS_TOL}"
+            ),
             "log 2 - JS_hat, |theta| >= 0.1": check(js_gap, js_gap <= 0.05, "<= 0.05 nats"),
-            "max |dJS/dtheta| / min |dW/dtheta|, |theta| >= 0.1": check(ratio, ratio <= 0.05, "<= 0.05"),
+            "max |dJS/dtheta| / min |dW/dtheta|, |theta| >= 0.1": check(
+                ratio, ratio <= 0.05, "<= 0.05"
+            ),
         },
         "all_w_within_tolerance": all(w_ok(r) for r in rows),
     }

@@ -30,7 +30,9 @@ KS = (1, 10, 100, 1000, 5000)
 NOISE = 0.01  # nats: Monte-Carlo slack for orderings that hold in expectation
 
 
-def fit_ppca(train: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+def fit_ppca(
+    train: torch.Tensor, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """PCA basis (784, D) and mean, and the ML PPCA W (D, K), sigma^2 in that basis."""
     mean = train.mean(0)
     cov = torch.cov((train - mean).T)
@@ -54,8 +56,9 @@ def exact(y: torch.Tensor, w: torch.Tensor, sigma2: float):
 
 def log_weights(y, mu, logvar, w, log_sigma, z):
     """log p(y, z) - log q(z|y) for z (S, B, K): (S, B) nats."""
-    log_px = losses.gaussian_log_likelihood(y.expand(z.shape[0], *y.shape).reshape(-1, D),
-                                            (z @ w.T).reshape(-1, D), log_sigma).view(z.shape[:2])
+    log_px = losses.gaussian_log_likelihood(
+        y.expand(z.shape[0], *y.shape).reshape(-1, D), (z @ w.T).reshape(-1, D), log_sigma
+    ).view(z.shape[:2])
     log_pz = losses.log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
     return log_px + log_pz - losses.log_normal(z, mu.expand_as(z), logvar.expand_as(z))
 
@@ -64,12 +67,20 @@ def kl_gaussians(mu_q, var_q, mu_p, cov_p) -> torch.Tensor:
     """KL(N(mu_q, diag var_q) || N(mu_p, cov_p)) per row, in nats, closed form."""
     prec = torch.linalg.inv(cov_p)
     diff = mu_p - mu_q
-    return 0.5 * ((torch.diagonal(prec) * var_q).sum(1) + torch.einsum("bi,ij,bj->b", diff, prec, diff)
-                  - K + torch.logdet(cov_p) - var_q.log().sum(1))
+    return 0.5 * (
+        (torch.diagonal(prec) * var_q).sum(1)
+        + torch.einsum("bi,ij,bj->b", diff, prec, diff)
+        - K
+        + torch.logdet(cov_p)
+        - var_q.log().sum(1)
+    )
 
 
-@register_lab("elbo-gap", "ELBO <= IWAE_k <= log p(x) on probabilistic PCA, and the gap is a KL",
-              "Tipping & Bishop 1999; Kingma & Welling 2013, eq. 1; Burda et al. 2015, Theorem 1")
+@register_lab(
+    "elbo-gap",
+    "ELBO <= IWAE_k <= log p(x) on probabilistic PCA, and the gap is a KL",
+    "Tipping & Bishop 1999; Kingma & Welling 2013, eq. 1; Burda et al. 2015, Theorem 1",
+)
 def run(fast: bool = False, seed: int = 0):
     data = load_dataset("mnist")
     to_float = lambda s: data[s].x.flatten(1).double() / 255
@@ -99,11 +110,15 @@ def run(fast: bool = False, seed: int = 0):
         for start in range(0, len(test), 50):
             sl = slice(start, start + 50)
             eps = torch.randn(max(KS), *mu[sl].shape, generator=g, dtype=torch.float64)
-            lw = log_weights(test[sl], mu[sl], lv[sl], w, log_sigma, mu[sl] + (0.5 * lv[sl]).exp() * eps)
+            lw = log_weights(
+                test[sl], mu[sl], lv[sl], w, log_sigma, mu[sl] + (0.5 * lv[sl]).exp() * eps
+            )
             elbo_points.append(lw)
             for k in KS:
                 iwae[k].append(losses.iwae_bound(lw[:k]))
-        lw_all = torch.cat(elbo_points, dim=1)  # (5000, N): 5000 one-sample ELBO estimates per image
+        lw_all = torch.cat(
+            elbo_points, dim=1
+        )  # (5000, N): 5000 one-sample ELBO estimates per image
         elbo_mc, elbo_se = lw_all.mean(0), lw_all.std(0) / math.sqrt(lw_all.shape[0])
         iwae_means = {k: float(torch.cat(v).mean()) for k, v in iwae.items()}
     gap = log_p - elbo_mc
@@ -131,18 +146,32 @@ def run(fast: bool = False, seed: int = 0):
     b.legend(fontsize=8)
     _ellipses(c, post_mu[0, :2], post_cov[:2, :2], mu[0, :2], lv[0, :2].exp())
     numbers = {
-        "D": D, "K": K, "sigma2": sigma2, "n_test": len(test), "log_px": lp, "elbo": chain[0],
-        "iwae": {str(k): v for k, v in iwae_means.items()}, "gap_mean": gap_mean, "kl_mean": kl_mean,
+        "D": D,
+        "K": K,
+        "sigma2": sigma2,
+        "n_test": len(test),
+        "log_px": lp,
+        "elbo": chain[0],
+        "iwae": {str(k): v for k, v in iwae_means.items()},
+        "gap_mean": gap_mean,
+        "kl_mean": kl_mean,
         "checks": {
             "ELBO <= IWAE_10 <= ... <= IWAE_5000 <= log p(x) (means)": check(
-                float(rising), rising, f"holds, each step within {NOISE} nats of Monte-Carlo noise"),
-            "log p(x) - IWAE_5000": check(lp - iwae_means[5000], -NOISE <= lp - iwae_means[5000] <= 0.1,
-                                          f"in [-{NOISE}, 0.1] nats"),
+                float(rising), rising, f"holds, each step within {NOISE} nats of Monte-Carlo noise"
+            ),
+            "log p(x) - IWAE_5000": check(
+                lp - iwae_means[5000],
+                -NOISE <= lp - iwae_means[5000] <= 0.1,
+                f"in [-{NOISE}, 0.1] nats",
+            ),
             "|mean(log p - ELBO) - mean(KL)| / Monte-Carlo s.e.": check(
-                abs(gap_mean - kl_mean) / gap_se, abs(gap_mean - kl_mean) <= 4 * gap_se, "<= 4"),
-            "share of images with |gap - KL| <= 4 s.e.": check(float((z_scores <= 4).double().mean()),
-                                                             float((z_scores <= 4).double().mean()) >= 0.99,
-                                                             ">= 0.99"),
+                abs(gap_mean - kl_mean) / gap_se, abs(gap_mean - kl_mean) <= 4 * gap_se, "<= 4"
+            ),
+            "share of images with |gap - KL| <= 4 s.e.": check(
+                float((z_scores <= 4).double().mean()),
+                float((z_scores <= 4).double().mean()) >= 0.99,
+                ">= 0.99",
+            ),
             "mean KL (the gap exists)": check(kl_mean, kl_mean > 0.05, "> 0.05 nats"),
         },
     }
@@ -153,8 +182,10 @@ def _ellipses(ax, mu_p, cov_p, mu_q, var_q) -> None:
     """2-sigma ellipses of p(z|x) and q(z|x) in the first two latent dimensions."""
     t = np.linspace(0, 2 * np.pi, 200)
     circle = np.stack([np.cos(t), np.sin(t)])
-    for mean, cov, style, label in ((mu_p, cov_p, "k-", "true posterior p(z|x)"),
-                                    (mu_q, torch.diag(var_q), "r--", "diagonal q(z|x)")):
+    for mean, cov, style, label in (
+        (mu_p, cov_p, "k-", "true posterior p(z|x)"),
+        (mu_q, torch.diag(var_q), "r--", "diagonal q(z|x)"),
+    ):
         vals, vecs = np.linalg.eigh(cov.numpy())
         pts = vecs @ (2 * np.sqrt(vals)[:, None] * circle) + mean.numpy()[:, None]
         ax.plot(pts[0], pts[1], style, label=label)

@@ -35,7 +35,9 @@ class Generator(nn.Module):
         return self.affine(z) + self.net(z)
 
 
-def generator_density(gen: torch.nn.Module, edges: np.ndarray, n: int, g: torch.Generator) -> np.ndarray:
+def generator_density(
+    gen: torch.nn.Module, edges: np.ndarray, n: int, g: torch.Generator
+) -> np.ndarray:
     """Histogram density of G(z) on ``edges`` from ``n`` samples (per unit x)."""
     with torch.no_grad():
         x = gen(torch.randn(n, 1, generator=g)).squeeze(1).double().numpy()
@@ -53,9 +55,13 @@ def draw(ax, gen, disc, g, title: str) -> None:
         ax.plot(xs.squeeze(1), torch.sigmoid(disc(xs)).squeeze(1), "b--", label="D(x)")
         zs = torch.tensor(norm.ppf(np.linspace(0.03, 0.97, 15)), dtype=torch.float32).unsqueeze(1)
         gx = gen(zs).squeeze(1)
-    z_pos = XLIM[0] + (zs.squeeze(1) + 2.5) / 5 * (XLIM[1] - XLIM[0])  # z in [-2.5, 2.5] across the panel
+    z_pos = XLIM[0] + (zs.squeeze(1) + 2.5) / 5 * (
+        XLIM[1] - XLIM[0]
+    )  # z in [-2.5, 2.5] across the panel
     for zp, x in zip(z_pos.tolist(), gx.tolist()):
-        ax.annotate("", xy=(x, -0.08), xytext=(zp, -0.45), arrowprops={"arrowstyle": "->", "lw": 0.6})
+        ax.annotate(
+            "", xy=(x, -0.08), xytext=(zp, -0.45), arrowprops={"arrowstyle": "->", "lw": 0.6}
+        )
     ax.axhline(-0.08, color="0.4", lw=0.8)
     ax.axhline(-0.45, color="0.4", lw=0.8)
     ax.text(XLIM[0], -0.42, "z", fontsize=8)
@@ -67,8 +73,11 @@ def draw(ax, gen, disc, g, title: str) -> None:
     ax.set_ylabel("density (per unit x); D(x)", fontsize=8)
 
 
-@register_lab("gan-1d", "A 1-D GAN trained with Algorithm 1, drawn like Goodfellow et al.'s Figure 1",
-              "Goodfellow et al. 2014, Algorithm 1 and Figure 1")
+@register_lab(
+    "gan-1d",
+    "A 1-D GAN trained with Algorithm 1, drawn like Goodfellow et al.'s Figure 1",
+    "Goodfellow et al. 2014, Algorithm 1 and Figure 1",
+)
 def run(fast: bool = False, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     gen, disc = Generator(), mlp(1, 1, hidden=64, depth=2)
@@ -94,7 +103,9 @@ def run(fast: bool = False, seed: int = 0):
             loss_d.backward()
             opt_d.step()
         disc.requires_grad_(False)
-        loss_g = losses.generator_loss_nonsaturating(disc(gen(torch.randn(batch, 1, generator=g)))).mean()
+        loss_g = losses.generator_loss_nonsaturating(
+            disc(gen(torch.randn(batch, 1, generator=g)))
+        ).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -108,14 +119,29 @@ def run(fast: bool = False, seed: int = 0):
     p_data = normal_pdf(centres, MEAN, STD)
     divergence = jsd(p_g, p_data, centres)
     with torch.no_grad():
-        d_data = torch.sigmoid(disc(MEAN + STD * torch.randn(100_000, 1, generator=g))).mean().item()
+        d_data = (
+            torch.sigmoid(disc(MEAN + STD * torch.randn(100_000, 1, generator=g))).mean().item()
+        )
     numbers = {
-        "iterations": iterations, "k": k, "batch": batch, "jsd_nats": divergence, "mean_d_on_data": d_data,
+        "iterations": iterations,
+        "k": k,
+        "batch": batch,
+        "jsd_nats": divergence,
+        "mean_d_on_data": d_data,
         "checks": {
-            "JSD(p_g || p_data)": check(divergence, divergence <= JSD_TOL, f"<= {JSD_TOL} nats (log 2 = 0.693 is the maximum)"),
-            "|E_data D(x) - 1/2|": check(abs(d_data - 0.5), abs(d_data - 0.5) <= D_TOL, f"<= {D_TOL}"),
+            "JSD(p_g || p_data)": check(
+                divergence,
+                divergence <= JSD_TOL,
+                f"<= {JSD_TOL} nats (log 2 = 0.693 is the maximum)",
+            ),
+            "|E_data D(x) - 1/2|": check(
+                abs(d_data - 0.5), abs(d_data - 0.5) <= D_TOL, f"<= {D_TOL}"
+            ),
         },
     }
-    fig.suptitle(f"1-D GAN, Algorithm 1 (k = {k}): at the end JSD(p_g || p_data) = {divergence:.4f} nats, "
-                 f"mean D on data = {d_data:.3f}", fontsize=10)
+    fig.suptitle(
+        f"1-D GAN, Algorithm 1 (k = {k}): at the end JSD(p_g || p_data) = {divergence:.4f} nats, "
+        f"mean D on data = {d_data:.3f}",
+        fontsize=10,
+    )
     return fig, numbers

@@ -43,15 +43,23 @@ def train_discriminator(steps: int, batch: int, seed: int) -> torch.nn.Module:
     return net
 
 
-@register_lab("optimal-discriminator", "The optimal discriminator D* = p_data / (p_data + p_g)",
-              "Goodfellow et al. 2014, Proposition 1 (eq. 2) and Theorem 1")
+@register_lab(
+    "optimal-discriminator",
+    "The optimal discriminator D* = p_data / (p_data + p_g)",
+    "Goodfellow et al. 2014, Proposition 1 (eq. 2) and Theorem 1",
+)
 def run(fast: bool = False, seed: int = 0):
     xs = np.linspace(-7, 7, 14001)
     p, q = P_DATA.pdf(xs), P_G.pdf(xs)
     d_star = p / (p + q)
     net = train_discriminator(1500 if fast else 4000, 4096, seed)
     with torch.no_grad():
-        d = torch.sigmoid(net(torch.tensor(xs, dtype=torch.float32).unsqueeze(1))).squeeze(1).double().numpy()
+        d = (
+            torch.sigmoid(net(torch.tensor(xs, dtype=torch.float32).unsqueeze(1)))
+            .squeeze(1)
+            .double()
+            .numpy()
+        )
     mask = np.maximum(p, q) >= SUPPORT
     max_err = float(np.abs(d - d_star)[mask].max())
     value = lambda dd: integrate(xlogy(p, dd) + xlogy(q, 1 - dd), xs)
@@ -72,17 +80,27 @@ def run(fast: bool = False, seed: int = 0):
     bottom.set_ylabel("probability 'real'")
     bottom.set_ylim(0, 1)
     bottom.legend(loc="upper right", fontsize=8)
-    bottom.set_title(f"max |D - D*| = {max_err:.3f};  V(D, G) = {v_trained:.4f} nats;  "
-                     f"-log 4 + 2 JSD = {theory:.4f} nats", fontsize=9)
+    bottom.set_title(
+        f"max |D - D*| = {max_err:.3f};  V(D, G) = {v_trained:.4f} nats;  "
+        f"-log 4 + 2 JSD = {theory:.4f} nats",
+        fontsize=9,
+    )
     numbers = {
-        "max_abs_error": max_err, "value_trained_nats": v_trained, "value_optimal_nats": v_star,
-        "minus_log4_plus_2jsd_nats": theory, "jsd_nats": (theory + math.log(4)) / 2,
+        "max_abs_error": max_err,
+        "value_trained_nats": v_trained,
+        "value_optimal_nats": v_star,
+        "minus_log4_plus_2jsd_nats": theory,
+        "jsd_nats": (theory + math.log(4)) / 2,
         "checks": {
             "max |D - D*|": check(max_err, max_err <= MAX_ERROR, f"<= {MAX_ERROR}"),
-            "|V(D, G) - (-log 4 + 2 JSD)|": check(abs(v_trained - theory), abs(v_trained - theory) <= VALUE_TOL,
-                                                  f"<= {VALUE_TOL} nats"),
-            "|V(D*, G) - (-log 4 + 2 JSD)| (quadrature identity)": check(abs(v_star - theory),
-                                                                        abs(v_star - theory) <= 1e-6, "<= 1e-6"),
+            "|V(D, G) - (-log 4 + 2 JSD)|": check(
+                abs(v_trained - theory),
+                abs(v_trained - theory) <= VALUE_TOL,
+                f"<= {VALUE_TOL} nats",
+            ),
+            "|V(D*, G) - (-log 4 + 2 JSD)| (quadrature identity)": check(
+                abs(v_star - theory), abs(v_star - theory) <= 1e-6, "<= 1e-6"
+            ),
         },
     }
     return fig, numbers

@@ -30,7 +30,8 @@ SAMPLES = (1, 4, 16, 64, 256, 1024)
 def _problem(g: torch.Generator):
     w = torch.randn(OBSERVED, LATENT, generator=g, dtype=torch.float64) / math.sqrt(LATENT)
     x = w @ torch.randn(LATENT, generator=g, dtype=torch.float64) + NOISE_STD * torch.randn(
-        OBSERVED, generator=g, dtype=torch.float64)
+        OBSERVED, generator=g, dtype=torch.float64
+    )
     m = torch.zeros(LATENT, dtype=torch.float64)
     logvar = torch.full((LATENT,), math.log(0.3), dtype=torch.float64)
     exact = w.T @ (x - w @ m) / NOISE_STD**2 - m
@@ -39,7 +40,9 @@ def _problem(g: torch.Generator):
 
 def _f(z, w, x, m, logvar):
     """log p(x, z) - log q(z) for z (..., LATENT): (...) nats."""
-    log_px = -0.5 * (((x - z @ w.T) / NOISE_STD) ** 2).sum(-1) - OBSERVED * (math.log(NOISE_STD) + 0.5 * losses.LOG_2PI)
+    log_px = -0.5 * (((x - z @ w.T) / NOISE_STD) ** 2).sum(-1) - OBSERVED * (
+        math.log(NOISE_STD) + 0.5 * losses.LOG_2PI
+    )
     log_pz = losses.log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
     return log_px + log_pz - losses.log_normal(z, m.expand_as(z), logvar.expand_as(z))
 
@@ -58,8 +61,11 @@ def estimators(s: int, repeats: int, w, x, m, logvar, g):
     return reparam, score
 
 
-@register_lab("reparameterisation", "Gradient variance: reparameterised vs score-function (REINFORCE) estimator",
-              "Kingma & Welling 2013, sec. 2.4; Williams 1992")
+@register_lab(
+    "reparameterisation",
+    "Gradient variance: reparameterised vs score-function (REINFORCE) estimator",
+    "Kingma & Welling 2013, sec. 2.4; Williams 1992",
+)
 def run(fast: bool = False, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     w, x, m, logvar, exact = _problem(g)
@@ -74,28 +80,43 @@ def run(fast: bool = False, seed: int = 0):
             row[f"{name}_max_bias_z"] = float(((mean - exact).abs() / se).max())
         rows.append(row)
     ratios = [r["score_variance"] / r["reparam_variance"] for r in rows]
-    slopes = {name: float(np.polyfit(np.log(SAMPLES), np.log([r[f"{name}_variance"] for r in rows]), 1)[0])
-              for name in ("reparam", "score")}
+    slopes = {
+        name: float(
+            np.polyfit(np.log(SAMPLES), np.log([r[f"{name}_variance"] for r in rows]), 1)[0]
+        )
+        for name in ("reparam", "score")
+    }
     max_z = max(max(r["reparam_max_bias_z"], r["score_max_bias_z"]) for r in rows)
 
     fig, ax = figure(1, 1, (6.5, 4.4))
     a = ax[0, 0]
-    a.loglog(SAMPLES, [r["score_variance"] for r in rows], "rs-", label="score function (REINFORCE)")
+    a.loglog(
+        SAMPLES, [r["score_variance"] for r in rows], "rs-", label="score function (REINFORCE)"
+    )
     a.loglog(SAMPLES, [r["reparam_variance"] for r in rows], "bo-", label="reparameterised")
     ref = 10 * rows[0]["reparam_variance"]  # drawn a decade above, so it stays visible
     a.loglog(SAMPLES, [ref / s for s in SAMPLES], "k:", label="reference slope -1 (variance ~ 1/S)")
     a.set_xlabel("samples S per gradient estimate")
     a.set_ylabel("gradient variance (sum over 10 coords)")
-    a.set_title(f"Same ELBO, same S: REINFORCE variance is {min(ratios):.0f}-{max(ratios):.0f}x higher", fontsize=10)
+    a.set_title(
+        f"Same ELBO, same S: REINFORCE variance is {min(ratios):.0f}-{max(ratios):.0f}x higher",
+        fontsize=10,
+    )
     a.legend(fontsize=8)
     numbers = {
-        "rows": rows, "variance_ratio_score_over_reparam": ratios, "slopes": slopes, "repeats": repeats,
+        "rows": rows,
+        "variance_ratio_score_over_reparam": ratios,
+        "slopes": slopes,
+        "repeats": repeats,
         "checks": {
             "min variance ratio (score / reparam)": check(min(ratios), min(ratios) >= 10, ">= 10"),
             "max |mean - exact| / s.e. (both unbiased)": check(max_z, max_z <= 5, "<= 5"),
-            "reparam variance slope in log S": check(slopes["reparam"], abs(slopes["reparam"] + 1) <= 0.15,
-                                                     "-1 +- 0.15"),
-            "score variance slope in log S": check(slopes["score"], abs(slopes["score"] + 1) <= 0.15, "-1 +- 0.15"),
+            "reparam variance slope in log S": check(
+                slopes["reparam"], abs(slopes["reparam"] + 1) <= 0.15, "-1 +- 0.15"
+            ),
+            "score variance slope in log S": check(
+                slopes["score"], abs(slopes["score"] + 1) <= 0.15, "-1 +- 0.15"
+            ),
         },
     }
     return fig, numbers

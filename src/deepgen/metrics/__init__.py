@@ -9,4 +9,11 @@ from .features import (
     precision_recall,
 )
 
-__all__ = ["density_coverage", "fid", "frechet_distance", "inception_score", "kid", "precision_recall"]
+__all__ = [
+    "density_coverage",
+    "fid",
+    "frechet_distance",
+    "inception_score",
+    "kid",
+    "precision_recall",
+]

@@ -33,9 +33,14 @@ class Classifier(nn.Module):
     def __init__(self, classes: int = 10, channels: int = 1):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, FEATURES),
+            nn.Conv2d(channels, 32, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * 7 * 7, FEATURES),
         )
         # Features are taken before this ReLU: after it, 54 of 128 units never fired on
         # MNIST and the feature covariance was singular.
@@ -51,7 +56,9 @@ class Classifier(nn.Module):
 
 def weights_path(name: str) -> Path:
     """Where the package ships the classifier weights of dataset ``name``."""
-    return Path(str(resources.files("deepgen.metrics") / "weights" / f"{name}-classifier.safetensors"))
+    return Path(
+        str(resources.files("deepgen.metrics") / "weights" / f"{name}-classifier.safetensors")
+    )
 
 
 def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Tensor:
@@ -66,16 +73,26 @@ def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Ten
     return padded[idx, torch.arange(c).view(1, c, 1, 1), rows, cols]
 
 
-def accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor, batch: int = 1000) -> float:
+def accuracy(
+    model: Classifier, images: torch.Tensor, labels: torch.Tensor, batch: int = 1000
+) -> float:
     """Share of uint8 ``images`` (N, C, H, W) classified as ``labels`` (N,), in [0, 1]."""
     model.eval()
     with torch.no_grad():
-        correct = sum(int((model(images[i:i + batch].float() / 255).argmax(1) == labels[i:i + batch]).sum())
-                      for i in range(0, len(images), batch))
+        correct = sum(
+            int(
+                (
+                    model(images[i : i + batch].float() / 255).argmax(1) == labels[i : i + batch]
+                ).sum()
+            )
+            for i in range(0, len(images), batch)
+        )
     return correct / len(images)
 
 
-def train_classifier(data: Dataset, epochs: int = 12, seed: int = 0, log=print) -> tuple[Classifier, float]:
+def train_classifier(
+    data: Dataset, epochs: int = 12, seed: int = 0, log=print
+) -> tuple[Classifier, float]:
     """Train on train+valid with random shifts (Adam 1e-3, cosine schedule, batch 128);
     returns the model and its test accuracy. Every draw comes from ``seed`` by purpose
     (:mod:`deepgen.seeds`); the shipped weights were trained with deepgen 0.1.0's earlier
@@ -93,20 +110,26 @@ def train_classifier(data: Dataset, epochs: int = 12, seed: int = 0, log=print) 
         model.train()
         perm = torch.randperm(len(images), generator=g)
         for b in range(len(images) // 128):
-            idx = perm[b * 128:(b + 1) * 128]
+            idx = perm[b * 128 : (b + 1) * 128]
             x = _shift(images[idx].float() / 255, g)
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(derive(seed, "classifier", "dropout", epoch, b))  # reproducible masks
+                torch.manual_seed(
+                    derive(seed, "classifier", "dropout", epoch, b)
+                )  # reproducible masks
                 loss = nn.functional.cross_entropy(model(x), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-        log(f"epoch {epoch + 1}/{epochs}: test accuracy {accuracy(model, data['test'].x, data['test'].labels):.4f}")
+        log(
+            f"epoch {epoch + 1}/{epochs}: test accuracy {accuracy(model, data['test'].x, data['test'].labels):.4f}"
+        )
     return model.eval(), accuracy(model, data["test"].x, data["test"].labels)
 
 
-def save_classifier(model: Classifier, name: str, test_accuracy: float, path: Path | None = None) -> Path:
+def save_classifier(
+    model: Classifier, name: str, test_accuracy: float, path: Path | None = None
+) -> Path:
     """Write the weights as safetensors (metadata: dataset, test accuracy) atomically."""
     meta = {"dataset": name, "test_accuracy": f"{test_accuracy:.4f}", "features": str(FEATURES)}
     blob = st_save({k: v.contiguous() for k, v in model.state_dict().items()}, metadata=meta)
@@ -124,8 +147,10 @@ def load_classifier(name: str, path: Path | None = None) -> tuple[Classifier, st
     try:
         blob = path.read_bytes()
     except OSError:
-        raise CheckpointError(f"no feature classifier for {name!r} at {path}; "
-                              f"train it with `deepgen classifier train {name}`") from None
+        raise CheckpointError(
+            f"no feature classifier for {name!r} at {path}; "
+            f"train it with `deepgen classifier train {name}`"
+        ) from None
     try:
         state = st_load(blob)
         model = Classifier(state["head.2.weight"].shape[0], state["body.0.weight"].shape[1])
@@ -135,7 +160,9 @@ def load_classifier(name: str, path: Path | None = None) -> tuple[Classifier, st
     return model.eval(), sha256_bytes(blob)
 
 
-def classifier_outputs(model: Classifier, images: torch.Tensor, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+def classifier_outputs(
+    model: Classifier, images: torch.Tensor, batch: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (N, 128), class probabilities (N, classes)) of images (N, C, H, W), either
     uint8 in [0, 255] or float in [0, 1]. Batches are split over ranks under torchrun."""
 
@@ -146,4 +173,3 @@ def classifier_outputs(model: Classifier, images: torch.Tensor, batch: int = 100
 
     with torch.no_grad():
         return distributed.map_batches(one_batch, len(images), batch)
-

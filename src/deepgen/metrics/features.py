@@ -54,15 +54,23 @@ def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     Args: real (N, D), fake (M, D) features. Returns: squared feature units, >= 0.
     """
     a, b = _as64(real, "real").numpy(), _as64(fake, "fake").numpy()
-    return max(0.0, frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
+    return max(
+        0.0,
+        frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)),
+    )
 
 
 def _polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x @ y.T / x.shape[1] + 1.0) ** 3
 
 
-def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size: int = 1000,
-        generator: torch.Generator | None = None) -> tuple[float, float]:
+def kid(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    subsets: int = 100,
+    subset_size: int = 1000,
+    generator: torch.Generator | None = None,
+) -> tuple[float, float]:
     """Kernel Inception Distance (Bińkowski et al. 2018, sec. 3): the unbiased MMD^2 with
     the kernel k(x, y) = (x.y / D + 1)^3, averaged over random subsets.
 
@@ -76,8 +84,11 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size:
         y = b[torch.randperm(len(b), generator=generator)[:m]]
         kxx, kyy, kxy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
         off = m * (m - 1)
-        mmd = ((kxx.sum() - kxx.diagonal().sum()) / off + (kyy.sum() - kyy.diagonal().sum()) / off
-               - 2 * kxy.mean())
+        mmd = (
+            (kxx.sum() - kxx.diagonal().sum()) / off
+            + (kyy.sum() - kyy.diagonal().sum()) / off
+            - 2 * kxy.mean()
+        )
         values.append(float(mmd))
     return float(np.mean(values)), float(np.std(values))
 

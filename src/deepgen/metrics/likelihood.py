@@ -22,8 +22,13 @@ from ..stats import mean_stderr
 CHUNK, BATCH = 20, 100
 
 
-def iwae_log_likelihood(model, x: torch.Tensor, k: int = 5000, chunk: int = CHUNK,
-                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def iwae_log_likelihood(
+    model,
+    x: torch.Tensor,
+    k: int = 5000,
+    chunk: int = CHUNK,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """IWAE_k estimate of log p(x) per image, and the k-sample mean ELBO per image.
 
     Args:
@@ -48,8 +53,14 @@ def iwae_log_likelihood(model, x: torch.Tensor, k: int = 5000, chunk: int = CHUN
     return losses.iwae_bound(log_w), log_w.mean(0)
 
 
-def evaluate_nll(model, images: torch.Tensor, k: int = 5000, batch_size: int = BATCH, chunk: int = CHUNK,
-                 seed: int = 0) -> dict:
+def evaluate_nll(
+    model,
+    images: torch.Tensor,
+    k: int = 5000,
+    batch_size: int = BATCH,
+    chunk: int = CHUNK,
+    seed: int = 0,
+) -> dict:
     """Negative log-likelihood of uint8 ``images`` (N, C, H, W) under ``model``.
 
     An :class:`ExactDensity` model (e.g. the GMM) is evaluated exactly; an
@@ -87,8 +98,10 @@ def evaluate_nll(model, images: torch.Tensor, k: int = 5000, batch_size: int = B
         out["protocol"] = "exact log-density of the test images (continuous pixels in [0, 1])"
         return out
     out.update(
-        neg_elbo={**mean_stderr(-elbo), "unit": "nats"}, k=k, seed=seed,
+        neg_elbo={**mean_stderr(-elbo), "unit": "nats"},
+        k=k,
+        seed=seed,
         protocol=f"IWAE bound with k = {k} (Burda et al. 2015); inputs preprocessed as in training "
-                 f"({model.config.preprocess}), drawn once per batch of {batch_size} from seed {seed}",
+        f"({model.config.preprocess}), drawn once per batch of {batch_size} from seed {seed}",
     )
     return out

@@ -35,7 +35,9 @@ def mode_metrics(samples: torch.Tensor, mixture: ToyMixture) -> dict[str, float]
         nz = q > 0
         reverse_kl = float((q[nz] * (q[nz] * m).log()).sum())
     return {
-        "modes": int((counts > 0).sum()), "num_modes": m,
+        "modes": int((counts > 0).sum()),
+        "num_modes": m,
         "high_quality_percent": 100.0 * float(good.double().mean()),
-        "reverse_kl": reverse_kl, "n": len(samples),
+        "reverse_kl": reverse_kl,
+        "n": len(samples),
     }

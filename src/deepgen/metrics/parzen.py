@@ -21,8 +21,9 @@ from ..stats import mean_stderr
 SIGMAS = tuple(float(s) for s in torch.logspace(-1, 0, 10, dtype=torch.float64))
 
 
-def parzen_log_likelihood(samples: torch.Tensor, x: torch.Tensor, sigma: float,
-                          chunk: int = 500) -> torch.Tensor:
+def parzen_log_likelihood(
+    samples: torch.Tensor, x: torch.Tensor, sigma: float, chunk: int = 500
+) -> torch.Tensor:
     """log of the Gaussian-kernel density of ``samples`` at each row of ``x``.
 
     Args:
@@ -49,17 +50,26 @@ def parzen_log_likelihood(samples: torch.Tensor, x: torch.Tensor, sigma: float,
     return distributed.map_batches(one_chunk, len(q), chunk)
 
 
-def select_sigma(samples: torch.Tensor, valid: torch.Tensor, sigmas=SIGMAS) -> tuple[float, dict[float, float]]:
+def select_sigma(
+    samples: torch.Tensor, valid: torch.Tensor, sigmas=SIGMAS
+) -> tuple[float, dict[float, float]]:
     """The sigma with the highest mean validation log-likelihood, and every sigma's mean."""
     scores = {s: float(parzen_log_likelihood(samples, valid, s).mean()) for s in sigmas}
     return max(scores, key=scores.get), scores
 
 
-def parzen_protocol(samples: torch.Tensor, valid: torch.Tensor, test: torch.Tensor,
-                    sigmas=SIGMAS) -> dict:
+def parzen_protocol(
+    samples: torch.Tensor, valid: torch.Tensor, test: torch.Tensor, sigmas=SIGMAS
+) -> dict:
     """Goodfellow et al.'s protocol on given tensors (pixels in [0, 1]): sigma chosen on
     ``valid``, reported on ``test`` as mean +- std / sqrt(N) nats."""
     sigma, scores = select_sigma(samples, valid, sigmas)
     ll = parzen_log_likelihood(samples, test, sigma)
-    return {**mean_stderr(ll), "sigma": sigma, "validation_scores": {f"{k:.4g}": v for k, v in scores.items()},
-            "n_samples": len(samples), "n_valid": len(valid), "unit": "nats"}
+    return {
+        **mean_stderr(ll),
+        "sigma": sigma,
+        "validation_scores": {f"{k:.4g}": v for k, v in scores.items()},
+        "n_samples": len(samples),
+        "n_valid": len(valid),
+        "unit": "nats",
+    }
