@@ -245,3 +245,16 @@ def test_a_second_run_with_the_default_folder_gets_a_version_suffix(tmp_path):
     assert saved["model"]["lr"] == 1e-4
     taken = run_cli(*args, "--out", "runs/gan-ring8-s0", cwd=tmp_path)  # --out stays exact
     assert_one_line_error(taken, "already exists")
+
+
+def test_train_help_lists_the_families_or_one_familys_options():
+    general = run_cli("train", "--help")
+    assert general.returncode == 0
+    assert "cyclegan" in general.stdout and "Unpaired image-to-image" in general.stdout
+    assert "--cycle-weight" not in general.stdout and "--epochs" in general.stdout
+    vae = run_cli("train", "vae", "--help").stdout
+    assert "--beta " in vae and "--kl-warmup" in vae and "--epochs" in vae
+    assert "--cycle-weight" not in vae and "--labels-per-class" in vae
+    assert "vae:" not in vae  # the help is vae's alone, not every family's
+    cyclegan = run_cli("train", "cyclegan", "--help").stdout
+    assert "--cycle-weight" in cyclegan and "--beta " not in cyclegan

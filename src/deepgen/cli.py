@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .cli_options import add_model_options, device_option, model_options
+from .cli_options import TrainCommand, add_model_options, device_option, model_options
 from .errors import ConfigError, DeepgenError
 from .version import __version__
 
@@ -44,7 +44,7 @@ def cli():
 
 
 # --- train ----------------------------------------------------------------------------
-@cli.command()
+@cli.command(cls=TrainCommand)
 @click.argument("family", required=False)
 @click.option("--data", default="mnist", show_default=True, help="dataset name (deepgen data list)")
 @click.option(

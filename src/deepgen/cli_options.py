@@ -3,6 +3,7 @@ family brings its own flags (``--latent-dim``, ``--net``, ``--loss``, ...)."""
 
 from __future__ import annotations
 
+import copy
 import types
 import typing
 from typing import Any, Literal
@@ -46,6 +47,14 @@ def model_options() -> dict[str, dict[str, Any]]:
     return fields
 
 
+class ModelOption(click.Option):
+    """A model-config field's option: its help for each family that has the field."""
+
+    def __init__(self, *args, family_help: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.family_help = family_help
+
+
 def add_model_options(command):
     """Decorator: one ``--name`` option per model-config field of every registered family."""
     for name, entry in sorted(model_options().items(), reverse=True):
@@ -54,10 +63,58 @@ def add_model_options(command):
         flag = f"--{name.replace('_', '-')}"
         if ctype is bool:  # a switch: --feature-matching / --no-feature-matching
             flag, ctype = f"{flag}/--no-{flag[2:]}", None
-        command = click.option(flag, name, type=ctype, default=None, help=f"[model] {text}")(
-            command
-        )
+        command = click.option(
+            flag,
+            name,
+            type=ctype,
+            default=None,
+            help=f"[model] {text}",
+            cls=ModelOption,
+            family_help=entry["help"],
+        )(command)
     return command
+
+
+class TrainCommand(click.Command):
+    """`deepgen train`, whose help fits what is asked: `deepgen train FAMILY --help` lists
+    only FAMILY's model options, with their help for FAMILY; `deepgen train --help` lists
+    the families, one line each, instead of every family's options."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["train_family"] = next((a for a in args if not a.startswith("-")), None)
+        return super().parse_args(ctx, args)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        family = ctx.meta.get("train_family")
+        records = []
+        for param in self.get_params(ctx):
+            if isinstance(param, ModelOption):
+                if family not in param.family_help:
+                    continue
+                param = copy.copy(param)
+                param.help = f"[model] {param.family_help[family]}"
+            record = param.get_help_record(ctx)
+            if record is not None:
+                records.append(record)
+        with formatter.section("Options"):
+            formatter.write_dl(records)
+        if family is None:
+            from .models import MODELS
+
+            with formatter.section("Families (deepgen train FAMILY --help: its model options)"):
+                formatter.write_dl(
+                    [
+                        (name, _capital(cls.title or summary(cls.__doc__)))
+                        for name, cls in MODELS.items()
+                    ]
+                )
+
+
+def summary(doc: str | None, width: int = 90) -> str:
+    """The first sentence of a docstring, cut to ``width`` characters."""
+    text = " ".join((doc or "").split())
+    sentence = text.split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= width else sentence[: width - 3].rstrip() + "..."
 
 
 def device_option(command):
@@ -68,3 +125,7 @@ def device_option(command):
         show_default=True,
         help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N",
     )(command)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]

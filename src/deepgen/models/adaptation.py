@@ -243,6 +243,7 @@ class SourceOnly(_OneStream):
     """The source-only baseline: the classifier trained on source labels, tested on the target."""
 
     family = "source-only"
+    title = "a classifier trained on source labels, tested on the target (domain adaptation's lower anchor)"
     Config = LabelledStreamConfig
     trained_on = "source"
 
@@ -253,6 +254,7 @@ class TargetOnly(_OneStream):
     name a source stream (first, counting epochs; it is only evaluated)."""
 
     family = "target-only"
+    title = "a classifier trained on the target's own labels (domain adaptation's oracle)"
     Config = LabelledStreamConfig
     trained_on = "target"
 
@@ -284,6 +286,7 @@ class DANN(DomainClassifier):
     logistic losses summed, as the JMLR paper's eq. 18 sums the two domains' means)."""
 
     family = "dann"
+    title = "domain-adversarial training through gradient reversal (Ganin et al. 2016)"
     Config = DANNConfig
 
     def __init__(self, config: DANNConfig):
@@ -348,6 +351,7 @@ class ADDA(DomainClassifier):
     first adaptation step (a buffer records it, so a resumed run does not copy again)."""
 
     family = "adda"
+    title = "adversarial discriminative domain adaptation (Tzeng et al. 2017)"
     Config = ADDAConfig
 
     def __init__(self, config: ADDAConfig):

@@ -47,6 +47,7 @@ class AE(LatentSpace, Encoder, GenerativeModel):
     sigmoid. ``recon`` = sum over pixels of (x - x_hat)^2 per image (squared pixel units)."""
 
     family = "ae"
+    title = "deterministic autoencoder, MLP or conv"
     Config = AEConfig
     summary = ("recon", "squared error per image")
     units = {"recon": "squared pixel units per image", "mse": "squared pixel units per pixel"}

@@ -184,6 +184,7 @@ class GenerativeModel(nn.Module):
     ``players()`` (or the :class:`ClosedForm` capability) and inherit their capabilities.
 
     Class attributes a family may set:
+        title: one line saying what it is, for `deepgen train --help`.
         streams: the names of the data streams it trains on, the first being the one whose
             passes count as epochs (``epoch_stream``) and whose data samples imitate.
         reads: the kinds of data (``Dataset.kind``: "images", "points", "sequences") the
@@ -196,6 +197,7 @@ class GenerativeModel(nn.Module):
     """
 
     family: ClassVar[str]
+    title: ClassVar[str] = ""
     Config: ClassVar[type]
     streams: ClassVar[tuple[str, ...]] = (DEFAULT_STREAM,)
     reads: ClassVar[tuple[str, ...]] = ("images", "points")

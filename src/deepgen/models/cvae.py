@@ -136,6 +136,7 @@ class CVAE(LatentSpace, Encoder, Conditional, _CVAE):
     p(z) = N(0, I). Per-example terms, (B,) nats: ``elbo`` = -``recon`` - ``kl``."""
 
     family = "cvae"
+    title = "label-conditional VAE (Sohn et al. 2015)"
     Config = LabelCVAEConfig
     evaluate_protocol = "single-sample conditional ELBO per image, given its label"
 
@@ -231,6 +232,7 @@ class QuadrantCVAE(Completer, _CVAE):
     and a CVAE with a conditional prior, two players; see the module docstring."""
 
     family = "cvae-quadrants"
+    title = "CVAE completing MNIST from given quadrants (Sohn et al. 2015, sec. 5.1)"
     Config = QuadrantCVAEConfig
     summary = ("ncll", "nats")
     evaluate_protocol = (

@@ -180,6 +180,7 @@ class CycleGAN(Translator, GenerativeModel):
     pixel in [0, 1] units)."""
 
     family = "cyclegan"
+    title = "unpaired image-to-image translation between two streams (Zhu et al. 2017)"
     Config = CycleGANConfig
     streams = ("source", "target")
     reads = ("images",)

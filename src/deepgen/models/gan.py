@@ -321,6 +321,7 @@ class GAN(DensityRatio, GANLosses):
     rejection sampling works on it."""
 
     family = "gan"
+    title = "GAN (Goodfellow et al. 2014): DCGAN networks or MLPs, minimax/non-saturating/LSGAN"
     Config = GANConfig
 
     def withheld(self) -> dict[type, str]:
@@ -370,6 +371,7 @@ class CGAN(Conditional, GANLosses):
     through the classes, one class per column of a grid."""
 
     family = "cgan"
+    title = "class-conditional GAN (Mirza & Osindero 2014)"
     Config = CGANConfig
 
     @property
@@ -429,6 +431,7 @@ class WGAN(Adversarial):
     allows."""
 
     family = "wgan"
+    title = "Wasserstein GAN with weight clipping (Arjovsky et al. 2017)"
     Config = WGANConfig
     units = {
         "wasserstein": "critic units",
@@ -518,6 +521,7 @@ class WGANGP(WGAN):
     and a generated example with one uniform weight per example."""
 
     family = "wgan-gp"
+    title = "Wasserstein GAN with a gradient penalty (Gulrajani et al. 2017)"
     Config = WGANGPConfig
     critic_batch_norm = False
     units = WGAN.units | {"gradient_penalty": "unitless"}

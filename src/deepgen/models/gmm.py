@@ -48,6 +48,7 @@ class GMM(Sampler, ExactDensity, ClosedForm, GenerativeModel):
     """Gaussian mixture on flattened images (B, C, H, W) in [0, 1]; fitted by EM, not SGD."""
 
     family = "gmm"
+    title = "Gaussian mixture on pixels fitted by EM: the textbook baseline"
     Config = GMMConfig
     summary = ("neg_log_density", "nats")
     units = {"log_density": "nats", "neg_log_density": "nats"}

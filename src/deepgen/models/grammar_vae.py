@@ -324,6 +324,7 @@ class GrammarVAE(SequenceVAE):
     """The Grammar VAE on production-id sequences (``expressions`` with encoding productions)."""
 
     family = "gvae"
+    title = "Grammar VAE over production sequences of strings (Kusner et al. 2017)"
     Config = SequenceVAEConfig
 
     def __init__(self, config: SequenceVAEConfig):
@@ -401,6 +402,7 @@ class CharacterVAE(SequenceVAE):
     """The character VAE baseline on the same expressions (encoding characters)."""
 
     family = "charvae"
+    title = "character VAE over strings, the Grammar VAE's baseline"
     Config = SequenceVAEConfig
 
     @classmethod

@@ -55,6 +55,7 @@ class M1(FewLabels, VAE):
     images): the VAE's ``neg_elbo``, ``recon``, ``kl`` (nats)."""
 
     family = "m1"
+    title = "VAE features and a classifier from a few labels (Kingma et al. 2014, M1)"
     Config = M1Config
     units = VAE.units | {"error": "fraction", "cross_entropy": "nats"}
     evaluate_protocol = (
@@ -141,6 +142,7 @@ class M1M2(FewLabels, Conditional, LatentSpace, GenerativeModel):
     M1's ``neg_elbo`` (nats) on the unlabelled stream's."""
 
     family = "m1+m2"
+    title = "M2 on M1's latent features, trained at once (Kingma et al. 2014)"
     Config = M1M2Config
     units = {"error": "fraction", "cross_entropy": "nats", "neg_elbo": "nats"}
     evaluate_protocol = (

@@ -74,6 +74,7 @@ class M2(FewLabels, Conditional, LatentSpace, Encoder, GenerativeModel):
     ``neg_elbo`` (-L with the true label), ``cross_entropy``."""
 
     family = "m2"
+    title = "semi-supervised VAE with a class variable (Kingma et al. 2014, M2)"
     Config = M2Config
     units = {"error": "fraction", "neg_elbo": "nats", "cross_entropy": "nats"}
     evaluate_protocol = (
@@ -249,6 +250,7 @@ class SupervisedBaseline(FewLabels, GenerativeModel):
     the same N labels per class. Not generative; it measures what the unlabelled data add."""
 
     family = "supervised"
+    title = "classifier on the few labels alone: the semi-supervised baseline"
     Config = SupervisedConfig
     streams = ("labelled",)
     accuracy_stream = None

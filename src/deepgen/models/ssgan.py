@@ -159,6 +159,7 @@ class SSGAN(FewLabels, LatentSpace, GenerativeModel):
     weights: ``error`` (0 or 1) and ``cross_entropy`` (nats)."""
 
     family = "ssgan"
+    title = "semi-supervised GAN with a K+1-class discriminator (Salimans et al. 2016)"
     Config = SSGANConfig
     units = {"error": "fraction", "cross_entropy": "nats"}
     evaluate_protocol = (

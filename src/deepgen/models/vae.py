@@ -75,6 +75,7 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
     """
 
     family = "vae"
+    title = "variational autoencoder (Kingma & Welling 2013), with beta and KL warm-up"
     Config = VAEConfig
     summary = ("neg_elbo", "nats")
     units = {
@@ -226,6 +227,7 @@ class IWAE(VAE):
     (-IWAE_k with the training k), in nats."""
 
     family = "iwae"
+    title = "importance-weighted autoencoder (Burda et al. 2015)"
     Config = IWAEConfig
     units = VAE.units | {"neg_iwae": "nats", "iwae": "nats"}
     report_curves = [
