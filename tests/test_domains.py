@@ -201,25 +201,8 @@ def test_cyclegan_from_the_command_line_translates_evaluates_and_reports(tmp_pat
     from deepgen.cli import main
 
     run = tmp_path / "run"
-    args = [
-        "train",
-        "cyclegan",
-        "--data",
-        "fake",
-        "--stream",
-        "target=fake",
-        "--width",
-        "4",
-        "--blocks",
-        "1",
-        "--images",
-        "256",
-        "--batch-size",
-        "32",
-        "--out",
-        str(run),
-        "--quiet",
-    ]
+    args = ["train", "cyclegan", "--data", "fake", "--stream", "target=fake", "--out", str(run)]
+    args += ["--width", "4", "--blocks", "1", "--images", "256", "--batch-size", "32", "--quiet"]
     assert main(args) == 0
     npz = tmp_path / "moved.npz"
     assert main(["translate", str(run), "--npz", str(npz), "--split", "valid", "-n", "8"]) == 0
@@ -269,21 +252,9 @@ def test_a_target_without_labels_trains_and_is_refused_only_for_accuracy(tmp_pat
     target = fake_dataset(DATASETS["fake"], sizes=(200, 20, 20), seed=5)["train"].x
     save_arrays(tmp_path / "unlabelled.npz", target)
     run = tmp_path / "run"
-    args = [
-        "train",
-        "dann",
-        "--data",
-        "fake",
-        "--stream",
-        f"target=arrays:{tmp_path / 'unlabelled.npz'}",
-        "--images",
-        "128",
-        "--batch-size",
-        "32",
-        "--out",
-        str(run),
-        "--quiet",
-    ]
+    target = f"target=arrays:{tmp_path / 'unlabelled.npz'}"
+    args = ["train", "dann", "--data", "fake", "--stream", target, "--out", str(run)]
+    args += ["--images", "128", "--batch-size", "32", "--quiet"]
     assert main(args) == 0
     proc = run_cli("eval", str(run), "--metrics", "accuracy")
     assert proc.returncode == 2
