@@ -3,6 +3,8 @@
 import gzip
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -258,3 +260,18 @@ def test_train_help_lists_the_families_or_one_familys_options():
     assert "vae:" not in vae  # the help is vae's alone, not every family's
     cyclegan = run_cli("train", "cyclegan", "--help").stdout
     assert "--cycle-weight" in cyclegan and "--beta " not in cyclegan
+
+
+def test_deepgen_help_starts_without_importing_torch():
+    code = (
+        "import sys, contextlib, io\n"
+        "from deepgen.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    assert main(['--help']) == 0\n"
+        "assert 'train' in out.getvalue()\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))[:3])\n"
+    )
+    command = [sys.executable, "-c", code]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -7,12 +7,13 @@ registered model configs (:mod:`deepgen.cli_options`), so a new family brings it
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from .cli_options import TrainCommand, add_model_options, device_option, model_options
+from .cli_options import TrainCommand, device_option, model_options
 from .errors import ConfigError, DeepgenError
 from .version import __version__
 
@@ -162,7 +163,6 @@ def cli():
     "--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder"
 )
 @click.option("--quiet", is_flag=True, help="no progress bar")
-@add_model_options
 def train(
     family,
     data,
@@ -737,10 +737,10 @@ DISTRIBUTED_COMMANDS = ("train", "eval", "sample")
 
 
 def _join_process_group(argv: list[str] | None) -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # distributed.launched(), before torch loads
+        return
     from . import distributed
 
-    if not distributed.launched():
-        return
     args = sys.argv[1:] if argv is None else argv
     command = next((a for a in args if not a.startswith("-")), None)
     if command not in DISTRIBUTED_COMMANDS:
@@ -761,16 +761,14 @@ def _echo(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr and a non-zero exit for every expected error."""
-    distributed = None
 
     def error(msg: str) -> None:
+        distributed = sys.modules.get(f"{__package__}.distributed")  # loaded once torch is
         several = distributed is not None and distributed.world_size() > 1
         where = f"[rank {distributed.rank()}] " if several else ""
         click.echo(f"deepgen: {where}{msg}", err=True)
 
     try:
-        from . import distributed
-
         _join_process_group(argv)
         rv = cli.main(args=argv, prog_name="deepgen", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -793,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
         error(f"error: {os_error_message(err)}")
         return 1
     finally:
+        distributed = sys.modules.get(f"{__package__}.distributed")
         if distributed is not None:
             distributed.shutdown()
 

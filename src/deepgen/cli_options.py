@@ -55,30 +55,39 @@ class ModelOption(click.Option):
         self.family_help = family_help
 
 
-def add_model_options(command):
-    """Decorator: one ``--name`` option per model-config field of every registered family."""
-    for name, entry in sorted(model_options().items(), reverse=True):
+def model_option_params() -> list[ModelOption]:
+    """One ``--name`` option per model-config field of every registered family."""
+    params = []
+    for name, entry in sorted(model_options().items()):
         ctype = click.Choice(entry["choices"]) if entry["choices"] else entry["type"]
         text = "; ".join(f"{fam}: {h}" for fam, h in entry["help"].items())
         flag = f"--{name.replace('_', '-')}"
         if ctype is bool:  # a switch: --feature-matching / --no-feature-matching
             flag, ctype = f"{flag}/--no-{flag[2:]}", None
-        command = click.option(
-            flag,
-            name,
-            type=ctype,
-            default=None,
-            help=f"[model] {text}",
-            cls=ModelOption,
-            family_help=entry["help"],
-        )(command)
-    return command
+        params.append(
+            ModelOption(
+                [flag, name],
+                type=ctype,
+                default=None,
+                help=f"[model] {text}",
+                family_help=entry["help"],
+            )
+        )
+    return params
 
 
 class TrainCommand(click.Command):
     """`deepgen train`, whose help fits what is asked: `deepgen train FAMILY --help` lists
     only FAMILY's model options, with their help for FAMILY; `deepgen train --help` lists
     the families, one line each, instead of every family's options."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        """The command's own options, then the families' model options, which are made
+        (importing every family, so torch) only when the command is used: `deepgen --help`
+        and the other commands start without them."""
+        if not any(isinstance(p, ModelOption) for p in self.params):
+            self.params.extend(model_option_params())
+        return super().get_params(ctx)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["train_family"] = next((a for a in args if not a.startswith("-")), None)
