@@ -275,3 +275,21 @@ def test_deepgen_help_starts_without_importing_torch():
     proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_classifier_train_writes_to_the_user_cache_never_the_package(tmp_path, monkeypatch):
+    from deepgen.metrics.classifier import classifier_path, load_classifier, weights_path
+
+    shipped = weights_path("mnist").read_bytes()
+    proc = run_cli(
+        "classifier", "train", "optdigits", "--epochs", "1", env={"DEEPGEN_DATA": str(tmp_path)}
+    )
+    assert proc.returncode == 0, proc.stderr
+    written = tmp_path / "classifiers" / "optdigits-classifier.safetensors"
+    assert str(written) in proc.stdout and written.is_file()
+    assert not weights_path("optdigits").exists() and weights_path("mnist").read_bytes() == shipped
+    monkeypatch.setenv("DEEPGEN_DATA", str(tmp_path))
+    assert classifier_path("optdigits") == written
+    assert classifier_path("mnist") == weights_path("mnist")  # the shipped one comes first
+    model, _ = load_classifier("optdigits")
+    assert model.head[2].out_features == 10

@@ -674,7 +674,8 @@ def classifier():
     "--output",
     type=click.Path(dir_okay=False),
     default=None,
-    help="weights path [default: the package's metrics/weights/NAME-classifier.safetensors]",
+    help="weights path [default: ~/.cache/deepgen/classifiers/NAME-classifier.safetensors "
+    "($DEEPGEN_DATA/classifiers/...); eval uses it where the package ships none for NAME]",
 )
 def classifier_train(name, epochs, seed, data_dir, output):
     """Train the classifier of dataset NAME and save its weights (safetensors)."""

@@ -61,6 +61,22 @@ def weights_path(name: str) -> Path:
     )
 
 
+def user_weights_path(name: str) -> Path:
+    """Where ``deepgen classifier train NAME`` writes by default: the data cache's
+    ``classifiers/`` folder (``$DEEPGEN_DATA``, else ``~/.cache/deepgen``), never the
+    package, so the shipped networks that published numbers were measured with stay."""
+    from ..data.datasets import default_cache_dir
+
+    return default_cache_dir() / "classifiers" / f"{name}-classifier.safetensors"
+
+
+def classifier_path(name: str) -> Path:
+    """The weights ``deepgen eval`` uses for dataset ``name``: the shipped ones, else the
+    user's (:func:`user_weights_path`), else the shipped path (which then does not exist)."""
+    shipped, user = weights_path(name), user_weights_path(name)
+    return user if not shipped.is_file() and user.is_file() else shipped
+
+
 def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Tensor:
     """Translate each image by up to ``max_shift`` pixels (zero padding), per image."""
     b, c = x.shape[:2]
@@ -130,20 +146,24 @@ def train_classifier(
 def save_classifier(
     model: Classifier, name: str, test_accuracy: float, path: Path | None = None
 ) -> Path:
-    """Write the weights as safetensors (metadata: dataset, test accuracy) atomically."""
+    """Write the weights as safetensors (metadata: dataset, test accuracy) atomically, to
+    ``path`` or :func:`user_weights_path` (the folder is made)."""
     meta = {"dataset": name, "test_accuracy": f"{test_accuracy:.4f}", "features": str(FEATURES)}
     blob = st_save({k: v.contiguous() for k, v in model.state_dict().items()}, metadata=meta)
-    return atomic_write_bytes(path or weights_path(name), blob)
+    path = Path(path or user_weights_path(name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(path, blob)
 
 
 def load_classifier(name: str, path: Path | None = None) -> tuple[Classifier, str]:
-    """The shipped classifier of dataset ``name`` (eval mode) and the sha256 of its weights.
+    """The classifier of dataset ``name`` (eval mode; by default the shipped one, else the
+    user's: :func:`classifier_path`) and the sha256 of its weights.
 
     Raises:
         CheckpointError: no weights for ``name`` (with the command that trains them), or
             an unreadable file.
     """
-    path = Path(path or weights_path(name))
+    path = Path(path or classifier_path(name))
     try:
         blob = path.read_bytes()
     except OSError:
