@@ -282,14 +282,14 @@ def test_classifier_train_writes_to_the_user_cache_never_the_package(tmp_path, m
 
     shipped = weights_path("mnist").read_bytes()
     proc = run_cli(
-        "classifier", "train", "optdigits", "--epochs", "1", env={"DEEPGEN_DATA": str(tmp_path)}
+        "classifier", "train", "fake", "--epochs", "1", env={"DEEPGEN_DATA": str(tmp_path)}
     )
     assert proc.returncode == 0, proc.stderr
-    written = tmp_path / "classifiers" / "optdigits-classifier.safetensors"
+    written = tmp_path / "classifiers" / "fake-classifier.safetensors"
     assert str(written) in proc.stdout and written.is_file()
-    assert not weights_path("optdigits").exists() and weights_path("mnist").read_bytes() == shipped
+    assert not weights_path("fake").exists() and weights_path("mnist").read_bytes() == shipped
     monkeypatch.setenv("DEEPGEN_DATA", str(tmp_path))
-    assert classifier_path("optdigits") == written
+    assert classifier_path("fake") == written
     assert classifier_path("mnist") == weights_path("mnist")  # the shipped one comes first
-    model, _ = load_classifier("optdigits")
+    model, _ = load_classifier("fake")
     assert model.head[2].out_features == 10
