@@ -484,3 +484,23 @@ def test_resuming_a_read_only_run_folder_is_one_line(run, tmp_path, capsys):
         assert err.count("\n") == 1 and sorted(p.name for p in run.rglob("*")) == before
     finally:
         subprocess.run(["umount", str(view)], check=False)
+
+
+def test_a_model_saved_outside_a_run_folder_loads_exactly_and_refuses_damage(tiny, tmp_path):
+    from deepgen.models import build_model
+
+    model = build_model("vae", {"net": "mlp", "hidden_dim": 16, "latent_dim": 2}, (1, 28, 28))
+    deepgen.fit(model, tiny, images=128, batch_size=32, progress=False, log=lambda m: None)
+    path = model.save(tmp_path / "saved")
+    assert sorted(p.name for p in path.iterdir()) == ["model.json", "model.safetensors"]
+    loaded = deepgen.load(path, device="cpu")
+    assert loaded.family == "vae" and not loaded.training
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(model.eval().sample(4, generator=g()), loaded.sample(4, generator=g()))
+    with pytest.raises(deepgen.CheckpointError, match="exists"):
+        deepgen.save(model, path)
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(deepgen.CheckpointError, match="sha256"):
+        deepgen.load(path)
+    assert not list(tmp_path.glob(".saved.*"))  # no temporary folder left behind

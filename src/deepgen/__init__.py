@@ -18,7 +18,7 @@ from .version import __version__
 
 if TYPE_CHECKING:  # what the names below are, for readers and type checkers
     from . import data, latent, losses, seeds
-    from .api import fit, load, make_generator, resume, run_data, sample, train
+    from .api import fit, load, make_generator, resume, run_data, sample, save, train, translate
     from .config import DataConfig, RunConfig, TrainConfig
     from .data import DATASETS, Dataset, fetch_dataset, from_tensors, load_dataset
     from .errors import (
@@ -42,6 +42,8 @@ _HOME = {
     "resume": "api",
     "run_data": "api",
     "sample": "api",
+    "save": "api",
+    "translate": "api",
     "train": "api",
     "DataConfig": "config",
     "RunConfig": "config",
@@ -115,6 +117,8 @@ __all__ = [
     "resume",
     "run_data",
     "sample",
+    "save",
+    "translate",
     "seeds",
     "supports",
     "train",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import torch
 
@@ -254,11 +255,29 @@ def load(run_path: str | os.PathLike, device: str = "auto", warn=_stderr) -> Gen
     """The model of a run folder with its newest good checkpoint's weights, in eval mode; for
     a run trained with ``--keep-best``, each player's best weights so far. ``warn`` (a
     callable taking one line; default stderr) is told when an older checkpoint is used.
+    ``run_path`` may also be a folder written by :func:`save` (``model.save(path)``).
 
     Raises:
-        CheckpointError: not a run folder, or no checkpoint verifies and fits the model.
+        CheckpointError: neither a run folder nor a saved model, or no checkpoint verifies
+            and fits the model.
     """
+    from .saved import is_saved_model, load_saved_model
+
+    if is_saved_model(run_path) and not (Path(run_path) / "config.json").exists():
+        return load_saved_model(run_path, resolve_device(device))
     return load_checkpointed(run_path, device, warn)[0]
+
+
+def save(model: GenerativeModel, path: str | os.PathLike) -> Path:
+    """Write a trained ``model`` to the new folder ``path`` (model.safetensors + model.json,
+    atomically), for :func:`load` outside any run folder; returns the path.
+
+    Raises:
+        CheckpointError: ``path`` exists.
+    """
+    from .saved import save_model
+
+    return save_model(model, path)
 
 
 def load_checkpointed(

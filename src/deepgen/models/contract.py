@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -319,6 +320,13 @@ class GenerativeModel(nn.Module):
         default), or for a model that needs inputs, e.g. completions of held-out examples
         (``held_out``: stream -> uint8 images or data, at least ``n``); None: nothing to show."""
         return None
+
+    def save(self, path) -> Path:
+        """Write this model to the new folder ``path`` for ``deepgen.load(path)`` (see
+        :func:`deepgen.api.save`); returns the path."""
+        from ..saved import save_model
+
+        return save_model(self, path)
 
     def withheld(self) -> dict[type, str]:
         """Capabilities this family's class has but this configuration lacks -> why."""
