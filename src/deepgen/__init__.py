@@ -118,8 +118,8 @@ __all__ = [
     "run_data",
     "sample",
     "save",
-    "translate",
     "seeds",
     "supports",
     "train",
+    "translate",
 ]
