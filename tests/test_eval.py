@@ -116,3 +116,20 @@ def test_modes_metric_and_conv_nets_refuse_the_wrong_data(vae_run, tmp_path):
         and "need images (C, H, W)" in proc.stderr
         and "Traceback" not in proc.stderr
     )
+
+
+def test_evaluate_in_python_matches_the_run_and_measures_an_in_memory_model(tmp_path):
+    data = deepgen.load_dataset("fake", sizes=(256, 64, 64))
+    model = build_model("gmm", {"components": 2, "covariance": "spherical"}, (1, 28, 28))
+    deepgen.fit(model, data, out=tmp_path / "run", progress=False, log=lambda m: None)
+    from_run = deepgen.evaluate(tmp_path / "run", metrics=["nll"], n=32)
+    in_memory = deepgen.evaluate(model, data, metrics=["nll"], n=32)
+    assert from_run["metrics"]["nll"]["nll"] == in_memory["metrics"]["nll"]["nll"]
+    assert (
+        "checkpoint" in from_run["metrics"]["nll"]
+        and "checkpoint" not in in_memory["metrics"]["nll"]
+    )
+    with pytest.raises(deepgen.ConfigError, match="give the data"):
+        deepgen.evaluate(model)
+    with pytest.raises(deepgen.ConfigError, match="leave out data"):
+        deepgen.evaluate(tmp_path / "run", data)

@@ -18,7 +18,18 @@ from .version import __version__
 
 if TYPE_CHECKING:  # what the names below are, for readers and type checkers
     from . import data, latent, losses, seeds
-    from .api import fit, load, make_generator, resume, run_data, sample, save, train, translate
+    from .api import (
+        evaluate,
+        fit,
+        load,
+        make_generator,
+        resume,
+        run_data,
+        sample,
+        save,
+        train,
+        translate,
+    )
     from .config import DataConfig, RunConfig, TrainConfig
     from .data import DATASETS, Dataset, fetch_dataset, from_tensors, load_dataset
     from .errors import (
@@ -36,6 +47,7 @@ if TYPE_CHECKING:  # what the names below are, for readers and type checkers
 # command line then imports torch inside its own error handling, so a Ctrl-C during
 # start-up is one line rather than a traceback.
 _HOME = {
+    "evaluate": "api",
     "fit": "api",
     "load": "api",
     "make_generator": "api",
@@ -104,6 +116,7 @@ __all__ = [
     "__version__",
     "build_model",
     "data",
+    "evaluate",
     "fetch_dataset",
     "fit",
     "from_tensors",

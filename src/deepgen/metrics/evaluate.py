@@ -82,13 +82,17 @@ def default_metrics(model, kind: str) -> list[str]:
 class Context:
     """What the metrics of one evaluation share: model, data, samples and features."""
 
-    def __init__(self, run: Path, n: int, k: int, seed: int, device: str = "auto", warn=None):
-        self.run, self.n, self.k, self.seed = run, n, k, seed
-        self.config = RunDir.open(run).config()
-        self.model, self.checkpoint = load_checkpointed(run, device=device, warn=warn)
-        self.streams = run_data(run)
+    def __init__(self, model, streams: dict, n: int, k: int, seed: int, checkpoint=None):
+        self.model, self.streams, self.checkpoint = model, streams, checkpoint
+        self.n, self.k, self.seed = n, k, seed
         self.data = self.streams[self.model.epoch_stream]
         self.test = self.data["test"].x[:n]
+
+    @classmethod
+    def of_run(cls, run: Path, n: int, k: int, seed: int, device: str = "auto", warn=None):
+        """The context of a run folder's model (newest good checkpoint) and data."""
+        model, checkpoint = load_checkpointed(run, device=device, warn=warn)
+        return cls(model, run_data(run), n, k, seed, checkpoint)
 
     @cached_property
     def samples(self) -> torch.Tensor:
@@ -377,12 +381,57 @@ def evaluate_run(
         ConfigError: an unknown metric, n < 2, or a metric for another kind of data.
         MissingCapability: a metric the model cannot be measured by.
     """
+    _check_request(metrics, n)
+    run = Path(run)
+    ctx = Context.of_run(run, n, k, seed, device, warn=log)
+    computed = _compute(ctx, metrics, log)
+    results = _earlier_results(RunDir(run), log)
+    results["metrics"].update(computed)
+    if "classifier" in ctx.__dict__:
+        results["classifier"] = {"dataset": ctx.data.name, "sha256": ctx.classifier[1]}
+    results.update(run=str(run), dataset=ctx.data.name, deepgen_version=__version__)
+    if distributed.is_main():
+        atomic_write_text(run / "eval.json", json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def evaluate_model(
+    model,
+    data,
+    metrics: list[str] | None = None,
+    n: int = 10_000,
+    k: int = 5000,
+    seed: int = 0,
+    log=print,
+) -> dict:
+    """``metrics`` of an in-memory ``model`` on ``data`` (a Dataset, or stream -> Dataset):
+    the same numbers as :func:`evaluate_run`, returned as {"metrics": {name: value}, ...}
+    and written nowhere.
+
+    Raises:
+        ConfigError: as :func:`evaluate_run`; data of another shape than the model's.
+    """
+    from ..validation import as_streams
+
+    _check_request(metrics, n)
+    streams = as_streams(model, data)
+    model.check_data(streams)
+    ctx = Context(model.eval(), streams, n, k, seed)
+    results = {"metrics": _compute(ctx, metrics, log), "dataset": ctx.data.name}
+    if "classifier" in ctx.__dict__:
+        results["classifier"] = {"dataset": ctx.data.name, "sha256": ctx.classifier[1]}
+    return results | {"deepgen_version": __version__}
+
+
+def _check_request(metrics: list[str] | None, n: int) -> None:
     for name in metrics or []:
         METRICS[name]  # unknown names fail before any work
     if n < 2:
-        raise ConfigError(f"--n must be at least 2, not {n}")
-    run = Path(run)
-    ctx = Context(run, n, k, seed, device, warn=log)
+        raise ConfigError(f"n must be at least 2, not {n}")
+
+
+def _compute(ctx: Context, metrics: list[str] | None, log) -> dict:
+    """name -> value of each metric (every default one that applies when None)."""
     kind = ctx.data.kind
     if metrics is None:
         metrics = default_metrics(ctx.model, kind)
@@ -397,22 +446,17 @@ def evaluate_run(
             raise ConfigError(
                 f"the {name} metric applies to {metric.kind}, and this run's data are {kind}"
             )
-    path = run / "eval.json"
-    results = _earlier_results(RunDir(run), log)
+    out = {}
     for name in metrics:
         start = time.perf_counter()
         value = METRICS[name].compute(ctx)
         value["seconds"] = round(time.perf_counter() - start, 2)
-        value["n"], value["seed"] = len(ctx.test), seed
-        value["checkpoint"] = ctx.checkpoint.record()
-        results["metrics"][name] = value
+        value["n"], value["seed"] = len(ctx.test), ctx.seed
+        if ctx.checkpoint is not None:
+            value["checkpoint"] = ctx.checkpoint.record()
+        out[name] = value
         log(f"{name}: {_headline(name, value)} ({value['seconds']:.0f} s)")
-    if "classifier" in ctx.__dict__:
-        results["classifier"] = {"dataset": ctx.data.name, "sha256": ctx.classifier[1]}
-    results.update(run=str(run), dataset=ctx.data.name, deepgen_version=__version__)
-    if distributed.is_main():
-        atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
-    return results
+    return out
 
 
 def _earlier_results(run: RunDir, log) -> dict:
