@@ -449,3 +449,27 @@ def test_keep_best_needs_a_validation_metric(tiny):
     quadrants = build_model("cvae-quadrants", {"hidden_dim": 16}, SHAPE)
     assert quadrants.selection() == {"baseline": "baseline_ncll", "cvae": "ncll"}
     assert build_model("vae", {"net": "mlp"}, SHAPE).selection() == {"vae": "neg_elbo"}
+
+
+def test_metrics_also_go_to_tensorboard_and_read_back_with_its_own_reader(tiny, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model = build_model("vae", {"net": "mlp", "hidden_dim": 16, "latent_dim": 2}, (1, 28, 28))
+    deepgen.fit(
+        model,
+        tiny,
+        out=tmp_path / "run",
+        epochs=2,
+        batch_size=32,
+        log_every=4,
+        progress=False,
+        log=lambda m: None,
+    )
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/vae/elbo", "valid/elbo", "train/images_per_second"} <= tags
+    records = [r for r in RunDir(tmp_path / "run").metrics() if r["split"] == "valid"]
+    logged = events.Scalars("valid/elbo")
+    assert [e.step for e in logged] == [r["iteration"] for r in records]
+    assert [e.value for e in logged] == pytest.approx([r["elbo"] for r in records])

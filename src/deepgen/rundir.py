@@ -70,6 +70,8 @@ class RunDir:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock_fd: int | None = None
+        self._tensorboard = None  # a TensorBoardLog once a record is written, if installed
+        self._purge_step: int | None = None
 
     config_path = property(lambda self: self.path / "config.json")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
@@ -168,8 +170,15 @@ class RunDir:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
 
+    def _close_tensorboard(self) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
+
     def unlock(self) -> None:
-        """Release the write lock (the kernel also releases it when the process ends)."""
+        """Release the write lock (the kernel also releases it when the process ends) and
+        close the TensorBoard log."""
+        self._close_tensorboard()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -187,6 +196,18 @@ class RunDir:
         with open(self.metrics_path, "a") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
             fh.flush()
+        self._write_tensorboard(record)
+
+    def _write_tensorboard(self, record: dict[str, Any]) -> None:
+        """The record as TensorBoard scalars in RUN/tensorboard, when tensorboard is
+        installed (see :mod:`deepgen.tblog`)."""
+        from . import tblog
+
+        if self._tensorboard is None:
+            if not tblog.available():
+                return
+            self._tensorboard = tblog.TensorBoardLog(self.path / "tensorboard", self._purge_step)
+        self._tensorboard.write(record)
 
     def metrics(self) -> list[dict[str, Any]]:
         """All complete records of metrics.jsonl: JSON objects with a whole ``iteration``
@@ -207,6 +228,8 @@ class RunDir:
 
     def truncate_metrics(self, iteration: int) -> None:
         """Keep only records up to ``iteration`` (used when resuming from a checkpoint)."""
+        self._close_tensorboard()
+        self._purge_step = iteration + 1  # TensorBoard drops the later steps too
         kept = [r for r in self.metrics() if r.get("iteration", 0) <= iteration]
         atomic_write_text(
             self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
