@@ -473,3 +473,18 @@ def test_metrics_also_go_to_tensorboard_and_read_back_with_its_own_reader(tiny, 
     logged = events.Scalars("valid/elbo")
     assert [e.step for e in logged] == [r["iteration"] for r in records]
     assert [e.value for e in logged] == pytest.approx([r["elbo"] for r in records])
+
+
+def test_without_a_terminal_progress_is_a_line_now_and_then(tiny, monkeypatch):
+    import deepgen.trainer
+
+    monkeypatch.setattr(deepgen.trainer, "PROGRESS_SECONDS", 0.0)
+    lines = []
+    model = build_model("vae", {"net": "mlp", "hidden_dim": 16, "latent_dim": 2}, (1, 28, 28))
+    deepgen.fit(
+        model, tiny, images=256, batch_size=32, log_every=2, progress=True, log=lines.append
+    )
+    progress = [line for line in lines if line.startswith("iteration ")]
+    assert len(progress) == 4, lines  # one per record: iterations 2, 4, 6, 8
+    assert progress[-1].startswith("iteration 8/8 (epoch 1)") and progress[-1].endswith("img/s")
+    assert "elbo" in progress[-1]

@@ -41,6 +41,9 @@ from .validation import BestWeights, as_streams, evaluate_split
 from .viz import save_samples
 
 
+PROGRESS_SECONDS = 30.0  # between progress lines when stderr is not a terminal
+
+
 class _Rollback(Exception):
     """Raised inside the loop after the state was rolled back to a checkpoint."""
 
@@ -136,6 +139,7 @@ class Trainer:
         )
         self.iteration = 0
         self.elapsed = 0.0
+        self._last_line = time.monotonic()  # of the last progress line written without a terminal
         self.rollbacks = 0
         self.best = (
             BestWeights(model, self.players, self.streams, config.patience)
@@ -508,6 +512,15 @@ class Trainer:
             if "/" in k and not k.endswith("/loss")
         }
         bar.set_postfix(shown | {"img/s": f"{speed:.0f}"}, refresh=False)
+        now = time.monotonic()
+        if bar.disable and self.progress and now - self._last_line >= PROGRESS_SECONDS:
+            # no terminal (nohup, a batch job): a plain line now and then instead of a bar
+            self._last_line = now
+            values = "  ".join(f"{k} {v}" for k, v in shown.items())
+            self.log(
+                f"iteration {self.iteration}/{self.total_iterations} (epoch "
+                f"{record['epoch']:.3g})  {values}  {speed:.0f} img/s"
+            )
 
     def _end_of_epoch(self) -> None:
         cfg = self.config
