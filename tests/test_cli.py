@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from conftest import run_cli
 
 import deepgen
@@ -293,3 +294,38 @@ def test_classifier_train_writes_to_the_user_cache_never_the_package(tmp_path, m
     assert classifier_path("mnist") == weights_path("mnist")  # the shipped one comes first
     model, _ = load_classifier("fake")
     assert model.head[2].out_features == 10
+
+
+def test_sample_writes_a_grid_an_npz_or_one_png_per_image(tmp_path):
+    run = tmp_path / "cgan"
+    proc = run_cli(
+        "train",
+        "cgan",
+        "--data",
+        "fake",
+        "--channels",
+        "8",
+        "--images",
+        "64",
+        "--out",
+        str(run),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    npz = tmp_path / "s.npz"
+    assert run_cli("sample", str(run), "-n", "25", "-o", str(npz)).returncode == 0
+    arrays = deepgen.load_dataset("arrays", data_dir=npz)
+    total = sum(arrays.sizes().values())
+    labels = torch.cat([s.labels for s in arrays.splits.values()])
+    assert total == 25 and sorted(labels.tolist()) == sorted([i % 10 for i in range(25)])
+    assert (
+        run_cli("sample", str(run), "-n", "12", "-o", str(tmp_path / "pngs") + "/").returncode == 0
+    )
+    files = sorted((tmp_path / "pngs").iterdir())
+    assert [f.name for f in files][:2] == ["000000.png", "000001.png"] and len(files) == 12
+    grid = tmp_path / "grid.png"
+    assert run_cli("sample", str(run), "-n", "12", "-o", str(grid)).returncode == 0
+    assert grid.read_bytes()[:4] == b"\x89PNG"
+    proc = run_cli("sample", str(run), "-n", "4", "-o", str(tmp_path / "s.jpg"))
+    assert_one_line_error(proc, "FILE.png .* FILE.npz .* DIR/")
+    assert not (tmp_path / "s.jpg").exists()

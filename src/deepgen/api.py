@@ -16,7 +16,14 @@ from .data.datasets import Dataset, load_dataset
 from .distributed import resolve_device
 from .errors import CheckpointError, ConfigError
 from .models.base import build_model
-from .models.capabilities import Conditional, DensityRatio, Sampler, Translator, require
+from .models.capabilities import (
+    Conditional,
+    DensityRatio,
+    Sampler,
+    Translator,
+    require,
+    supports,
+)
 from .models.contract import MODELS, GenerativeModel
 from .rundata import check_given, load_streams, record_streams, store_streams
 from .rundir import RunDir
@@ -352,6 +359,19 @@ def sample(
         )
 
     return distributed.map_batches(one_batch, n, batch_size)
+
+
+def sample_labels(
+    model: GenerativeModel, n: int, label: int | None = None, batch_size: int = 1000
+) -> torch.Tensor | None:
+    """The class labels (n,) of :func:`sample`'s draws for a :class:`Conditional` model
+    (``label`` for all, else each batch's ``default_labels``); None for another model."""
+    if not supports(model, Conditional):
+        return None
+    if label is not None:
+        return torch.full((n,), label, dtype=torch.long)
+    sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
+    return torch.cat([model.default_labels(size).cpu() for size in sizes])
 
 
 def translate(

@@ -271,7 +271,7 @@ def _streams(specs: tuple[str, ...]) -> dict:
 @click.option(
     "-n",
     "n",
-    type=click.IntRange(1, 10000),
+    type=click.IntRange(1, 100_000),
     default=64,
     show_default=True,
     help="number of samples",
@@ -279,9 +279,10 @@ def _streams(specs: tuple[str, ...]) -> dict:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     default=None,
-    help="PNG path [default: RUN/samples.png]",
+    help="FILE.png: a grid; FILE.npz: uint8 images (N, C, H, W) and, for a conditional model, "
+    "labels; DIR/ or an existing folder: one PNG per image [default: RUN/samples.png]",
 )
 @click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the latent draws")
 @click.option("--nrow", type=click.IntRange(1, 1000), default=None, help="images per row")
@@ -300,15 +301,47 @@ def _streams(specs: tuple[str, ...]) -> dict:
 @device_option
 def sample(run, n, output, seed, nrow, label, drs, device):
     """Draw N samples from the model in RUN and save them as a PNG grid."""
-    from . import api, distributed
-    from .viz import save_samples
+    import torch
 
+    from . import api, distributed
+    from .data.arrays import save_arrays
+    from .viz import save_image_files, save_samples, to_uint8
+
+    output = output or str(Path(run) / "samples.png")
+    kind = _sample_output_kind(output)
     model = api.load(run, device=device, warn=_warn)
     images = api.sample(model, n, seed, label=label, drs=drs)
     if nrow is None and label is None:
         nrow = model.grid_nrow  # a conditional model: one class per column
-    if distributed.is_main():
-        click.echo(str(save_samples(images, output or Path(run) / "samples.png", nrow=nrow)))
+    if not distributed.is_main():
+        return
+    if kind != "png" and images.dim() != 4:
+        raise ConfigError(f"{output}: the samples are points; write them as a .png scatter")
+    if kind == "png":
+        written = save_samples(images, output, nrow=nrow)
+    elif kind == "folder":
+        written = save_image_files(images, output)
+    else:
+        written = save_arrays(
+            output, torch.from_numpy(to_uint8(images)), api.sample_labels(model, n, label)
+        )
+    click.echo(str(written))
+
+
+def _sample_output_kind(output: str) -> str:
+    """ "png", "npz" or "folder" for ``deepgen sample -o OUTPUT``.
+
+    Raises:
+        ConfigError: another extension (never silently another format)."""
+    if output.endswith(("/", os.sep)) or Path(output).is_dir():
+        return "folder"
+    suffix = Path(output).suffix.lower()
+    if suffix in (".png", ".npz"):
+        return suffix[1:]
+    raise ConfigError(
+        f"-o {output}: write samples to FILE.png (a grid), FILE.npz (arrays) or DIR/ (one PNG "
+        f"each), not {suffix or 'a name without an extension'}"
+    )
 
 
 @cli.command()

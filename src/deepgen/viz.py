@@ -128,3 +128,21 @@ def save_samples(
 ) -> Path:
     """Write :func:`samples_png` atomically."""
     return atomic_write_bytes(path, samples_png(samples, nrow, reference))
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images (N, C, H, W) in [0, 1] -> uint8 array (N, C, H, W), rounded."""
+    return (images.detach().float().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def save_image_files(images: torch.Tensor, folder: str | Path) -> Path:
+    """One PNG per image (N, C, H, W) in [0, 1]: FOLDER/000000.png, ... (what clean-fid and
+    torch-fidelity read), each written atomically; the folder is made."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = to_uint8(images)
+    digits = max(6, len(str(len(arrays) - 1)))
+    for i, arr in enumerate(arrays):
+        img = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+        atomic_write_bytes(folder / f"{i:0{digits}d}.png", png_bytes(img))
+    return folder
