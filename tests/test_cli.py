@@ -329,3 +329,47 @@ def test_sample_writes_a_grid_an_npz_or_one_png_per_image(tmp_path):
     proc = run_cli("sample", str(run), "-n", "4", "-o", str(tmp_path / "s.jpg"))
     assert_one_line_error(proc, "FILE.png .* FILE.npz .* DIR/")
     assert not (tmp_path / "s.jpg").exists()
+
+
+def test_train_from_a_config_file_with_command_line_overrides(tmp_path):
+    first = tmp_path / "first"
+    args = ["--data", "fake", "--images", "64", "--batch-size", "32", "--quiet"]
+    assert (
+        run_cli(
+            "train", "vae", "--net", "mlp", "--latent-dim", "2", *args, "--out", str(first)
+        ).returncode
+        == 0
+    )
+    again = tmp_path / "again"
+    proc = run_cli(
+        "train",
+        "--config",
+        str(first / "config.json"),
+        "--latent-dim",
+        "3",
+        "--seed",
+        "5",
+        "--out",
+        str(again),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    before, after = (json.loads((f / "config.json").read_text()) for f in (first, again))
+    assert after["family"] == "vae" and after["model"]["net"] == "mlp"
+    assert after["model"]["latent_dim"] == 3 and after["train"]["seed"] == 5
+    assert after["train"]["images"] == 64 and after["data"]["name"] == "fake"
+    assert after["streams"]["data"]["sha256"] == before["streams"]["data"]["sha256"]
+    toml = tmp_path / "run.toml"
+    toml.write_text(
+        'family = "ae"\n[model]\nnet = "mlp"\nlatent_dim = 4\n[data]\nname = "fake"\n'
+        "[train]\nimages = 32\nbatch_size = 32\n"
+    )
+    proc = run_cli("train", "--config", str(toml), "--out", str(tmp_path / "ae"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "ae" / "config.json").read_text())["model"]["latent_dim"] == 4
+    assert_one_line_error(run_cli("train", "gan", "--config", str(toml)), "configures a ae")
+    toml.write_text("family = [")
+    assert_one_line_error(run_cli("train", "--config", str(toml)), "not valid TOML")
+    assert_one_line_error(
+        run_cli("train", "--resume", str(first), "--config", str(toml)), "--config"
+    )

@@ -162,6 +162,14 @@ def cli():
 @click.option(
     "--resume", "resume_run", type=click.Path(), default=None, help="continue this run folder"
 )
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="start from this run config: a run's config.json, or TOML with the same keys "
+    "(family, model, data, streams, train); options given here override it",
+)
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def train(
     family,
@@ -176,6 +184,7 @@ def train(
     stream_specs,
     out,
     resume_run,
+    config_file,
     quiet,
     **options,
 ):
@@ -191,11 +200,12 @@ def train(
             model_opts["labels_per_class"] = (
                 labels_per_class  # refused below: the run's data are fixed
             )
-        if family or model_opts or stream_specs:
+        if family or model_opts or stream_specs or config_file:
             given = (
                 [family]
                 if family
-                else [f"--{k.replace('_', '-')}" for k in model_opts] or ["--stream"]
+                else [f"--{k.replace('_', '-')}" for k in model_opts]
+                or (["--stream"] if stream_specs else ["--config"])
             )
             raise ConfigError(
                 f"--resume continues a run as it was configured; drop {', '.join(given)}"
@@ -203,6 +213,13 @@ def train(
         api.resume(resume_run, progress=not quiet, **train_opts)
         _echo(f"run folder: {resume_run}")
         return
+    base = _config_file(config_file) if config_file else None
+    if base is not None:
+        if family and family != base.family:
+            raise ConfigError(
+                f"{config_file} configures a {base.family}; drop {family} or give a {family} config"
+            )
+        family = base.family
     if not family:
         raise click.UsageError(f"name a model family ({', '.join(MODELS)}) or give --resume RUN")
     cls = MODELS[family]
@@ -224,20 +241,36 @@ def train(
         }.items()
         if v is not None
     }
+    data_config = validate(
+        DataConfig,
+        {
+            "name": data,
+            "data_dir": data_dir,
+            "options": dataset_options,
+            "labels_per_class": labels_per_class,
+        },
+        "data.",
+    )
+    streams = _streams(stream_specs)
+    if base is not None:  # the file, with what the command line gives on top
+        source = click.get_current_context().get_parameter_source
+        data_given = any(
+            source(name) is not click.core.ParameterSource.DEFAULT
+            for name in ("data", "data_dir", "labels_per_class")
+        )
+        model_opts = base.model | model_opts
+        train_opts = base.train.model_dump() | train_opts
+        if data_given or dataset_options:
+            first = MODELS[family].streams[0]
+            streams = {k: v for k, v in base.streams.items() if k != first} | streams
+        else:
+            data_config, streams = base.data, base.streams | streams
+        data = data_config.name
     config = RunConfig(
         family=family,
         model=model_opts,
-        data=validate(
-            DataConfig,
-            {
-                "name": data,
-                "data_dir": data_dir,
-                "options": dataset_options,
-                "labels_per_class": labels_per_class,
-            },
-            "data.",
-        ),
-        streams=_streams(stream_specs),
+        data=data_config,
+        streams=streams,
         train=validate(TrainConfig, train_opts, "train."),
     )
     labels = f"-{labels_per_class}pc" if labels_per_class else ""
@@ -247,6 +280,26 @@ def train(
         out = RunDir.fresh_path(f"runs/{family}-{data}{labels}-s{config.train.seed}")
     api.train(config, Path(out), progress=not quiet)
     _echo(f"run folder: {out}")
+
+
+def _config_file(path: str):
+    """The RunConfig in ``path``: JSON (a run's config.json) or TOML.
+
+    Raises:
+        ConfigError: unreadable, not JSON/TOML, or not a valid run config."""
+    import tomllib
+
+    from .config import RunConfig, validate
+    from .fileio import read_small_file
+
+    text = read_small_file(path, 1 << 20, ConfigError, path).decode("utf-8", "replace")
+    if not path.endswith(".toml"):
+        return RunConfig.from_json(text, source=path)
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    return validate(RunConfig, values, prefix="")
 
 
 def _streams(specs: tuple[str, ...]) -> dict:
