@@ -373,3 +373,11 @@ def test_train_from_a_config_file_with_command_line_overrides(tmp_path):
     assert_one_line_error(
         run_cli("train", "--resume", str(first), "--config", str(toml)), "--config"
     )
+
+
+def test_resume_with_a_model_option_says_what_a_resume_may_change(tmp_path):
+    run = tmp_path / "vae"
+    args = ["--data", "fake", "--images", "32", "--batch-size", "32", "--quiet", "--out", str(run)]
+    assert run_cli("train", "vae", "--net", "mlp", *args).returncode == 0
+    proc = run_cli("train", "--resume", str(run), "--lr", "3e-4")
+    assert_one_line_error(proc, "drop --lr .*a resume may change --epochs, --images")

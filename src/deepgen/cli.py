@@ -207,8 +207,11 @@ def train(
                 else [f"--{k.replace('_', '-')}" for k in model_opts]
                 or (["--stream"] if stream_specs else ["--config"])
             )
+            may = ", ".join(f"--{k.replace('_', '-')}" for k in api.RESUME_MAY_CHANGE)
             raise ConfigError(
-                f"--resume continues a run as it was configured; drop {', '.join(given)}"
+                f"--resume continues a run as it was configured; drop {', '.join(given)} "
+                f"(a resume may change {may}; for another model, start a new run, e.g. "
+                "with --config RUN/config.json)"
             )
         api.resume(resume_run, progress=not quiet, **train_opts)
         _echo(f"run folder: {resume_run}")
