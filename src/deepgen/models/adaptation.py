@@ -251,7 +251,7 @@ class SourceOnly(_OneStream):
 @register_model
 class TargetOnly(_OneStream):
     """The target oracle: the classifier trained on the target's own labels. Its runs still
-    name a source stream (first, counting epochs; it is only evaluated)."""
+    name a source stream, which is only evaluated; epochs count passes over the target."""
 
     family = "target-only"
     title = "a classifier trained on the target's own labels (domain adaptation's oracle)"
