@@ -177,8 +177,9 @@ def test_existing_out_folder(trained):
 def test_data_list_and_help():
     proc = run_cli("data", "list")
     assert proc.returncode == 0 and "fashion-mnist" in proc.stdout and "fake" in proc.stdout
-    proc = run_cli("train", "--help")
-    assert proc.returncode == 0 and "--latent-dim" in proc.stdout and "--d-steps" in proc.stdout
+    proc = run_cli("train", "vae", "--help")
+    assert proc.returncode == 0 and "--latent-dim" in proc.stdout
+    assert "--d-steps" in run_cli("train", "gan", "--help").stdout
 
 
 @pytest.mark.slow
