@@ -354,8 +354,11 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, command):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a suite started in the background (`cmd &` without job control) ignores SIGINT,
+        # and children inherit that: give the child the default disposition
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    time.sleep(0.3)  # importing torch for the command line takes longer than this
+    time.sleep(0.3)  # importing torch for the command takes longer than this
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert (
