@@ -29,7 +29,6 @@ import deepgen
 from deepgen.api import translate
 from deepgen.config import DataConfig, TrainConfig
 from deepgen.data.datasets import Dataset, Split
-from deepgen.metrics.classifier import classifier_outputs, load_classifier
 from deepgen.models import build_model
 from deepgen.rundata import load_streams
 from deepgen.trainer import Trainer
@@ -80,19 +79,6 @@ def translated(model, source: Dataset) -> Dataset:
     return Dataset("translated", splits, num_classes=source.num_classes)
 
 
-def label_preservation(model, streams: dict[str, Dataset]) -> dict[str, float]:
-    """direction -> share of translated test images that the goal dataset's shipped
-    classifier gives their own label (the translation metric of deepgen eval)."""
-    out = {}
-    for direction in model.directions:
-        origin, goal = model.direction_streams(direction)
-        test = streams[origin]["test"]
-        judge, _ = load_classifier(streams[goal].name)
-        _, probs = classifier_outputs(judge, translate(model, test.x, direction))
-        out[direction] = (probs.argmax(1) == test.labels).double().mean().item()
-    return out
-
-
 def run(family: str, pair: str, seed: int, args) -> tuple[float, float]:
     """(target test accuracy, seconds) of one family on MNIST -> ``pair``."""
     config = deepgen.RunConfig(
@@ -107,7 +93,9 @@ def run(family: str, pair: str, seed: int, args) -> tuple[float, float]:
     if family == "pixel":
         length = {"images": args.cyclegan_images, "batch_size": 32}
         cyclegan, seconds = fit("cyclegan", streams, seed, length)
-        for direction, share in label_preservation(cyclegan, streams).items():
+        measured = deepgen.evaluate(cyclegan, streams, metrics=["translation"])["metrics"]
+        for direction in cyclegan.directions:
+            share = measured["translation"][direction]["label_preservation"]["mean"]
             print(f"cyclegan seed {seed}: label preservation {direction} {100 * share:.2f}%")
         source = translated(cyclegan, streams["source"])
         model, more = fit(

@@ -325,3 +325,12 @@ def r1_penalty(discriminator, real: torch.Tensor) -> torch.Tensor:
     logits = discriminator(x)
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
     return grad.reshape(len(logits), -1).pow(2).sum(1)
+
+
+def classification_terms(logits: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-example ``error`` (0 or 1) and ``cross_entropy`` (nats), each (B,), of class
+    logits (B, K) against integer labels y (B,) in [0, K)."""
+    return {
+        "error": (logits.argmax(1) != y).to(logits.dtype),
+        "cross_entropy": F.cross_entropy(logits, y, reduction="none"),
+    }

@@ -291,7 +291,8 @@ def translation_direction(ctx: Context, direction: str) -> dict:
         out["cycle_error"] = {
             "mean": float(error.mean()),
             "stderr": float(error.std() / math.sqrt(len(error))),
-            "unit": "mean |F(G(x)) - x| per pixel, [0, 1] units (the translation rounded to uint8 between)",
+            "unit": "mean |F(G(x)) - x| per pixel, [0, 1] units (the translation rounded to "
+            "uint8 between)",
         }
     goal_data = ctx.streams[goal]
     try:

@@ -30,6 +30,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
+from .. import losses
 from ..errors import ConfigError
 from .base import ModelConfig, adam
 from .capabilities import Classifier
@@ -186,11 +187,7 @@ class DomainClassifier(Classifier, GenerativeModel):
         return self.stream_logits(x, "target")
 
     def _classification(self, x, y, stream: str) -> dict[str, torch.Tensor]:
-        logits = self.stream_logits(x, stream)
-        return {
-            "error": (logits.argmax(1) != y).to(logits.dtype),
-            "cross_entropy": F.cross_entropy(logits, y, reduction="none"),
-        }
+        return losses.classification_terms(self.stream_logits(x, stream), y)
 
     def evaluate(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         ((stream, rows),) = batch.streams.items()
@@ -243,7 +240,10 @@ class SourceOnly(_OneStream):
     """The source-only baseline: the classifier trained on source labels, tested on the target."""
 
     family = "source-only"
-    title = "a classifier trained on source labels, tested on the target (domain adaptation's lower anchor)"
+    title = (
+        "a classifier trained on source labels, tested on the target (domain adaptation's "
+        "lower anchor)"
+    )
     Config = LabelledStreamConfig
     trained_on = "source"
 

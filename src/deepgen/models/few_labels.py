@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.nn import functional as F
 
+from .. import losses
 from ..config import DataConfig
 from ..errors import ConfigError
 from .capabilities import Classifier
@@ -70,11 +70,7 @@ class FewLabels(Classifier):
     def classification(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """``error`` (0 or 1) and ``cross_entropy`` (nats), each (B,), of the classifier on
         inputs x with labels y (B,)."""
-        logits = self.class_logits(x)
-        return {
-            "error": (logits.argmax(1) != y).to(logits.dtype),
-            "cross_entropy": F.cross_entropy(logits, y, reduction="none"),
-        }
+        return losses.classification_terms(self.class_logits(x), y)
 
     def selection(self) -> dict[str, str]:
         return {}  # choosing by validation labels would use more labels than the setting has
