@@ -33,7 +33,7 @@ def test_kl_weight_rises_linearly_to_beta_during_training(tiny, tmp_path):
     records = [
         json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     ]
-    logged = [r["vae/kl_weight"] for r in records if r["split"] == "train"]
+    logged = [r["kl_weight"] for r in records if r["split"] == "train"]
     assert logged == pytest.approx(
         [0.0, 0.5, 1.0, 1.5, 2.0, 2.0]
     )  # the Trainer passes its iteration

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import deepgen
+from deepgen.rundir import RunDir
 from deepgen.errors import ConfigError
 from deepgen.models import MODELS, Batch, ClosedForm, Completer, Sampler, build_model, supports
 
@@ -189,3 +190,15 @@ def test_gmm_density_matches_scipy_and_is_fitted_by_em(tiny):
     assert (
         abs(float(model.weights.sum()) - 1) < 1e-5 and float(model.variances.min()) >= 0.01 - 1e-9
     )
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if MODELS[f].report_curves])
+def test_report_curves_name_metrics_the_records_hold(family, tiny, tmp_path):
+    model = build_model(family, {}, SHAPE)
+    deepgen.fit(model, tiny, out=tmp_path / "run", epochs=1, batch_size=32, progress=False)
+    records = RunDir(tmp_path / "run").metrics()
+    for _, _, keys in MODELS[family].report_curves:
+        for key, _ in keys:
+            split, name = key.split(":", 1) if ":" in key else ("train", key)
+            assert any(name in r for r in records if r["split"] == split), key
+

@@ -293,3 +293,19 @@ def test_m1_plus_m2_trains_m2_on_detached_codes_of_m1(tiny):
     trainer.fit()
     assert model.eval().sample(10).shape == (10, 1, 28, 28)
     assert torch.allclose(model.class_logits(x), model.m2.class_logits(model.posterior(x)[0]))
+
+
+@pytest.mark.parametrize("family", ["m1", "m1+m2", "m2", "ssgan"])
+def test_report_curves_name_metrics_the_records_hold(family, tmp_path):
+    config = RunConfig(
+        family=family,
+        model={},
+        data=DataConfig(name="fake", labels_per_class=2, options={"sizes": (256, 64, 64)}),
+        train={"epochs": 1, "batch_size": 32},
+    )
+    deepgen.train(config, tmp_path / "run", progress=False, log=lambda m: None)
+    records = RunDir(tmp_path / "run").metrics()
+    for _, _, keys in deepgen.MODELS[family].report_curves:
+        for key, _ in keys:
+            split, name = key.split(":", 1) if ":" in key else ("train", key)
+            assert any(name in r for r in records if r["split"] == split), key

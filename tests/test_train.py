@@ -465,14 +465,43 @@ def test_metrics_also_go_to_tensorboard_and_read_back_with_its_own_reader(tiny, 
         progress=False,
         log=lambda m: None,
     )
-    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
-    events.Reload()
-    tags = set(events.Tags()["scalars"])
-    assert {"train/vae/elbo", "valid/elbo", "train/images_per_second"} <= tags
-    records = [r for r in RunDir(tmp_path / "run").metrics() if r["split"] == "valid"]
-    logged = events.Scalars("valid/elbo")
-    assert [e.step for e in logged] == [r["iteration"] for r in records]
-    assert [e.value for e in logged] == pytest.approx([r["elbo"] for r in records])
+    records = RunDir(tmp_path / "run").metrics()
+    for split in ("train", "valid"):
+        events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / split))
+        events.Reload()
+        logged = events.Scalars("elbo")  # one tag for both splits: TensorBoard overlays them
+        ours = [r for r in records if r["split"] == split]
+        assert [e.step for e in logged] == [r["iteration"] for r in ours]
+        assert [e.value for e in logged] == pytest.approx([r["elbo"] for r in ours])
+        assert ("images_per_second" in events.Tags()["scalars"]) == (split == "train")
+
+
+def test_training_and_validation_records_name_a_quantity_alike(tiny, tmp_path):
+    model = build_model("vae", {"net": "mlp", "hidden_dim": 16, "latent_dim": 2}, (1, 28, 28))
+    deepgen.fit(model, tiny, out=tmp_path / "run", epochs=1, batch_size=32, progress=False)
+    records = RunDir(tmp_path / "run").metrics()
+    train = set().union(*(r for r in records if r["split"] == "train"))
+    valid = set().union(*(r for r in records if r["split"] == "valid"))
+    assert {"elbo", "kl", "recon"} <= train & valid
+    assert "vae/loss" in train and not any("/" in k for k in train - {"vae/loss"})
+
+
+def test_metrics_csv_holds_every_record_even_as_new_names_appear(tiny, tmp_path):
+    import csv
+
+    model = build_model("vae", {"net": "mlp", "hidden_dim": 16, "latent_dim": 2}, (1, 28, 28))
+    deepgen.fit(
+        model, tiny, out=tmp_path / "run", epochs=2, batch_size=32, log_every=3, progress=False
+    )
+    records = RunDir(tmp_path / "run").metrics()
+    with open(tmp_path / "run" / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(records) and {r["split"] for r in rows} == {"train", "valid"}
+    for row, record in zip(rows, records, strict=True):
+        assert set(row) >= set(record)  # the header grew when validation names appeared
+        for key, value in record.items():
+            assert row[key] == str(value)
+        assert all(row[k] == "" for k in set(row) - set(record))
 
 
 def test_without_a_terminal_progress_is_a_line_now_and_then(tiny, monkeypatch):

@@ -111,6 +111,21 @@ def translation_grid(
     return torch.cat(rows), nrow
 
 
+def current_names(record: dict) -> dict:
+    """``record`` with today's training metric names. Runs written by earlier versions
+    named every training term ``PLAYER/TERM`` (``vae/elbo``); today only each player's
+    ``loss`` and a term two players share keep the player, so training and validation
+    records name a quantity alike (``elbo``). Validation records are returned unchanged."""
+    if record.get("split") != "train":
+        return record
+    renamed = {k: v for k, v in record.items() if "/" not in k}
+    terms = [key.split("/", 1) for key in record if key.count("/") == 1]
+    for player, term in terms:
+        shared = term == "loss" or sum(t == term for _, t in terms) > 1
+        renamed[f"{player}/{term}" if shared else term] = record[f"{player}/{term}"]
+    return renamed
+
+
 def _curves(model_cls, records: list[dict]) -> list[str]:
     figs = []
     for title, ylabel, keys in model_cls.report_curves:
@@ -494,7 +509,7 @@ def run_section(path: Path) -> str:
     except DeepgenError as err:
         parts.append(f'<p class="note">Model not loaded: {html.escape(str(err))}</p>')
         model = None
-    figs = _curves(MODELS[config.family], run.metrics())
+    figs = _curves(MODELS[config.family], [current_names(r) for r in run.metrics()])
     streams = None
     if model is not None:
         try:

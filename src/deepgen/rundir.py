@@ -1,6 +1,7 @@
 """A run folder: its config, metrics log, checkpoints, results and pictures.
 
-``RUN/config.json`` (the RunConfig), ``RUN/metrics.jsonl`` (one JSON record per line),
+``RUN/config.json`` (the RunConfig), ``RUN/metrics.jsonl`` (one JSON record per line,
+viewed as ``RUN/metrics.csv`` and, with tensorboard installed, ``RUN/tensorboard/``),
 ``RUN/checkpoints/``, ``RUN/results.json`` (test-split numbers at the end of training),
 ``RUN/samples/`` (sample grids per epoch), ``RUN/.lock`` (held by the process that trains
 in the folder).
@@ -21,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .config import RunConfig, format_validation_error
+from .csvlog import CSVLog
 from .errors import CheckpointError, ConfigError
 from .fileio import atomic_write_text, parse_json, read_small_file
 from .version import __version__
@@ -72,6 +74,7 @@ class RunDir:
         self._lock_fd: int | None = None
         self._tensorboard = None  # a TensorBoardLog once a record is written, if installed
         self._purge_step: int | None = None
+        self._csv = CSVLog(self.path / "metrics.csv")
 
     config_path = property(lambda self: self.path / "config.json")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
@@ -192,10 +195,12 @@ class RunDir:
         atomic_write_text(self.config_path, config.to_json())
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        """Append one record to metrics.jsonl (flushed, so a kill loses at most this line)."""
+        """Append one record to metrics.jsonl (flushed, so a kill loses at most this line),
+        and to its views: metrics.csv (:mod:`deepgen.csvlog`) and the TensorBoard log."""
         with open(self.metrics_path, "a") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
             fh.flush()
+        self._csv.append(record, every=self.metrics)
         self._write_tensorboard(record)
 
     def _write_tensorboard(self, record: dict[str, Any]) -> None:
@@ -234,6 +239,7 @@ class RunDir:
         atomic_write_text(
             self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
         )
+        self._csv.rewrite(kept)
 
     def results(self) -> dict[str, Any] | None:
         """results.json, checked against :class:`Results`; None before training ended.

@@ -140,6 +140,7 @@ class Trainer:
         self.iteration = 0
         self.elapsed = 0.0
         self._last_line = time.monotonic()  # of the last progress line written without a terminal
+        self._term_owners: dict[str, str] = {}  # training term -> the player whose bare name it is
         self.rollbacks = 0
         self.best = (
             BestWeights(model, self.players, self.streams, config.patience)
@@ -396,8 +397,9 @@ class Trainer:
                 if player.after_step is not None:
                     player.after_step()
                 for key, value in out.items():
-                    sums[f"{player.name}/{key}"] += value.detach().float().mean()
-                    counts[f"{player.name}/{key}"] += 1
+                    name = self._metric_name(player.name, key)
+                    sums[name] += value.detach().float().mean()
+                    counts[name] += 1
         self.iteration += 1
         bar.update(1)
         end_of_epoch = self.iteration % self.iters_per_epoch == 0
@@ -436,6 +438,16 @@ class Trainer:
                 self._tick[0] + time.perf_counter() - t0,
                 self._tick[1],
             )  # images/s: training only
+
+    def _metric_name(self, player: str, term: str) -> str:
+        """The name of a player's training term in the records: ``PLAYER/loss`` for the
+        objective each player minimises, the bare term otherwise (``elbo``, ``kl``,
+        ``d_real``), the name the validation records use for the same quantity. A term a
+        second player also reports keeps that player's prefix (``PLAYER/term``)."""
+        if term == "loss":
+            return f"{player}/loss"
+        owner = self._term_owners.setdefault(term, player)
+        return term if owner == player else f"{player}/{term}"
 
     def _diverged(self, what: str, optimizers, noise, bar) -> None:
         """Stop, or roll back to the newest checkpoint with lower learning rates."""
@@ -507,10 +519,9 @@ class Trainer:
         if self.run is not None and self.is_main:
             self.run.append_metrics(record)
         shown = {
-            k.split("/", 1)[1] if k.count("/") else k: f"{v:.3g}"
-            for k, v in record.items()
-            if "/" in k and not k.endswith("/loss")
+            k: f"{v:.3g}" for k, v in record.items() if k in self._term_owners or "/" in k
         }
+        shown = {k: v for k, v in shown.items() if not k.endswith("/loss")} or shown
         bar.set_postfix(shown | {"img/s": f"{speed:.0f}"}, refresh=False)
         now = time.monotonic()
         if bar.disable and self.progress and now - self._last_line >= PROGRESS_SECONDS:

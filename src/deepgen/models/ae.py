@@ -56,7 +56,7 @@ class AE(LatentSpace, Encoder, GenerativeModel):
         (
             "Reconstruction error",
             "squared error per image",
-            [("ae/recon", "training batches"), ("valid:recon", "validation split")],
+            [("recon", "training batches"), ("valid:recon", "validation split")],
         ),
     ]
 

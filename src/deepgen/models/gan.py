@@ -246,7 +246,7 @@ class GANLosses(Adversarial):
         (
             "Discriminator outputs",
             "mean probability",
-            [("discriminator/d_real", "D(x)"), ("discriminator/d_fake", "D(G(z))")],
+            [("d_real", "D(x)"), ("d_fake", "D(G(z))")],
         ),
         (
             "Losses",
@@ -444,14 +444,14 @@ class WGAN(Adversarial):
             "Wasserstein estimate",
             "critic units",
             [
-                ("critic/wasserstein", "E f(x) - E f(G(z)) (training)"),
+                ("wasserstein", "E f(x) - E f(G(z)) (training)"),
                 ("valid:wasserstein", "validation split"),
             ],
         ),
         (
             "Critic outputs",
             "critic units",
-            [("critic/critic_real", "f(x)"), ("critic/critic_fake", "f(G(z))")],
+            [("critic_real", "f(x)"), ("critic_fake", "f(G(z))")],
         ),
     ]
 

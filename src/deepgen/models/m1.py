@@ -153,14 +153,14 @@ class M1M2(FewLabels, Conditional, LatentSpace, GenerativeModel):
         (
             "M1: negative ELBO",
             "nats per image",
-            [("m1/neg_elbo", "training batches"), ("valid:unlabelled/neg_elbo", "validation")],
+            [("neg_elbo", "training batches"), ("valid:unlabelled/neg_elbo", "validation")],
         ),
         (
             "M2 bounds over z1 (training)",
             "nats per code",
             [
-                ("m2/unlabelled_bound", "-U(z1), unlabelled"),
-                ("m2/labelled_bound", "-L(z1, y), labelled"),
+                ("unlabelled_bound", "-U(z1), unlabelled"),
+                ("labelled_bound", "-L(z1, y), labelled"),
             ],
         ),
         ("Classification error", "fraction", [("valid:labelled/error", "validation split")]),

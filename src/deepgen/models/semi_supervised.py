@@ -86,8 +86,8 @@ class M2(FewLabels, Conditional, LatentSpace, Encoder, GenerativeModel):
             "Bounds (training)",
             "nats per image",
             [
-                ("m2/unlabelled_bound", "-U(x), unlabelled"),
-                ("m2/labelled_bound", "-L(x, y), labelled"),
+                ("unlabelled_bound", "-U(x), unlabelled"),
+                ("labelled_bound", "-L(x, y), labelled"),
             ],
         ),
         ("Classification error", "fraction", [("valid:labelled/error", "validation split")]),

@@ -171,11 +171,11 @@ class SSGAN(FewLabels, LatentSpace, GenerativeModel):
             "Discriminator losses (training)",
             "nats per example",
             [
-                ("discriminator/supervised", "L_supervised, labelled"),
-                ("discriminator/unsupervised", "L_unsupervised, unlabelled and generated"),
+                ("supervised", "L_supervised, labelled"),
+                ("unsupervised", "L_unsupervised, unlabelled and generated"),
             ],
         ),
-        ("Feature matching", "squared feature units", [("generator/feature_matching", "G")]),
+        ("Feature matching", "squared feature units", [("feature_matching", "G")]),
         ("Classification error", "fraction", [("valid:labelled/error", "validation split")]),
     ]
 

@@ -101,7 +101,7 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
         (
             "ELBO terms (training)",
             "nats per image",
-            [("vae/recon", "reconstruction -E[log p(x|z)]"), ("vae/kl", "KL(q(z|x) || p(z))")],
+            [("recon", "reconstruction -E[log p(x|z)]"), ("kl", "KL(q(z|x) || p(z))")],
         ),
     ]
 
