@@ -202,3 +202,14 @@ def test_report_curves_name_metrics_the_records_hold(family, tiny, tmp_path):
             split, name = key.split(":", 1) if ":" in key else ("train", key)
             assert any(name in r for r in records if r["split"] == split), key
 
+
+
+def test_older_runs_training_names_are_read_as_todays():
+    from deepgen.report import current_names
+
+    old = {"split": "train", "iteration": 5, "vae/elbo": -90.0, "vae/loss": 90.0}
+    assert current_names(old) == {"split": "train", "iteration": 5, "elbo": -90.0, "vae/loss": 90.0}
+    shared = {"split": "train", "a/x": 1.0, "b/x": 2.0, "b/y": 3.0}
+    assert current_names(shared) == {"split": "train", "a/x": 1.0, "b/x": 2.0, "y": 3.0}
+    valid = {"split": "valid", "source/error": 0.1}
+    assert current_names(valid) == valid
