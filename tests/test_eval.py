@@ -38,9 +38,10 @@ def test_eval_writes_every_metric_with_uncertainty_and_the_classifier_hash(vae_r
     assert 1.0 <= m["is"]["mean"] <= 10.0 and 0 <= m["pr"]["precision"]["mean"] <= 1
     assert len(data["classifier"]["sha256"]) == 64
     report = run_cli("report", str(vae_run), "-o", str(vae_run / "r.html"))
-    assert (
-        report.returncode == 0 and "Feature classifier sha256" in (vae_run / "r.html").read_text()
-    )
+    page = (vae_run / "r.html").read_text()
+    assert report.returncode == 0 and "Feature classifier sha256" in page
+    assert "real data ± std. error" in page and "not with Inception-based figures" in page
+    assert page.count("Kynkäänniemi") == 1  # each protocol once, not once per row
 
 
 def test_eval_errors(vae_run, tmp_path):
@@ -133,3 +134,24 @@ def test_evaluate_in_python_matches_the_run_and_measures_an_in_memory_model(tmp_
         deepgen.evaluate(model)
     with pytest.raises(deepgen.ConfigError, match="leave out data"):
         deepgen.evaluate(tmp_path / "run", data)
+
+
+def test_a_model_whose_samples_are_the_real_images_scores_the_real_data_column(vae_run):
+    from deepgen.metrics.evaluate import METRICS, TRAIN_VS_TEST, Context
+
+    ctx = Context.of_run(vae_run, n=300, k=1, seed=4)
+    ctx.samples = ctx.train_images.float() / 255  # a perfect model's samples
+    for name in ("fid", "kid", "parzen"):
+        value = METRICS[name].compute(ctx)
+        assert value["mean"] == pytest.approx(value["reference"]["mean"]), name
+        assert value["stderr"] == pytest.approx(value["reference"]["stderr"]), name
+    pr = METRICS["pr"].compute(ctx)
+    for part in ("precision", "recall", "density", "coverage"):
+        assert pr[part] | {"of": TRAIN_VS_TEST} == pr["reference"][part], part
+    ctx = Context.of_run(vae_run, n=300, k=1, seed=4)
+    ctx.samples = ctx.test.float() / 255  # IS's reference is the test images themselves
+    value = METRICS["is"].compute(ctx)
+    assert value["mean"] == pytest.approx(value["reference"]["mean"]) and value["mean"] > 8
+    ctx = Context.of_run(vae_run, n=300, k=1, seed=4)  # the model's own samples: worse
+    fid = METRICS["fid"].compute(ctx)
+    assert fid["mean"] > fid["reference"]["mean"] + 3 * fid["stderr"]

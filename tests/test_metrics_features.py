@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepgen.metrics.features import (
+from deepgen.metrics.feature_space import (
     density_coverage,
     fid,
     frechet_distance,
@@ -102,3 +102,26 @@ def test_identical_sets():
     assert density_coverage(real, real)[1] == 1.0
     assert fid(real, real) == pytest.approx(0.0, abs=1e-6)
     assert math.isfinite(kid(real, real, subsets=5, subset_size=100)[0])
+
+
+def test_features_of_images_are_the_feature_networks_and_bad_images_are_named(mnist):
+    from deepgen import metrics
+    from deepgen.errors import ConfigError
+
+    x = mnist["test"].x[:200]
+    f = metrics.features(x, "mnist")
+    assert f.shape == (200, 128) and torch.allclose(f, metrics.features(x.float() / 255, "mnist"))
+    p = metrics.class_probabilities(x, "mnist")
+    assert (p.argmax(1) == mnist["test"].labels[:200]).double().mean() > 0.95
+    assert metrics.fid(f[:100], f[100:]) < metrics.fid(
+        f[:100], metrics.features(1 - x / 255, "mnist")
+    )
+    for bad, message in [
+        (x[0], r"images must be a tensor \(N, C, H, W\), not \(1, 28, 28\)"),
+        (x.float(), r"float images must lie in \[0, 1\]"),
+        (x.numpy(), "not ndarray"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            metrics.features(bad, "mnist")
+    with pytest.raises(ConfigError, match=r"reads images \(3, 28, 28\), not \(1, 28, 28\)"):
+        metrics.features(x, "mnist-m")

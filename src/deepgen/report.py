@@ -241,35 +241,68 @@ def comparison_table(runs: list[Path]) -> str:
     return f"<h2>Runs</h2><table>{head}{''.join(rows)}</table>"
 
 
+def _with_error(num: dict | None) -> str:
+    """"value ± error" of a {"mean", "stderr"} number ("" for None; no ± without an error)."""
+    if not num:
+        return ""
+    err = num.get("stderr")
+    return f"{num['mean']:.4g}" + ("" if err is None else f" ± {err:.2g}")
+
+
+FEATURES_NOTE = (
+    "FID, KID, IS and precision/recall use deepgen's own classifier of this dataset as the "
+    "feature network (a small CNN, not Inception-v3): compare them with other deepgen runs "
+    "on the same data and with the real-data column, not with Inception-based figures in "
+    "papers."
+)
+
+
 def _eval_table(run: RunDir) -> str:
-    """The metrics of ``deepgen eval`` (eval.json), if it was run."""
+    """The metrics of ``deepgen eval`` (eval.json), if it was run: the model's value and
+    the same metric on real data side by side, each metric's protocol once below."""
     try:
         data = run.evaluation()
     except DeepgenError as err:
         return f'<p class="note">{html.escape(str(err))}</p>'
     if data is None:
         return ""
-    rows = []
+    rows, protocols, reference_of = [], [], set()
     for name, v in sorted(data.get("metrics", {}).items()):
+        ref = v.get("reference") or {}
         if name == "nll":
-            flat = {"nll": v["nll"], "bits/dim": v["bits_per_dim"]}
+            flat = {"nll": (v["nll"], None), "bits/dim": (v["bits_per_dim"], None)}
         elif name == "pr":
-            flat = {k: v[k] for k in ("precision", "recall", "density", "coverage")}
+            flat = {k: (v[k], ref.get(k)) for k in ("precision", "recall", "density", "coverage")}
         elif name == "modes":
             flat = {
-                "modes captured": {"mean": v["modes"]},
-                "% high quality": {"mean": v["high_quality_percent"]},
-                "reverse KL (nats)": {"mean": v["reverse_kl"]},
+                "modes captured": ({"mean": v["modes"]}, None),
+                "% high quality": ({"mean": v["high_quality_percent"]}, None),
+                "reverse KL (nats)": ({"mean": v["reverse_kl"]}, None),
             }
+        elif "mean" in v:
+            flat = {name: (v, ref or None)}
         else:
-            flat = {name: v}
-        for label, num in flat.items():
-            err = num.get("stderr")
+            continue  # a metric of several parts the table does not flatten (translation)
+        for label, (num, real) in flat.items():
+            if real:
+                reference_of.add(real.get("of", ""))
             rows.append(
-                f"<tr><td>{html.escape(label)}</td><td>{num['mean']:.4g}</td>"
-                f"<td>{'' if err is None else f'{err:.2g}'}</td><td>{v.get('n', '')}</td>"
-                f"<td style='text-align:left'>{html.escape(v.get('protocol', ''))}</td></tr>"
+                f"<tr><td>{html.escape(label)}</td><td>{_with_error(num)}</td>"
+                f"<td>{_with_error(real)}</td><td>{v.get('n', '')}</td></tr>"
             )
+        if v.get("protocol"):
+            protocols.append(f"<li><b>{html.escape(name)}</b>: {html.escape(v['protocol'])}</li>")
+    if not rows:
+        return ""
+    notes = "<ul class='protocols'>" + "".join(protocols) + "</ul>" if protocols else ""
+    if reference_of - {""}:
+        notes += (
+            "<p>Real data: the metric with "
+            + "; ".join(sorted(html.escape(r) for r in reference_of - {""}))
+            + ", the same counts and seed: what a perfect model would score.</p>"
+        )
+    if any(name in data.get("metrics", {}) for name in ("fid", "kid", "is", "pr")):
+        notes += f"<p class='note'>{html.escape(FEATURES_NOTE)}</p>"
     clf = data.get("classifier")
     note = (
         f"<p>Feature classifier sha256: <code>{html.escape(clf['sha256'])}</code></p>"
@@ -293,8 +326,12 @@ def _eval_table(run: RunDir) -> str:
             + ".</p>"
         )
     return (
-        "<h3>Evaluation (deepgen eval)</h3><table><tr><th>metric</th><th>value</th><th>std. error</th>"
-        "<th>n</th><th>protocol</th></tr>" + "".join(rows) + "</table>" + note
+        "<h3>Evaluation (deepgen eval)</h3><table><tr><th>metric</th><th>model ± std. error</th>"
+        "<th>real data ± std. error</th><th>n</th></tr>"
+        + "".join(rows)
+        + "</table>"
+        + notes
+        + note
     )
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import distributed
 from ..data.datasets import Dataset
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..fileio import atomic_write_bytes, sha256_bytes
 from ..seeds import derive
 
@@ -193,3 +193,45 @@ def classifier_outputs(
 
     with torch.no_grad():
         return distributed.map_batches(one_batch, len(images), batch)
+
+
+def _checked_outputs(images: torch.Tensor, dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ConfigError(f"images must be a tensor (N, C, H, W), not {shape}")
+    model, _ = load_classifier(dataset)
+    channels = model.body[0].in_channels
+    if images.shape[1:] != (channels, 28, 28):
+        raise ConfigError(
+            f"the {dataset} feature network reads images ({channels}, 28, 28), not "
+            f"{tuple(images.shape[1:])}"
+        )
+    if images.dtype != torch.uint8 and (images.min() < 0 or images.max() > 1):
+        raise ConfigError("float images must lie in [0, 1] (or give uint8 in [0, 255])")
+    return classifier_outputs(model, images.cpu())
+
+
+def features(images: torch.Tensor, dataset: str) -> torch.Tensor:
+    """The 128-d features of ``dataset``'s feature network (the shipped classifier, or the
+    one `deepgen classifier train DATASET` wrote), which `deepgen eval` feeds to
+    :func:`~deepgen.metrics.fid`, :func:`~deepgen.metrics.kid` and
+    :func:`~deepgen.metrics.precision_recall`.
+
+    Args:
+        images: (N, C, H, W), uint8 in [0, 255] or float in [0, 1], the dataset's shape
+            (e.g. (N, 1, 28, 28) for mnist, (N, 3, 28, 28) for mnist-m).
+        dataset: a dataset with a feature network: mnist, fashion-mnist, mnist-m, optdigits.
+
+    Returns: (N, 128) float features.
+
+    Raises:
+        ConfigError: images not (N, C, H, W) of the network's shape, or floats outside [0, 1].
+        CheckpointError: no feature network for ``dataset``.
+    """
+    return _checked_outputs(images, dataset)[0]
+
+
+def class_probabilities(images: torch.Tensor, dataset: str) -> torch.Tensor:
+    """p(y | x) (N, classes) of ``dataset``'s feature network, what
+    :func:`~deepgen.metrics.inception_score` takes; ``images`` and errors as :func:`features`."""
+    return _checked_outputs(images, dataset)[1]

@@ -37,7 +37,7 @@ from ..rundir import RunDir
 from ..seeds import batch_generator
 from ..version import __version__
 from .classifier import classifier_outputs, load_classifier
-from .features import density_coverage, fid, inception_score, kid, precision_recall
+from .feature_space import density_coverage, fid, inception_score, kid, precision_recall
 from .likelihood import evaluate_nll
 from .parzen import parzen_protocol
 
@@ -111,6 +111,27 @@ class Context:
     def fake_outputs(self):
         return classifier_outputs(self.classifier[0], self.samples)
 
+    @cached_property
+    def train_images(self) -> torch.Tensor:
+        """min(n, size) real training images (uint8), drawn without replacement by the
+        seed: the stand-in for a perfect model's samples in each metric's reference value."""
+        train = self.data["train"].x
+        order = torch.randperm(len(train), generator=make_generator(self.seed))
+        return train[order[: min(self.n, len(train))]]
+
+    @cached_property
+    def train_outputs(self):
+        return classifier_outputs(self.classifier[0], self.train_images)
+
+
+TRAIN_VS_TEST = "real training images in place of samples"
+
+
+def _reference(mean: float, stderr: float, of: str) -> dict:
+    """A metric's value on real data (``of`` says which), beside the model's: what a perfect
+    model would score under the same feature network, counts and seed."""
+    return {"mean": mean, "stderr": stderr, "of": of}
+
 
 def _bootstrap(fn, a: torch.Tensor, b: torch.Tensor, seed: int) -> float:
     g = torch.Generator().manual_seed(seed)
@@ -133,7 +154,10 @@ def _nll(ctx: Context) -> dict:
 def _parzen(ctx: Context) -> dict:
     flat = lambda x: x.flatten(1)
     valid = ctx.data["valid"].x[:1000].float() / 255
-    out = parzen_protocol(flat(ctx.samples), flat(valid), flat(ctx.test.float() / 255))
+    test = flat(ctx.test.float() / 255)
+    out = parzen_protocol(flat(ctx.samples), flat(valid), test)
+    real = parzen_protocol(flat(ctx.train_images.float() / 255), flat(valid), test)
+    out["reference"] = _reference(real["mean"], real["stderr"], "training images as the kernels")
     out["protocol"] = (
         "Gaussian Parzen window on pixels in [0, 1] (Goodfellow et al. 2014): sigma from "
         "logspace(-1, 0, 10) chosen on 1,000 validation images; mean +- std/sqrt(N) over test images"
@@ -143,10 +167,13 @@ def _parzen(ctx: Context) -> dict:
 
 @register_metric("fid")
 def _fid(ctx: Context) -> dict:
-    real, fake = ctx.real_outputs[0], ctx.fake_outputs[0]
+    real, fake, train = ctx.real_outputs[0], ctx.fake_outputs[0], ctx.train_outputs[0]
     return {
         "mean": fid(real, fake),
         "stderr": _bootstrap(fid, real, fake, ctx.seed),
+        "reference": _reference(
+            fid(real, train), _bootstrap(fid, real, train, ctx.seed), TRAIN_VS_TEST
+        ),
         "n_real": len(real),
         "n_fake": len(fake),
         "unit": "squared classifier-feature units",
@@ -158,12 +185,17 @@ def _fid(ctx: Context) -> dict:
 @register_metric("kid")
 def _kid(ctx: Context) -> dict:
     real, fake = ctx.real_outputs[0], ctx.fake_outputs[0]
-    size = min(1000, len(real), len(fake))
+    train = ctx.train_outputs[0]
+    size = min(1000, len(real), len(fake), len(train))
     mean, std = kid(real, fake, subsets=100, subset_size=size, generator=make_generator(ctx.seed))
+    ref, ref_std = kid(
+        real, train, subsets=100, subset_size=size, generator=make_generator(ctx.seed)
+    )
     return {
         "mean": mean,
         "std_over_subsets": std,
         "stderr": std / math.sqrt(100),
+        "reference": _reference(ref, ref_std / math.sqrt(100), TRAIN_VS_TEST),
         "subsets": 100,
         "subset_size": size,
         "unit": "MMD^2, cubic polynomial kernel on classifier features",
@@ -174,10 +206,12 @@ def _kid(ctx: Context) -> dict:
 @register_metric("is")
 def _is(ctx: Context) -> dict:
     mean, std = inception_score(ctx.fake_outputs[1], splits=10)
+    ref, ref_std = inception_score(ctx.real_outputs[1], splits=10)
     return {
         "mean": mean,
         "std_over_splits": std,
         "stderr": std / math.sqrt(10),
+        "reference": _reference(ref, ref_std / math.sqrt(10), "the test images themselves"),
         "splits": 10,
         "unit": "effective number of classes (1 to 10)",
         "protocol": "exp E KL(p(y|x) || p(y)) with the dataset's classifier (Salimans et al. 2016), 10 splits",
@@ -187,14 +221,21 @@ def _is(ctx: Context) -> dict:
 @register_metric("pr")
 def _pr(ctx: Context) -> dict:
     real, fake = ctx.real_outputs[0], ctx.fake_outputs[0]
-    p, r = precision_recall(real, fake, k=3)
-    d, c = density_coverage(real, fake, k=5)
     se = lambda q, m: math.sqrt(max(q * (1 - q), 0) / m)
-    return {
-        "precision": {"mean": p, "stderr": se(p, len(fake))},
-        "recall": {"mean": r, "stderr": se(r, len(real))},
-        "density": {"mean": d},
-        "coverage": {"mean": c, "stderr": se(c, len(real))},
+
+    def measured(other: torch.Tensor) -> dict:
+        p, r = precision_recall(real, other, k=3)
+        d, c = density_coverage(real, other, k=5)
+        return {
+            "precision": {"mean": p, "stderr": se(p, len(other))},
+            "recall": {"mean": r, "stderr": se(r, len(real))},
+            "density": {"mean": d},
+            "coverage": {"mean": c, "stderr": se(c, len(real))},
+        }
+
+    reference = measured(ctx.train_outputs[0])
+    return measured(fake) | {
+        "reference": {k: v | {"of": TRAIN_VS_TEST} for k, v in reference.items()},
         "protocol": "k-NN manifolds of classifier features: precision/recall k = 3 (Kynkäänniemi et al. 2019), "
         "density/coverage k = 5 (Naeem et al. 2020); stderr binomial with the manifolds held fixed",
     }
@@ -483,8 +524,14 @@ def _headline(name: str, v: dict) -> str:
             f"reverse KL {v['reverse_kl']:.3f}"
         )
     if name == "pr":
-        return (
-            f"precision {v['precision']['mean']:.3f}, recall {v['recall']['mean']:.3f}, "
-            f"density {v['density']['mean']:.3f}, coverage {v['coverage']['mean']:.3f}"
-        )
-    return f"{v['mean']:.4g} +- {v['stderr']:.2g}"
+        parts = ("precision", "recall", "density", "coverage")
+        line = ", ".join(f"{p} {v[p]['mean']:.3f}" for p in parts)
+        if "reference" in v:
+            line += " (real data " + ", ".join(f"{v['reference'][p]['mean']:.3f}" for p in parts)
+            line += ")"
+        return line
+    line = f"{v['mean']:.4g} +- {v['stderr']:.2g}"
+    ref = v.get("reference")
+    if ref and "mean" in ref:
+        line += f" (real data {ref['mean']:.4g} +- {ref['stderr']:.2g})"
+    return line
