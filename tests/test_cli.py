@@ -67,6 +67,10 @@ def test_sample_reconstruct_report(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "s.png") as img:
         assert img.size == (2 * (5 * 30 + 2), 2 * (2 * 30 + 2))
+    args = ["-n", "10", "--nrow", "5", "--scale", "3", "-o", str(tmp_path / "s3.png")]
+    assert run_cli("sample", str(trained / "gan"), *args).returncode == 0
+    with Image.open(tmp_path / "s3.png") as img:
+        assert img.size == (3 * (5 * 30 + 2), 3 * (2 * 30 + 2))
     proc = run_cli(
         "sample", str(trained / "gan"), "-n", "10", "--drs", "-o", str(tmp_path / "d.png")
     )
@@ -77,8 +81,9 @@ def test_sample_reconstruct_report(trained, tmp_path):
     )
     proc = run_cli("reconstruct", str(trained / "vae"), "-n", "8", "-o", str(tmp_path / "r.png"))
     assert proc.returncode == 0, proc.stderr
-    with Image.open(tmp_path / "r.png") as img:
-        assert img.size[1] == 2 * (2 * 30 + 2)  # input row + reconstruction row
+    with Image.open(tmp_path / "r.png") as img:  # input row + reconstruction row, labelled
+        grid = 2 * (2 * 30 + 2)
+        assert img.size[1] == grid + 14 + 4 and img.size[0] > 2 * (8 * 30 + 2) + 60
     (trained / "notes.txt").write_text("not a run")  # a folder of runs may hold other things
     (trained / "junk").mkdir(exist_ok=True)
     (trained / "junk" / "config.json").write_text("{}")

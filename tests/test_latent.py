@@ -3,6 +3,7 @@ arithmetic, completion by optimising z, nearest training neighbours."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_cli
@@ -68,6 +69,16 @@ def test_traverse_changes_one_coordinate_per_row():
         assert torch.allclose(z[i, :, i], torch.linspace(-2, 2, 5))
 
 
+def test_traverse_varies_the_coordinates_it_is_given_in_their_order():
+    model = build_model("vae", {"net": "mlp", "latent_dim": 3, "hidden_dim": 8}, (1, 28, 28)).eval()
+    first_three, _ = traverse(model, rows=3, steps=5, seed=2)
+    chosen, steps = traverse(model, steps=5, seed=2, dims=(2, 0))
+    rows = first_three.view(3, 5, 1, 28, 28)
+    assert steps == 5 and torch.equal(chosen.view(2, 5, 1, 28, 28), rows[[2, 0]])
+    with pytest.raises(ConfigError, match=r"run from 0 to 2, not \[3, -1\]"):
+        traverse(model, dims=(0, 3, -1))
+
+
 def test_the_manifold_grid_needs_two_latent_dimensions():
     model = build_model("vae", {"net": "mlp", "latent_dim": 3, "hidden_dim": 8}, (1, 28, 28))
     with pytest.raises(ConfigError, match="latent_dim 2"):
@@ -93,8 +104,22 @@ def test_each_tool_runs_from_the_cli_on_a_trained_mnist_model(mnist, tmp_path):
         assert done.returncode == 0, done.stderr
         with Image.open(out) as img:
             assert img.size[0] > 28
-    done = run_cli("latent", str(tmp_path / "run"), "traverse", "--mode", "linear")
-    assert done.returncode == 2 and "--mode does not apply to traverse" in done.stderr
+    bare = (2 * (28 + 2) + 2) * 2  # two rows of 28 pixels, padded, at scale 2
+    out = tmp_path / "dims.png"
+    args = ["--dims", "1,0", "--span", "2", "--steps", "7", "-o", str(out)]
+    assert run_cli("latent", str(tmp_path / "run"), "traverse", *args).returncode == 0
+    with Image.open(out) as img:  # a title and column values above, z1/z0 to the left
+        assert img.size[1] > bare and img.size[0] > (7 * 30 + 2) * 2
+        header = np.asarray(img.convert("L"))[:20]
+        assert (header < 128).sum() > 50  # text was drawn
+    for args, message in (
+        (["traverse", "--mode", "linear"], "--mode does not apply to traverse"),
+        (["manifold", "--rows", "3"], "--rows does not apply to manifold"),
+        (["traverse", "--dims", "5"], "latent coordinates run from 0 to 1, not [5]"),
+        (["neighbours", "--span", "1"], "--span does not apply to neighbours"),
+    ):
+        done = run_cli("latent", str(tmp_path / "run"), *args)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
     done = run_cli("latent", str(tmp_path / "run"), "arithmetic", "--concepts", "7,x")
     assert done.returncode == 2 and "comma-separated integers" in done.stderr
 

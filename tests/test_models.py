@@ -203,7 +203,6 @@ def test_report_curves_name_metrics_the_records_hold(family, tiny, tmp_path):
             assert any(name in r for r in records if r["split"] == split), key
 
 
-
 def test_older_runs_training_names_are_read_as_todays():
     from deepgen.report import current_names
 

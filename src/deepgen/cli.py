@@ -343,6 +343,13 @@ def _streams(specs: tuple[str, ...]) -> dict:
 @click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the latent draws")
 @click.option("--nrow", type=click.IntRange(1, 1000), default=None, help="images per row")
 @click.option(
+    "--scale",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="FILE.png: each pixel drawn as SCALE x SCALE",
+)
+@click.option(
     "--label",
     type=int,
     default=None,
@@ -355,8 +362,9 @@ def _streams(specs: tuple[str, ...]) -> dict:
     "sampling (Azadi et al. 2019)",
 )
 @device_option
-def sample(run, n, output, seed, nrow, label, drs, device):
-    """Draw N samples from the model in RUN and save them as a PNG grid."""
+def sample(run, n, output, seed, nrow, scale, label, drs, device):
+    """Draw N samples from the model in RUN and save them: a PNG grid (2-D points: a scatter
+    over the test points), an .npz of arrays, or one PNG per image."""
     import torch
 
     from . import api, distributed
@@ -374,7 +382,9 @@ def sample(run, n, output, seed, nrow, label, drs, device):
     if kind != "png" and images.dim() != 4:
         raise ConfigError(f"{output}: the samples are points; write them as a .png scatter")
     if kind == "png":
-        written = save_samples(images, output, nrow=nrow)
+        points = images.dim() == 2
+        test = api.run_data(run)[model.epoch_stream]["test"].x[: max(n, 2500)] if points else None
+        written = save_samples(images, output, nrow=nrow, reference=test, scale=scale)
     elif kind == "folder":
         written = save_image_files(images, output)
     else:
@@ -421,11 +431,17 @@ def reconstruct(run, n, output, split, device):
     from . import api
     from .models.capabilities import Encoder, require
     from .report import reconstruction_grid
-    from .viz import save_grid
+    from .viz import Captions, save_grid
 
     model = require(api.load(run, device=device, warn=_warn), Encoder, "deepgen reconstruct")
     grid, nrow = reconstruction_grid(model, api.run_data(run)[model.epoch_stream], split, n)
-    path = save_grid(grid, output or Path(run) / "reconstructions.png", nrow=nrow)
+    captions = Captions(
+        f"the first {n} {split} images and their reconstructions, in turns of {nrow}",
+        rows=("input", "reconstruction"),
+    )
+    path = save_grid(
+        grid, output or Path(run) / "reconstructions.png", nrow=nrow, captions=captions
+    )
     click.echo(str(path))
 
 
@@ -464,7 +480,7 @@ def translate(run, direction, n, output, split, device, npz):
     from . import api
     from .models.capabilities import Translator, require
     from .report import translation_grid
-    from .viz import save_grid
+    from .viz import Captions, save_grid
 
     model = require(api.load(run, device=device, warn=_warn), Translator, "deepgen translate")
     direction = direction or model.directions[0]
@@ -478,7 +494,17 @@ def translate(run, direction, n, output, split, device, npz):
         moved = api.translate(model, images.x, direction)
         click.echo(str(save_arrays(npz, (moved * 255).round().to(torch.uint8), images.labels)))
     grid, nrow = translation_grid(model, api.run_data(run), direction, split, n)
-    path = save_grid(grid, output or Path(run) / f"translate-{direction}.png", nrow=nrow)
+    origin, goal = model.direction_streams(direction)
+    back = f"{goal}-to-{origin}" in model.directions
+    turns = (origin, f"-> {goal}", f"-> {origin}")[: 3 if back else 2]
+    captions = Captions(
+        f"{direction}: the first {n} {split} images of {origin}, their translations to {goal}"
+        + (" and back" if len(turns) == 3 else ""),
+        rows=turns,
+    )
+    path = save_grid(
+        grid, output or Path(run) / f"translate-{direction}.png", nrow=nrow, captions=captions
+    )
     click.echo(str(path))
 
 
@@ -515,8 +541,53 @@ def translate(run, direction, n, output, split, device, npz):
     metavar="A B",
     help="models of strings, interpolate: from expression A to expression B",
 )
+@click.option(
+    "--rows",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="interpolate, traverse, analogies: rows of the picture [default: 8; traverse 10]",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(2, 100),
+    default=None,
+    help="interpolate, traverse: images per row [default: 10; traverse 9]; complete: "
+    "optimisation steps [default: 300]",
+)
+@click.option(
+    "--span",
+    type=float,
+    default=None,
+    help="traverse: each coordinate runs over [-SPAN, SPAN] prior standard deviations [default: 3]",
+)
+@click.option(
+    "--dims",
+    default=None,
+    metavar="I,J,...",
+    help="traverse: the latent coordinates to vary, one per row [default: the first --rows]",
+)
+@click.option(
+    "-n",
+    "n",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="manifold: grid side [default: 20]; complete, neighbours: images [default: 8]",
+)
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(1, 50),
+    default=None,
+    help="neighbours: nearest training images per sample [default: 5]",
+)
+@click.option(
+    "--noise",
+    type=click.FloatRange(0),
+    default=None,
+    help="arithmetic: std of the noise added to the result's copies [default: 0.25]",
+)
 @device_option
-def latent(run, tool, output, seed, mode, concepts, mask, between, device):
+def latent(run, tool, output, seed, mode, concepts, mask, between, device, **sizes):
     """Picture the latent space of RUN. TOOL: interpolate, traverse, manifold (latent_dim 2),
     arithmetic (A - B + C over class exemplars), complete (fill a hidden region by optimising
     z; a quadrant CVAE fills its quadrants), neighbours (samples beside their nearest
@@ -531,25 +602,32 @@ def latent(run, tool, output, seed, mode, concepts, mask, between, device):
 
     model = api.load(run, device=device, warn=_warn)
     if supports(model, Strings) and not model.is_image:
+        given = [k for k, v in sizes.items() if v is not None] + ["mode"] * (mode is not None)
+        given += ["concepts"] * (concepts is not None) + ["mask"] * (mask is not None)
+        if given:
+            raise ConfigError(f"--{given[0]} applies to models of images, not of strings")
         _string_tool(model, run, tool, output, seed, between)
         return
     if between:
         raise ConfigError("--between applies to models of strings (gvae, charvae)")
     entry = LATENT_TOOLS[tool]
-    options = {
+    options = sizes | {
         "mode": mode,
         "mask": mask,
         "concepts": tuple(_int_list(concepts, "--concepts")) if concepts else None,
+        "dims": tuple(_int_list(sizes["dims"], "--dims")) if sizes["dims"] else None,
     }
     params = inspect.signature(entry.fn).parameters
     for key, value in options.items():
         if value is not None and key not in params:
-            raise ConfigError(f"--{key} does not apply to {tool}")
+            flag = f"-{key}" if len(key) == 1 else f"--{key}"
+            raise ConfigError(f"{flag} does not apply to {tool}")
     kwargs = {k: v for k, v in options.items() if v is not None}
-    if entry.reads_data:
-        kwargs["dataset"] = api.run_data(run)[model.epoch_stream]
-    images, nrow = entry.fn(model, seed=seed, **kwargs)
-    click.echo(str(save_grid(images, output or Path(run) / f"{tool}.png", nrow=nrow)))
+    data = {"dataset": api.run_data(run)[model.epoch_stream]} if entry.reads_data else {}
+    images, nrow = entry.fn(model, seed=seed, **data, **kwargs)
+    captions = entry.captions(model, entry.arguments(**kwargs), -(-len(images) // nrow))
+    path = save_grid(images, output or Path(run) / f"{tool}.png", nrow=nrow, captions=captions)
+    click.echo(str(path))
 
 
 def _string_tool(model, run, tool: str, output, seed: int, between) -> None:

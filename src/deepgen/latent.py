@@ -5,7 +5,7 @@ the nearest training images of samples, and the analogies of a conditional model
 encoder (Kingma et al. 2014, Figure 1).
 
 Each tool is a function returning (images (N, C, H, W) in [0, 1], images per row) and is
-registered by name for ``deepgen latent RUN TOOL``; the tools that need data take the
+registered by name, with the captions its standalone picture carries, for ``deepgen latent RUN TOOL``; the tools that need data take the
 run's ``dataset``. Each asks the model for the capability it needs (:class:`LatentSpace`,
 :class:`Encoder`, :class:`Completer`) and says which is missing. Codes come from
 ``model.latent_prior`` (the prior of a VAE or GAN; the training codes' moments for an
@@ -14,15 +14,27 @@ autoencoder); spans and grids are in the prior's standard units (``from_standard
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from .errors import ConfigError
-from .latent_data import analogies, arithmetic, complete, latent_images, neighbours
+from .latent_data import (
+    analogies,
+    analogy_captions,
+    arithmetic,
+    arithmetic_captions,
+    complete,
+    completion_captions,
+    latent_images,
+    neighbour_captions,
+    neighbours,
+)
 from .models.capabilities import Completer, Conditional, Encoder, LatentSpace, Sampler, supports
 from .registry import Registry
+from .viz import Captions
 
 LATENT_TOOLS: Registry = Registry("latent tool")
 
@@ -65,19 +77,44 @@ def interpolate(model, rows: int = 8, steps: int = 10, mode: str = "linear", see
 
 
 @torch.no_grad()
-def traverse(model, rows: int = 10, steps: int = 9, span: float = 3.0, seed: int = 0):
-    """The lectures' latent perturbation: one code from the prior; row i varies coordinate
-    i over ``steps`` values in [-span, span] (prior standard deviations) and holds the
-    rest. Returns (images (min(rows, D) * steps, C, H, W), steps)."""
+def traverse(
+    model,
+    rows: int = 10,
+    steps: int = 9,
+    span: float = 3.0,
+    seed: int = 0,
+    dims: tuple[int, ...] | None = None,
+):
+    """The lectures' latent perturbation: one code from the prior; row i varies one
+    coordinate (``dims[i]``; default the first ``rows``) over ``steps`` values in
+    [-span, span] (prior standard deviations) and holds the rest.
+
+    Returns (images (rows * steps, C, H, W), steps).
+    Raises: ConfigError for a coordinate outside [0, latent_dim) or span <= 0.
+    """
     latent_images(model, "latent traverse")
     gen = torch.Generator(device=model.device).manual_seed(seed)
     base = model.to_standard(model.latent_prior(1, gen))[0]
-    dims = min(rows, base.numel())
+    dims = traversed(model, rows, dims)
+    if not span > 0:
+        raise ConfigError(f"the traversal span must be positive, not {span}")
     values = torch.linspace(-span, span, steps, device=base.device)
-    u = base.repeat(dims, steps, 1)  # (dims, steps, D)
-    for i in range(dims):
-        u[i, :, i] = values
-    return model.generate(model.from_standard(u.reshape(dims * steps, -1))), steps
+    u = base.repeat(len(dims), steps, 1)  # (rows, steps, D)
+    for row, dim in enumerate(dims):
+        u[row, :, dim] = values
+    return model.generate(model.from_standard(u.reshape(len(dims) * steps, -1))), steps
+
+
+def traversed(model, rows: int, dims: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The latent coordinates a traversal varies: ``dims``, checked, or the first ``rows``."""
+    if dims is None:
+        return tuple(range(min(rows, model.latent_dim)))
+    bad = [d for d in dims if not 0 <= d < model.latent_dim]
+    if bad or not dims:
+        raise ConfigError(
+            f"latent coordinates run from 0 to {model.latent_dim - 1}, not {bad or 'none'}"
+        )
+    return tuple(dims)
 
 
 @torch.no_grad()
@@ -102,25 +139,73 @@ def manifold(model, n: int = 20, seed: int = 0):
     return model.generate(model.from_standard(u)), n
 
 
+def _interpolate_captions(model, options: dict, rows: int) -> Captions:
+    t = torch.linspace(0, 1, options["steps"]).tolist()
+    return Captions(
+        f"{options['mode']} interpolation: each row joins two codes drawn from the prior",
+        columns=[f"t={v:.2g}" for v in t],
+    )
+
+
+def _traverse_captions(model, options: dict, rows: int) -> Captions:
+    span = options["span"]
+    values = torch.linspace(-span, span, options["steps"]).tolist()
+    return Captions(
+        f"traversal: each row varies one latent coordinate over [-{span:g}, {span:g}] prior "
+        "standard deviations and holds the others at one prior draw",
+        rows=[f"z{d}" for d in traversed(model, options["rows"], options["dims"])],
+        columns=[f"{round(v, 2) or 0.0:+.2g}" for v in values],  # no -6e-08 for the middle
+    )
+
+
+def _manifold_captions(model, options: dict, rows: int) -> Captions:
+    n = options["n"]
+    q = torch.special.ndtri(torch.linspace(0.5 / n, 1 - 0.5 / n, n)).tolist()
+    return Captions(
+        "2-D latent manifold (Kingma & Welling 2014, Fig. 4): codes z = inverse Gaussian CDF of "
+        "evenly spaced probabilities; columns z1, rows z2",
+        rows=[f"{v:+.1f}" for v in reversed(q)],
+        columns=[f"{v:+.1f}" for v in q],
+    )
+
+
 @dataclass(frozen=True)
 class LatentTool:
     """A latent tool: the function, the capability it needs (a tuple: any one of them),
-    the capabilities it needs as well (all of them), and whether it reads the data."""
+    the capabilities it needs as well (all of them), whether it reads the data, and
+    ``captions(model, options, rows)``: what its picture says about itself, given the
+    tool's arguments (defaults filled in) and the picture's number of rows."""
 
     fn: Callable
     needs: type | tuple[type, ...]
+    captions: Callable[[object, dict, int], Captions]
     reads_data: bool = False
     also: tuple[type, ...] = ()
 
+    def arguments(self, **given) -> dict:
+        """The tool's keyword arguments: ``given`` over its defaults."""
+        params = inspect.signature(self.fn).parameters
+        return {k: p.default for k, p in params.items() if p.default is not p.empty} | given
 
-LATENT_TOOLS.register("interpolate", LatentTool(interpolate, LatentSpace))
-LATENT_TOOLS.register("traverse", LatentTool(traverse, LatentSpace))
-LATENT_TOOLS.register("manifold", LatentTool(manifold, LatentSpace))
-LATENT_TOOLS.register("arithmetic", LatentTool(arithmetic, LatentSpace, reads_data=True))
-LATENT_TOOLS.register("complete", LatentTool(complete, (LatentSpace, Completer), reads_data=True))
-LATENT_TOOLS.register("neighbours", LatentTool(neighbours, Sampler, reads_data=True))
+
+LATENT_TOOLS.register("interpolate", LatentTool(interpolate, LatentSpace, _interpolate_captions))
+LATENT_TOOLS.register("traverse", LatentTool(traverse, LatentSpace, _traverse_captions))
+LATENT_TOOLS.register("manifold", LatentTool(manifold, LatentSpace, _manifold_captions))
 LATENT_TOOLS.register(
-    "analogies", LatentTool(analogies, Conditional, reads_data=True, also=(Encoder, LatentSpace))
+    "arithmetic", LatentTool(arithmetic, LatentSpace, arithmetic_captions, reads_data=True)
+)
+LATENT_TOOLS.register(
+    "complete",
+    LatentTool(complete, (LatentSpace, Completer), completion_captions, reads_data=True),
+)
+LATENT_TOOLS.register(
+    "neighbours", LatentTool(neighbours, Sampler, neighbour_captions, reads_data=True)
+)
+LATENT_TOOLS.register(
+    "analogies",
+    LatentTool(
+        analogies, Conditional, analogy_captions, reads_data=True, also=(Encoder, LatentSpace)
+    ),
 )
 
 

@@ -19,6 +19,7 @@ from .models.capabilities import (
     require,
     supports,
 )
+from .viz import Captions
 
 MASKS = ("center", "left", "right", "top", "bottom", "random")
 
@@ -113,6 +114,17 @@ def arithmetic(
     return model.generate(torch.cat(rows)), 4
 
 
+def arithmetic_captions(model, options: dict, rows: int) -> Captions:
+    a, b, c = options["concepts"]
+    return Captions(
+        "latent arithmetic (Radford et al. 2015): rows 1-3 decode three exemplars of a class "
+        f"and the mean of their codes; row 4 decodes {a} - {b} + {c} of the means, then three "
+        f"times with N(0, {options['noise']:g}^2) noise added",
+        rows=[f"class {a}", f"class {b}", f"class {c}", f"{a} - {b} + {c}, + noise"],
+        columns=["exemplar", "exemplar", "exemplar", "mean"],
+    )
+
+
 # --- completion -----------------------------------------------------------------------
 
 
@@ -204,6 +216,21 @@ def complete(
     return torch.cat([x, known * x + (1 - known) * 0.5, filled]), n
 
 
+def completion_captions(model, options: dict, rows: int) -> Captions:
+    if supports(model, Completer):
+        references = rows - 5  # original, given, the references, 3 samples
+        return Captions(
+            "completion of the hidden region by the model itself: the original, what is given "
+            "(hidden pixels grey), the reference completions, then three samples",
+            rows=["original", "given", *["reference"] * references, "sample", "sample", "sample"],
+        )
+    return Captions(
+        f"completion of the {options['mask']} region by optimising z (Yeh et al. 2017), "
+        f"{options['steps']} steps",
+        rows=["original", "given", "completed"],
+    )
+
+
 # --- nearest neighbours ---------------------------------------------------------------
 
 
@@ -237,6 +264,15 @@ def neighbours(model, dataset: Dataset, n: int = 8, k: int = 5, seed: int = 0):
     return torch.cat(rows), k + 1
 
 
+def neighbour_captions(model, options: dict, rows: int) -> Captions:
+    k = options["k"]
+    return Captions(
+        f"each sample beside its {k} nearest training images (pixel distance): near copies "
+        "would mean memorisation",
+        columns=["sample", *[f"#{i + 1}" for i in range(k)]],
+    )
+
+
 # --- analogies ------------------------------------------------------------------------
 
 
@@ -265,3 +301,11 @@ def analogies(model, dataset: Dataset, rows: int = 8, seed: int = 0):
     )
     grid = torch.cat([unit(x).unsqueeze(1), styles.view(len(z), k, *styles.shape[1:])], 1)
     return grid.flatten(0, 1), k + 1
+
+
+def analogy_captions(model, options: dict, rows: int) -> Captions:
+    return Captions(
+        "analogies (Kingma et al. 2014, Fig. 1): the style of each test image, inferred with "
+        "its label, rendered as every class",
+        columns=["test image", *[str(k) for k in range(model.num_classes)]],
+    )

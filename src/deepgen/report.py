@@ -242,7 +242,7 @@ def comparison_table(runs: list[Path]) -> str:
 
 
 def _with_error(num: dict | None) -> str:
-    """"value ± error" of a {"mean", "stderr"} number ("" for None; no ± without an error)."""
+    """ "value ± error" of a {"mean", "stderr"} number ("" for None; no ± without an error)."""
     if not num:
         return ""
     err = num.get("stderr")
@@ -327,11 +327,7 @@ def _eval_table(run: RunDir) -> str:
         )
     return (
         "<h3>Evaluation (deepgen eval)</h3><table><tr><th>metric</th><th>model ± std. error</th>"
-        "<th>real data ± std. error</th><th>n</th></tr>"
-        + "".join(rows)
-        + "</table>"
-        + notes
-        + note
+        "<th>real data ± std. error</th><th>n</th></tr>" + "".join(rows) + "</table>" + notes + note
     )
 
 

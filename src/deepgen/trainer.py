@@ -518,9 +518,7 @@ class Trainer:
         )
         if self.run is not None and self.is_main:
             self.run.append_metrics(record)
-        shown = {
-            k: f"{v:.3g}" for k, v in record.items() if k in self._term_owners or "/" in k
-        }
+        shown = {k: f"{v:.3g}" for k, v in record.items() if k in self._term_owners or "/" in k}
         shown = {k: v for k, v in shown.items() if not k.endswith("/loss")} or shown
         bar.set_postfix(shown | {"img/s": f"{speed:.0f}"}, refresh=False)
         now = time.monotonic()

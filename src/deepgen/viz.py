@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,70 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, scale: int = 2) ->
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
 
 
+@dataclass(frozen=True)
+class Captions:
+    """What a standalone grid says about itself: a ``title`` above it, a label left of each
+    row (``rows`` repeat when shorter than the grid: ("input", "reconstruction") labels
+    alternating rows) and one above each column (``columns``)."""
+
+    title: str = ""
+    rows: Sequence[str] = ()
+    columns: Sequence[str] = ()
+
+
+def labelled_grid(
+    images: torch.Tensor, nrow: int | None = None, captions: Captions | None = None, scale: int = 2
+) -> Image.Image:
+    """:func:`grid_image` with the ``captions`` drawn around it in black on white (Pillow's
+    built-in font): the title wrapped to the grid's width, row labels in a left margin,
+    column labels in a header. Without captions, the bare grid."""
+    from PIL import ImageDraw, ImageFont
+
+    grid = grid_image(images, nrow, scale)
+    if captions is None or not (captions.title or captions.rows or captions.columns):
+        return grid
+    font = ImageFont.load_default(size=11)
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    width = lambda text: measure.textlength(text, font=font)
+    line = 14
+    cols = nrow or max(1, math.ceil(math.sqrt(len(images))))
+    n_rows = max(1, math.ceil(len(images) / cols))
+    row_labels = (
+        [captions.rows[i % len(captions.rows)] for i in range(n_rows)] if captions.rows else []
+    )
+    left = int(max((width(t) for t in row_labels), default=0)) + (8 if row_labels else 0)
+    total_width = left + grid.width
+    title_lines = _wrap(captions.title, total_width - 8, width) if captions.title else []
+    header = line * len(title_lines) + (line if captions.columns else 0) + (4 if title_lines else 0)
+    out = Image.new(
+        grid.mode if grid.mode == "RGB" else "L", (total_width, header + grid.height), 255
+    )
+    out.paste(grid, (left, header))
+    draw = ImageDraw.Draw(out)
+    ink = (0, 0, 0) if out.mode == "RGB" else 0
+    for i, text in enumerate(title_lines):
+        draw.text((4, 2 + i * line), text, fill=ink, font=font)
+    cell_h, cell_w = (grid.height - 2 * scale) / n_rows, (grid.width - 2 * scale) / cols
+    for i, text in enumerate(captions.columns[:cols]):
+        x = left + 2 * scale + (i + 0.5) * cell_w - width(text) / 2
+        draw.text((x, header - line), text, fill=ink, font=font)
+    for r, text in enumerate(row_labels):
+        y = header + 2 * scale + (r + 0.5) * cell_h - line / 2
+        draw.text((left - 4 - width(text), y), text, fill=ink, font=font)
+    return out
+
+
+def _wrap(text: str, limit: float, width: Callable[[str], float]) -> list[str]:
+    """``text`` in lines no wider than ``limit`` pixels (a word longer than that keeps its line)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and width(f"{lines[-1]} {word}") <= limit:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
 def png_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
@@ -51,10 +116,15 @@ def png_bytes(img: Image.Image) -> bytes:
 
 
 def save_grid(
-    images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 2
+    images: torch.Tensor,
+    path: str | Path,
+    nrow: int | None = None,
+    scale: int = 2,
+    captions: Captions | None = None,
 ) -> Path:
-    """Write a grid of images (N, C, H, W) in [0, 1] to a PNG atomically."""
-    return atomic_write_bytes(path, png_bytes(grid_image(images, nrow, scale)))
+    """Write a grid of images (N, C, H, W) in [0, 1] to a PNG atomically, with ``captions``
+    drawn around it when given (:func:`labelled_grid`)."""
+    return atomic_write_bytes(path, png_bytes(labelled_grid(images, nrow, captions, scale)))
 
 
 def curves_png(
@@ -112,12 +182,16 @@ def scatter_png(
 
 
 def samples_png(
-    samples: torch.Tensor, nrow: int | None = None, reference: torch.Tensor | None = None
+    samples: torch.Tensor,
+    nrow: int | None = None,
+    reference: torch.Tensor | None = None,
+    scale: int = 2,
 ) -> bytes:
-    """PNG of samples: a grid for images (N, C, H, W), a scatter for 2-D points (N, 2)."""
+    """PNG of samples: a grid for images (N, C, H, W) enlarged ``scale`` times, a scatter
+    for 2-D points (N, 2) over the ``reference`` data points (grey) when given."""
     if samples.dim() == 2 and samples.shape[1] == 2:
         return scatter_png(samples, reference)
-    return png_bytes(grid_image(samples, nrow))
+    return png_bytes(grid_image(samples, nrow, scale))
 
 
 def save_samples(
@@ -125,9 +199,10 @@ def save_samples(
     path: str | Path,
     nrow: int | None = None,
     reference: torch.Tensor | None = None,
+    scale: int = 2,
 ) -> Path:
     """Write :func:`samples_png` atomically."""
-    return atomic_write_bytes(path, samples_png(samples, nrow, reference))
+    return atomic_write_bytes(path, samples_png(samples, nrow, reference, scale))
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
