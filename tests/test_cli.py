@@ -269,6 +269,29 @@ def test_train_help_lists_the_families_or_one_familys_options():
     assert "--cycle-weight" in cyclegan and "--beta " not in cyclegan
 
 
+def test_every_option_of_every_command_has_help_and_defaults_read_alike():
+    import click
+
+    from deepgen.cli import cli
+
+    def options(command, path):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from options(sub, [*path, name])
+            return
+        ctx = click.Context(command, info_name=" ".join(path))
+        for param in command.get_params(ctx):
+            if isinstance(param, click.Option) and param.name != "help":
+                yield " ".join(path), param, param.get_help_record(ctx)[1]
+
+    seen = list(options(cli, ["deepgen"]))
+    assert len(seen) > 100  # every command's, and every family's model options
+    for where, param, text in seen:
+        assert param.help, f"{where} {param.opts[0]} has no help"
+        assert "(default " not in text, f"{where} {param.opts[0]}: {text}"  # one style: [default: X]
+    assert "[default: 1.0]" in run_cli("train", "vae", "--help").stdout
+
+
 def test_deepgen_help_starts_without_importing_torch():
     code = (
         "import sys, contextlib, io\n"

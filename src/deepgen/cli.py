@@ -423,7 +423,11 @@ def _sample_output_kind(output: str) -> str:
     help="PNG path [default: RUN/reconstructions.png]",
 )
 @click.option(
-    "--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True
+    "--split",
+    type=click.Choice(["train", "valid", "test"]),
+    default="test",
+    show_default=True,
+    help="the split whose first N images are reconstructed",
 )
 @device_option
 def reconstruct(run, n, output, split, device):
@@ -463,7 +467,11 @@ def reconstruct(run, n, output, split, device):
     help="PNG path [default: RUN/translate-DIRECTION.png]",
 )
 @click.option(
-    "--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True
+    "--split",
+    type=click.Choice(["train", "valid", "test"]),
+    default="test",
+    show_default=True,
+    help="the split whose images are translated",
 )
 @click.option(
     "--npz",
@@ -741,9 +749,27 @@ def report(runs, output):
 
 
 @cli.command()
-@click.option("--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True)
-@click.option("--vae-epochs", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--gan-epochs", type=click.IntRange(1), default=5, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="runs/demo",
+    show_default=True,
+    help="folder of the demo's runs and report",
+)
+@click.option(
+    "--vae-epochs",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="passes of the VAE over MNIST",
+)
+@click.option(
+    "--gan-epochs",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="passes of the GAN over MNIST",
+)
 @device_option
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def demo(out, vae_epochs, gan_epochs, device, quiet):
@@ -769,7 +795,9 @@ def demo(out, vae_epochs, gan_epochs, device, quiet):
     help="folder for NAME.png and NAME.json",
 )
 @click.option("--fast", is_flag=True, help="fewer training steps and samples (the tests' setting)")
-@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option(
+    "--seed", type=SEED, default=0, show_default=True, help="seed of the lab's random draws"
+)
 def lab(name, list_labs, out, fast, seed):
     """Run a theory lab: a figure (PNG) and its numbers (JSON), checked against theory."""
     from .labs import LABS, run_lab
@@ -814,7 +842,13 @@ def lab(name, list_labs, out, fast, seed):
     show_default=True,
     help="importance samples per image for nll",
 )
-@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=SEED,
+    default=0,
+    show_default=True,
+    help="seed of the samples, subsets and bootstrap resamples",
+)
 @device_option
 def eval_command(run, metrics, n, k, seed, device):
     """Measure a run and write RUN/eval.json (each number with its uncertainty and protocol)."""
@@ -833,9 +867,22 @@ def classifier():
 
 @classifier.command("train")
 @click.argument("name")
-@click.option("--epochs", type=click.IntRange(1), default=12, show_default=True)
-@click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=12,
+    show_default=True,
+    help="passes over the training split",
+)
+@click.option(
+    "--seed", type=SEED, default=0, show_default=True, help="seed of the weights and batches"
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="directory searched first for the dataset's files",
+)
 @click.option(
     "-o",
     "--output",
@@ -879,7 +926,12 @@ def data_fetch(name, data_dir, force):
 
 
 @data.command("list")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="directory searched first for each dataset's files (shown as its source)",
+)
 def data_list(data_dir):
     """List the registered datasets and where each one is found."""
     from .data import DATASETS

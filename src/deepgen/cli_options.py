@@ -43,7 +43,8 @@ def model_options() -> dict[str, dict[str, Any]]:
             )
             entry["choices"] += [c for c in choices if c not in entry["choices"]]
             entry["families"].append(family)
-            entry["help"][family] = f"{info.description or name} (default {info.default})"
+            shown = "" if info.default is None else f"  [default: {info.default}]"
+            entry["help"][family] = f"{info.description or name}{shown}"
     return fields
 
 

@@ -155,7 +155,9 @@ class CycleGANConfig(ModelConfig):
         50, ge=0, le=10000, description="past translations each discriminator sees"
     )
     lr: float = Field(2e-4, gt=0, description="Adam learning rate")
-    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
+    beta1: float = Field(
+        0.5, ge=0, lt=1, description="Adam's first-moment decay beta1 (not the beta-VAE's --beta)"
+    )
     decay_fraction: float = Field(
         0.5,
         ge=0,

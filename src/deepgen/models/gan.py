@@ -78,8 +78,10 @@ class GANConfig(AdversarialConfig):
     )
     d_steps: int = Field(1, ge=1, le=100, description="discriminator steps per generator step (k)")
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of G and D")
-    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
-    beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
+    beta1: float = Field(
+        0.5, ge=0, lt=1, description="Adam's first-moment decay beta1 (not the beta-VAE's --beta)"
+    )
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam's second-moment decay beta2")
     pack: int = Field(
         1,
         ge=1,
@@ -510,8 +512,10 @@ class WGANGPConfig(AdversarialConfig):
     n_critic: int = Field(5, ge=1, le=100, description="critic steps per generator step")
     gp_weight: float = Field(10.0, ge=0, description="lambda, the gradient penalty's weight")
     lr: float = Field(1e-4, gt=0, description="Adam learning rate of G and the critic")
-    beta1: float = Field(0.0, ge=0, lt=1, description="Adam beta1")
-    beta2: float = Field(0.9, ge=0, lt=1, description="Adam beta2")
+    beta1: float = Field(
+        0.0, ge=0, lt=1, description="Adam's first-moment decay beta1 (not the beta-VAE's --beta)"
+    )
+    beta2: float = Field(0.9, ge=0, lt=1, description="Adam's second-moment decay beta2")
 
 
 @register_model

@@ -73,7 +73,9 @@ class SSGANConfig(ModelConfig):
         None, ge=2, le=10000, description="classes; default: the data's"
     )
     lr: float = Field(0.003, gt=0, description="Adam learning rate of G and D")
-    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
+    beta1: float = Field(
+        0.5, ge=0, lt=1, description="Adam's first-moment decay beta1 (not the beta-VAE's --beta)"
+    )
     preprocess: str = Field("unit", description="unit: pixels in [0, 1], like G's sigmoid")
 
 

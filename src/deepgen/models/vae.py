@@ -51,7 +51,9 @@ class VAEConfig(ModelConfig):
     )
     likelihood: Literal["bernoulli", "gaussian"] = Field("bernoulli", description="p(x|z)")
     beta: float = Field(
-        1.0, ge=0, description="weight of the KL term in the training loss (beta-VAE)"
+        1.0,
+        ge=0,
+        description="beta-VAE's weight of the KL term in the training loss (not Adam's beta1)",
     )
     kl_warmup: int = Field(
         0, ge=0, description="iterations over which the KL weight rises from 0 to beta"
