@@ -288,7 +288,9 @@ def test_every_option_of_every_command_has_help_and_defaults_read_alike():
     assert len(seen) > 100  # every command's, and every family's model options
     for where, param, text in seen:
         assert param.help, f"{where} {param.opts[0]} has no help"
-        assert "(default " not in text, f"{where} {param.opts[0]}: {text}"  # one style: [default: X]
+        assert "(default " not in text, (
+            f"{where} {param.opts[0]}: {text}"
+        )  # one style: [default: X]
     assert "[default: 1.0]" in run_cli("train", "vae", "--help").stdout
 
 
@@ -410,3 +412,31 @@ def test_resume_with_a_model_option_says_what_a_resume_may_change(tmp_path):
     assert run_cli("train", "vae", "--net", "mlp", *args).returncode == 0
     proc = run_cli("train", "--resume", str(run), "--lr", "3e-4")
     assert_one_line_error(proc, "drop --lr .*a resume may change --epochs, --images")
+
+
+@pytest.mark.slow
+def test_a_report_reuses_the_pictures_of_the_same_checkpoint_and_redraws_for_a_new_one(
+    tmp_path,
+):
+    import base64
+    import io
+
+    from PIL import Image
+
+    run = tmp_path / "gan"
+    train = ["train", "gan", "--data", "fake", "--net", "mlp", "--batch-size", "64"]
+    assert run_cli(*train, "--images", "256", "--out", str(run), "--quiet").returncode == 0
+    assert run_cli("report", str(run), "-o", str(tmp_path / "a.html")).returncode == 0
+    (kept,) = (run / "report-cache").iterdir()
+    marker = io.BytesIO()
+    Image.new("L", (3, 3), 77).save(marker, format="PNG")
+    (kept / "samples.png").write_bytes(marker.getvalue())  # what a second report must read
+    assert run_cli("report", str(run), "-o", str(tmp_path / "b.html")).returncode == 0
+    encoded = base64.b64encode(marker.getvalue()).decode()
+    assert encoded in (tmp_path / "b.html").read_text()
+    more = run_cli("train", "--resume", str(run), "--images", "512", "--quiet")
+    assert more.returncode == 0, more.stderr
+    assert run_cli("report", str(run), "-o", str(tmp_path / "c.html")).returncode == 0
+    assert encoded not in (tmp_path / "c.html").read_text()
+    assert [p.name for p in (run / "report-cache").iterdir()] != [kept.name]
+    assert len(list((run / "report-cache").iterdir())) == 1  # the old checkpoint's are gone

@@ -212,3 +212,18 @@ def test_older_runs_training_names_are_read_as_todays():
     assert current_names(shared) == {"split": "train", "a/x": 1.0, "b/x": 2.0, "y": 3.0}
     valid = {"split": "valid", "source/error": 0.1}
     assert current_names(valid) == valid
+
+
+def test_runs_of_one_family_share_their_curves_and_single_runs_do_not(tiny, tmp_path):
+    from deepgen.report import comparison_table, family_curves
+
+    for name, family in (("a", "vae"), ("b", "vae"), ("c", "ae")):
+        model = build_model(family, {"net": "mlp", "hidden_dim": 16}, SHAPE)
+        deepgen.fit(model, tiny, out=tmp_path / name, epochs=1, batch_size=32, progress=False)
+    runs = [tmp_path / n for n in "abc"]
+    section = family_curves(runs)
+    assert section.count("<figure>") == len(MODELS["vae"].report_curves)
+    assert "vae: " in section and "ae: " not in section  # one ae run: nothing to overlay
+    assert family_curves(runs[1:]) == ""
+    table = comparison_table(runs)
+    assert table.count("<tr>") == 4 and "deepgen eval" in table

@@ -27,6 +27,7 @@ from .models.capabilities import (
     supports,
 )
 from .models.contract import MODELS, GenerativeModel
+from .report_cache import PictureCache
 from .rundir import RunDir
 from .viz import curves_png, grid_image, png_bytes, samples_png
 
@@ -35,7 +36,8 @@ body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0
 h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
-.figs{display:flex;flex-wrap:wrap;gap:1em} figure{margin:0} figcaption{font-size:.85em;color:#555}
+.figs{display:flex;flex-wrap:wrap;gap:1em} figure{margin:0;max-width:100%}
+img{max-width:100%;height:auto} figcaption{font-size:.85em;color:#555}
 pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em} .note{color:#a33}
 """
 
@@ -126,23 +128,27 @@ def current_names(record: dict) -> dict:
     return renamed
 
 
+def _series(records: list[dict], key: str) -> tuple[list[float], list[float]] | None:
+    """(thousands of training images seen, values) of ``key`` in ``records`` (``valid:NAME``
+    from the validation records, other keys from the training ones); None if absent."""
+    split, name = key.split(":", 1) if ":" in key else ("train", key)
+    points = [
+        (r["images"] / 1000, r[name])
+        for r in records
+        if r.get("split") == split
+        and isinstance(r.get(name), (int, float))
+        and math.isfinite(r[name])
+    ]
+    if not points:
+        return None
+    xs, ys = zip(*points)
+    return list(xs), list(ys)
+
+
 def _curves(model_cls, records: list[dict]) -> list[str]:
     figs = []
     for title, ylabel, keys in model_cls.report_curves:
-        series = []
-        for key, label in keys:
-            split, name = key.split(":", 1) if ":" in key else ("train", key)
-            points = [
-                (r["images"], r[name])
-                for r in records
-                if r.get("split") == split
-                and name in r
-                and isinstance(r[name], (int, float))
-                and math.isfinite(r[name])
-            ]
-            if points:
-                xs, ys = zip(*points)
-                series.append((label, [x / 1000 for x in xs], ys))
+        series = [(label, *xy) for key, label in keys if (xy := _series(records, key))]
         if series:
             figs.append(
                 _figure(
@@ -150,6 +156,37 @@ def _curves(model_cls, records: list[dict]) -> list[str]:
                 )
             )
     return figs
+
+
+def family_curves(runs: list[Path]) -> str:
+    """For each family with two runs or more among ``runs``, its curves with every run's
+    line in the same plot (labelled by run folder), e.g. the ELBO of VAEs of two seeds."""
+    by_family: dict[str, list[tuple[str, list[dict]]]] = {}
+    for path in runs:
+        try:
+            family = RunDir(path).config().family
+        except DeepgenError:
+            continue
+        records = [current_names(r) for r in RunDir(path).metrics()]
+        by_family.setdefault(family, []).append((path.name, records))
+    figs = []
+    for family, members in sorted(by_family.items()):
+        if len(members) < 2 or family not in MODELS:
+            continue
+        for title, ylabel, keys in MODELS[family].report_curves:
+            series = [
+                (f"{name}: {label}" if len(keys) > 1 else name, *xy)
+                for name, records in members
+                for key, label in keys
+                if (xy := _series(records, key))
+            ]
+            if series:
+                heading = f"{family}: {title}"
+                png = curves_png(series, "training images seen (thousands)", ylabel, heading)
+                figs.append(_figure(png, heading))
+    if not figs:
+        return ""
+    return "<h3>Runs of one family, overlaid</h3><div class='figs'>" + "".join(figs) + "</div>"
 
 
 def _results_table(results: dict | None) -> str:
@@ -232,13 +269,30 @@ def comparison_table(runs: list[Path]) -> str:
         rows.append(
             f"<tr><td><a href='#{html.escape(path.name)}'>{html.escape(str(path))}</a></td>"
             f"<td>{html.escape(config.family)}</td><td>{html.escape(config.data.name)}</td>"
-            f"<td>{config.train.seed}</td><td>{epochs}</td><td>{minutes}</td><td>{headline}</td></tr>"
+            f"<td>{config.train.seed}</td><td>{epochs}</td><td>{minutes}</td><td>{headline}</td>"
+            f"<td>{_eval_numbers(run)}</td></tr>"
         )
     head = (
         "<tr><th>run</th><th>family</th><th>data</th><th>seed</th><th>epochs</th>"
-        "<th>training minutes</th><th>test headline ± std. error</th></tr>"
+        "<th>training minutes</th><th>test headline ± std. error</th>"
+        "<th>deepgen eval ± std. error</th></tr>"
     )
     return f"<h2>Runs</h2><table>{head}{''.join(rows)}</table>"
+
+
+def _eval_numbers(run: RunDir) -> str:
+    """The run's single-number eval metrics in one cell ("fid 536 ± 12, is 6.42 ± 0.03"),
+    blank when it was not evaluated or its eval.json is unreadable."""
+    try:
+        data = run.evaluation() or {}
+    except DeepgenError:
+        return ""
+    numbers = [
+        f"{html.escape(name)} {_with_error(v)}"
+        for name, v in sorted(data.get("metrics", {}).items())
+        if isinstance(v, dict) and isinstance(v.get("mean"), (int, float))
+    ]
+    return ", ".join(numbers)
 
 
 def _with_error(num: dict | None) -> str:
@@ -349,7 +403,9 @@ LATENT_FIGURES = (
 )
 
 
-def _latent_figures(model: GenerativeModel, dataset: Dataset | None) -> list[str]:
+def _latent_figures(
+    model: GenerativeModel, dataset: Dataset | None, cache: PictureCache
+) -> list[str]:
     """The pictures of the latent tools the model has the capabilities for; a tool that
     needs the data when it could not be loaded, or that refuses this model's setting (the
     manifold grid of a latent space that is not 2-D), is left out."""
@@ -361,16 +417,23 @@ def _latent_figures(model: GenerativeModel, dataset: Dataset | None) -> list[str
         entry = LATENT_TOOLS[tool]
         if tool not in supported or (entry.reads_data and dataset is None):
             continue
-        try:
+
+        def draw(entry=entry, tool=tool, caption=caption) -> tuple[bytes, str]:
             images, nrow = entry.fn(model, **({"dataset": dataset} if entry.reads_data else {}))
+            return png_bytes(grid_image(images.detach(), nrow)), f"{tool}: {caption}"
+
+        try:
+            figs.append(_figure(*cache.get(f"latent-{tool}", draw)))
         except DeepgenError:
             continue
-        figs.append(_figure(png_bytes(grid_image(images.detach(), nrow)), f"{tool}: {caption}"))
     return figs
 
 
 def _model_figures(
-    model: GenerativeModel, streams: dict[str, Dataset] | None, notes: list[str]
+    model: GenerativeModel,
+    streams: dict[str, Dataset] | None,
+    notes: list[str],
+    cache: PictureCache,
 ) -> list[str]:
     """Samples (or what the model previews) and reconstructions; a note for each that fails."""
     figs = []
@@ -378,45 +441,42 @@ def _model_figures(
     size = 2500 if points else 64
     test = None if streams is None else {name: ds["test"].x for name, ds in streams.items()}
     reference = test[model.epoch_stream] if test is not None and points else None
-    try:
+
+    def draw_samples() -> tuple[bytes, str]:
         if test is not None:
             samples = model.preview(test, size, make_generator(0))
         else:
-            samples = (
-                model.sample(size, generator=make_generator(0))
-                if supports(model, Sampler)
-                else None
-            )
-        if samples is not None:
-            figs.append(
-                _figure(
-                    samples_png(samples, model.grid_nrow, reference),
-                    f"{len(samples)} samples (seed 0)",
-                )
-            )
+            samples = model.sample(size, generator=make_generator(0))
+        return samples_png(samples, model.grid_nrow, reference), f"{len(samples)} samples (seed 0)"
+
+    try:
+        if test is not None or supports(model, Sampler):
+            figs.append(_figure(*cache.get("samples", draw_samples)))
     except DeepgenError as err:
         notes.append(f'<p class="note">No samples: {html.escape(str(err))}</p>')
     if supports(model, Encoder) and model.is_image and streams is not None:
-        try:
+
+        def draw_reconstructions() -> tuple[bytes, str]:
             grid, nrow = reconstruction_grid(model, streams[model.epoch_stream])
-            figs.append(
-                _figure(
-                    png_bytes(grid_image(grid, nrow)),
-                    "test images (odd rows) and their reconstructions (even rows)",
-                )
-            )
+            caption = "test images (odd rows) and their reconstructions (even rows)"
+            return png_bytes(grid_image(grid, nrow)), caption
+
+        try:
+            figs.append(_figure(*cache.get("reconstructions", draw_reconstructions)))
         except DeepgenError as err:
             notes.append(f'<p class="note">No reconstructions: {html.escape(str(err))}</p>')
     if supports(model, Translator) and model.is_image and streams is not None:
         for direction in model.directions:
-            grid, nrow = translation_grid(model, streams, direction)
-            figs.append(
-                _figure(
-                    png_bytes(grid_image(grid, nrow)),
+
+            def draw_translations(direction=direction) -> tuple[bytes, str]:
+                grid, nrow = translation_grid(model, streams, direction)
+                caption = (
                     f"{direction}: test images, their translations and (where the model "
-                    "translates back) the translations translated back, in turn by row",
+                    "translates back) the translations translated back, in turn by row"
                 )
-            )
+                return png_bytes(grid_image(grid, nrow)), caption
+
+            figs.append(_figure(*cache.get(f"translate-{direction}", draw_translations)))
     return figs
 
 
@@ -551,8 +611,9 @@ def run_section(path: Path) -> str:
             parts.append(
                 f'<p class="note">Data not loaded, so no pictures that need it: {html.escape(str(err))}</p>'
             )
+    cache = PictureCache(path, ckpt if model is not None else None)
     if model is not None:
-        figs += _model_figures(model, streams, parts)
+        figs += _model_figures(model, streams, parts, cache)
     parts.append(f'<div class="figs">{"".join(figs)}</div>')
     if model is not None and supports(model, Strings):
         parts.append(_strings_section(model, streams, path / "optimize.json"))
@@ -560,7 +621,7 @@ def run_section(path: Path) -> str:
         parts.append(_confusion_section(model, streams))
     if model is not None and model.is_image:
         dataset = None if streams is None else streams[model.epoch_stream]
-        latent_figs = _latent_figures(model, dataset)
+        latent_figs = _latent_figures(model, dataset, cache)
         if latent_figs:
             parts.append(
                 f"<h3>Latent space (deepgen latent RUN TOOL)</h3><div class='figs'>{''.join(latent_figs)}</div>"
@@ -594,7 +655,7 @@ def write_report(runs: list[Path], output: Path, title: str = "deepgen report") 
     """Write the HTML report of ``runs`` to ``output`` atomically; returns the path.
     Several runs get a comparison table first (:func:`comparison_table`)."""
     runs = [Path(r) for r in runs]
-    sections = [comparison_table(runs)] if len(runs) > 1 else []
+    sections = [comparison_table(runs) + family_curves(runs)] if len(runs) > 1 else []
     body = "\n".join(sections + [run_section(r) for r in runs])
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
