@@ -82,7 +82,7 @@ def test_bad_files_are_data_errors_and_pickles_are_refused(tmp_path):
     ):
         with pytest.raises(DataError, match=match):
             deepgen.load_dataset("arrays", tmp_path / name)
-    with pytest.raises(DataError, match="--data-dir"):
+    with pytest.raises(DataError, match="data_dir"):
         deepgen.load_dataset("arrays")
 
 

@@ -440,3 +440,18 @@ def test_a_report_reuses_the_pictures_of_the_same_checkpoint_and_redraws_for_a_n
     assert encoded not in (tmp_path / "c.html").read_text()
     assert [p.name for p in (run / "report-cache").iterdir()] != [kept.name]
     assert len(list((run / "report-cache").iterdir())) == 1  # the old checkpoint's are gone
+
+
+def test_errors_name_the_flag_on_the_command_line_and_the_argument_in_python(tmp_path):
+    import deepgen
+    from deepgen.errors import DataError
+
+    data = deepgen.load_dataset("fake", sizes=(64, 16, 16))
+    model = deepgen.build_model("vae", {"net": "mlp"}, (1, 28, 28))
+    with pytest.raises(DataError, match="lower batch_size$"):
+        deepgen.fit(model, data, batch_size=128, progress=False)
+    cli = run_cli("train", "vae", "--data", "fake", "--batch-size", "4096", "--out", str(tmp_path))
+    assert_one_line_error(cli, "lower --batch-size")
+    with pytest.raises(deepgen.ConfigError) as refused:
+        deepgen.sample(deepgen.build_model("cgan", {}, (1, 28, 28)), 4, label=10)
+    assert str(refused.value) == "label must be a class in [0, 10), not 10"

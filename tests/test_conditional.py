@@ -114,7 +114,7 @@ def test_pacgan_packs_consecutive_samples_and_needs_whole_packs():
     assert model.discriminator.net[1].in_features == 8
     out = model.players()[0].loss(Batch.of(x), torch.Generator().manual_seed(0))
     assert out["loss"].shape == (8,) and torch.equal(out["loss"][:4], out["loss"][0].expand(4))
-    with pytest.raises(ConfigError, match="multiple of --pack"):
+    with pytest.raises(ConfigError, match="multiple of pack"):
         model.packed(torch.zeros(6, 2))
 
 

@@ -38,7 +38,7 @@ def folder(tmp_path, monkeypatch):
 
 
 def test_bad_file_stops_with_its_path_or_is_skipped(folder):
-    with pytest.raises(DataError, match=r"cannot read image .*bad\.png.*--on-bad-file skip"):
+    with pytest.raises(DataError, match=r"cannot read image .*bad\.png.*on_bad_file='skip'"):
         deepgen.load_dataset("imagefolder", folder)
     logs = []
     data = deepgen.load_dataset(
@@ -72,7 +72,7 @@ def test_grey_conversion_and_the_cache(folder):
 def test_missing_folder():
     with pytest.raises(DataError, match="does not exist"):
         deepgen.load_dataset("imagefolder", "/nonexistent/folder")
-    with pytest.raises(DataError, match="--data-dir"):
+    with pytest.raises(DataError, match="data_dir"):
         deepgen.load_dataset("imagefolder")
 
 

@@ -236,7 +236,7 @@ def test_a_resume_cannot_shorten_a_run_or_change_what_it_computes(run):
         ConfigError, match="has trained 8 iterations .2 epochs.; a resume cannot shorten it"
     ):
         deepgen.resume(run, epochs=1, progress=False)
-    with pytest.raises(ConfigError, match="cannot change --batch-size, --seed"):
+    with pytest.raises(ConfigError, match="cannot change batch_size, seed"):  # Python's names
         deepgen.resume(run, batch_size=32, seed=3, progress=False)
     assert (run / "config.json").read_bytes() == before
 

@@ -203,7 +203,7 @@ def test_a_first_stream_smaller_than_a_batch_is_refused_but_a_labelled_one_cycle
 
     vae = build_model("vae", {"net": "mlp"}, (1, 28, 28))
     with pytest.raises(
-        DataError, match="fewer than one iteration needs .1 batches of 512.; lower --batch-size"
+        DataError, match="fewer than one iteration needs .1 batches of 512.; lower batch_size"
     ):
         Trainer(vae, tiny, TrainConfig(batch_size=512, epochs=1), progress=False)
     streams = {

@@ -14,7 +14,7 @@ from .checkpoint import Checkpoint, checkpoint_dirs, fits, latest_checkpoint
 from .config import RunConfig, TrainConfig, validate
 from .data.datasets import Dataset, load_dataset
 from .distributed import resolve_device
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, option
 from .models.base import build_model
 from .models.capabilities import (
     Conditional,
@@ -236,10 +236,10 @@ def _resume_changes(train: TrainConfig, updates: dict) -> dict[str, tuple]:
     changes = {k: (before[k], v) for k, v in updates.items() if v != before[k]}
     fixed = [k for k in changes if k not in RESUME_MAY_CHANGE]
     if fixed:
-        flags = ", ".join(f"--{k.replace('_', '-')}" for k in fixed)
+        may = ", ".join(option(k) for k in RESUME_MAY_CHANGE)
         raise ConfigError(
-            f"a resume cannot change {flags}: it defines what the run computes; start a new run "
-            f"(a resume may change {', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)})"
+            f"a resume cannot change {', '.join(option(k) for k in fixed)}: it defines what the "
+            f"run computes; start a new run (a resume may change {may})"
         )
     if "epochs" in changes and before["images"] is not None:
         changes["images"] = (before["images"], None)
@@ -339,16 +339,18 @@ def sample(
         raise ConfigError(f"the number of samples must be at least 1, not {n}")
     require(model, Sampler, "sampling")
     if drs:
-        require(model, DensityRatio, "rejection sampling (--drs)")
+        require(model, DensityRatio, f"rejection sampling ({option('drs')})")
         if label is not None:
             raise ConfigError("rejection sampling draws from the whole model; drop the label")
         from .drs import rejection_sample
 
         return rejection_sample(model, n, make_generator(seed, model.device))[0].cpu()
     if label is not None:
-        require(model, Conditional, "sampling one class (--label)")
+        require(model, Conditional, f"sampling one class ({option('label')})")
         if not 0 <= label < model.num_classes:
-            raise ConfigError(f"--label must be a class in [0, {model.num_classes}), not {label}")
+            raise ConfigError(
+                f"{option('label')} must be a class in [0, {model.num_classes}), not {label}"
+            )
 
     def one_batch(index: int, start: int, stop: int) -> torch.Tensor:
         gen = batch_generator(seed, index, model.device)

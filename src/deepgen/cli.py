@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from .cli_options import TrainCommand, device_option, model_options
-from .errors import ConfigError, DeepgenError
+from .errors import FROM_COMMAND_LINE, ConfigError, DeepgenError
 from .version import __version__
 
 # Seeds are whole numbers in [0, 2^63), what torch's generators take.
@@ -988,6 +988,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"[rank {distributed.rank()}] " if several else ""
         click.echo(f"deepgen: {where}{msg}", err=True)
 
+    command_line = FROM_COMMAND_LINE.set(True)  # errors name --flags, not Python arguments
     try:
         _join_process_group(argv)
         rv = cli.main(args=argv, prog_name="deepgen", standalone_mode=False)
@@ -1011,6 +1012,7 @@ def main(argv: list[str] | None = None) -> int:
         error(f"error: {os_error_message(err)}")
         return 1
     finally:
+        FROM_COMMAND_LINE.reset(command_line)
         distributed = sys.modules.get(f"{__package__}.distributed")
         if distributed is not None:
             distributed.shutdown()

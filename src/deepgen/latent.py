@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, option
 from .latent_data import (
     analogies,
     analogy_captions,
@@ -130,7 +130,7 @@ def manifold(model, n: int = 20, seed: int = 0):
     if model.latent_dim != 2:
         raise ConfigError(
             f"the manifold grid needs latent_dim 2, not {model.latent_dim}; "
-            "train with --latent-dim 2"
+            f"train with {option('latent_dim', 2)}"
         )
     p = torch.linspace(0.5 / n, 1 - 0.5 / n, n, device=model.device)
     q = torch.special.ndtri(p)

@@ -442,16 +442,20 @@ def _model_figures(
     test = None if streams is None else {name: ds["test"].x for name, ds in streams.items()}
     reference = test[model.epoch_stream] if test is not None and points else None
 
-    def draw_samples() -> tuple[bytes, str]:
+    def draw_samples() -> tuple[bytes, str] | None:
         if test is not None:
-            samples = model.preview(test, size, make_generator(0))
-        else:
+            samples = model.preview(test, size, make_generator(0))  # None: nothing to show
+        elif supports(model, Sampler):
             samples = model.sample(size, generator=make_generator(0))
+        else:
+            return None
+        if samples is None:
+            return None
         return samples_png(samples, model.grid_nrow, reference), f"{len(samples)} samples (seed 0)"
 
     try:
-        if test is not None or supports(model, Sampler):
-            figs.append(_figure(*cache.get("samples", draw_samples)))
+        if drawn := cache.get("samples", draw_samples):
+            figs.append(_figure(*drawn))
     except DeepgenError as err:
         notes.append(f'<p class="note">No samples: {html.escape(str(err))}</p>')
     if supports(model, Encoder) and model.is_image and streams is not None:

@@ -30,9 +30,12 @@ class PictureCache:
         key = getattr(checkpoint, "manifest_sha256", "")
         self.folder = run / FOLDER / f"{key[:16]}-{__version__}" if key else None
 
-    def get(self, name: str, draw: Callable[[], tuple[bytes, str]]) -> tuple[bytes, str]:
+    def get(
+        self, name: str, draw: Callable[[], tuple[bytes, str] | None]
+    ) -> tuple[bytes, str] | None:
         """(PNG bytes, caption) of picture ``name``: read back if this checkpoint's is kept,
-        else ``draw()``, kept, and returned."""
+        else ``draw()``, kept, and returned (None, and nothing kept, when there is no such
+        picture for this model)."""
         if self.folder is None:
             return draw()
         png, txt = self.folder / f"{name}.png", self.folder / f"{name}.txt"
@@ -40,7 +43,10 @@ class PictureCache:
             return png.read_bytes(), txt.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             pass
-        data, caption = draw()
+        drawn = draw()
+        if drawn is None:
+            return None
+        data, caption = drawn
         try:
             self._forget_other_checkpoints()
             atomic_write_text(txt, caption)  # the caption first: a PNG alone is not read

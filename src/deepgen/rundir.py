@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .config import RunConfig, format_validation_error
 from .csvlog import CSVLog
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, option
 from .fileio import atomic_write_text, parse_json, read_small_file
 from .version import __version__
 
@@ -105,10 +105,12 @@ class RunDir:
         """
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
-            raise CheckpointError(f"--out {run.path} is a file, not a folder; choose another --out")
+            raise CheckpointError(
+                f"{option('out')} {run.path} is a file, not a folder; choose another {option('out')}"
+            )
         taken = CheckpointError(
             f"run folder {run.path} already exists; continue it with "
-            f"`deepgen train --resume {run.path}` or choose another --out"
+            f"`deepgen train --resume {run.path}` or choose another {option('out')}"
         )
         if run.path.is_dir() and run._holds_anything():
             raise taken  # refused before anything, not even the lock file, is written there

@@ -31,7 +31,7 @@ from .config import TrainConfig
 from .data.batches import StreamOrder
 from .data.datasets import Dataset
 from .distributed import resolve_device
-from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged
+from .errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged, option
 from .models.capabilities import ClosedForm, require
 from .models.contract import Batch, GenerativeModel, StreamBatch
 from .rundir import RunDir
@@ -39,7 +39,6 @@ from .seeds import derive, generator
 from .stopflag import StopFlag
 from .validation import BestWeights, as_streams, evaluate_split
 from .viz import save_samples
-
 
 PROGRESS_SECONDS = 30.0  # between progress lines when stderr is not a terminal
 
@@ -123,7 +122,7 @@ class Trainer:
             raise DataError(
                 f"stream {model.epoch_stream!r}: its training split has {epoch_order.n} "
                 f"examples, fewer than one iteration needs ({epoch_order.draws} batches of "
-                f"{config.batch_size}); lower --batch-size"
+                f"{config.batch_size}); lower {option('batch_size')}"
             )
         self.iters_per_epoch = (
             1 if self.closed_form else self.orders[model.epoch_stream].iterations_per_pass
@@ -457,8 +456,8 @@ class Trainer:
         if cfg.on_divergence == "stop" or self.run is None:
             bar.close()
             raise TrainingDiverged(
-                f"{where}; {kept}; lower the learning rate (--lr) "
-                "and resume, or train with --on-divergence rollback"
+                f"{where}; {kept}; lower the learning rate ({option('lr')}) and resume, or "
+                f"train with {option('on_divergence', 'rollback')}"
             )
         if self.rollbacks >= cfg.max_rollbacks:
             bar.close()

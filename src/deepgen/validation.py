@@ -10,7 +10,7 @@ import torch
 from . import distributed
 from .data.datasets import Dataset
 from .data.streams import check_streams
-from .errors import ConfigError
+from .errors import ConfigError, option
 from .models.contract import Batch, GenerativeModel
 from .seeds import batch_generator, derive
 from .stats import mean_stderr
@@ -101,13 +101,15 @@ class BestWeights:
         self.selection = model.selection()
         if not self.selection:
             raise ConfigError(
-                f"--keep-best/--patience select weights by a validation metric, and a "
+                f"{option('keep_best')}/{option('patience')} select weights by a validation "
+                "metric, and a "
                 f"{model.family} reports none; train without them"
             )
         for dataset in streams.values():
             if "valid" not in dataset.splits:
                 raise ConfigError(
-                    f"--keep-best/--patience need a validation split, and {dataset.name} has none"
+                    f"{option('keep_best')}/{option('patience')} need a validation split, and "
+                    f"{dataset.name} has none"
                 )
         self.modules = {p.name: p.module for p in players if p.name in self.selection}
         self.patience = patience

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, option
 from ..fileio import atomic_write_bytes
 from .datasets import Dataset, Split
 
@@ -129,7 +129,7 @@ def from_sequences(
 def arrays_dataset(spec, data_dir=None, **_) -> Dataset:
     """Load ``--data-dir FILE.npz|FILE.npy`` (see the module docstring)."""
     if data_dir is None:
-        raise DataError("arrays needs a file: pass --data-dir PATH.npz or PATH.npy")
+        raise DataError(f"arrays needs a file: pass {option('data_dir')} PATH.npz or PATH.npy")
     path = Path(data_dir).expanduser()
     try:
         _check_declared_size(path)

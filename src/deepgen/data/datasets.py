@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 
 from ..config import Config, DataConfig, validate
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, option
 from ..fileio import sha256_bytes
 from ..registry import Registry
 from .idx import parse_idx, read_idx_bytes
@@ -208,13 +208,13 @@ def _named_dir_files(spec: DatasetSpec, directory: Path) -> dict[str, Path]:
         if any(found.values()):
             missing = ", ".join(name for name, path in found.items() if path is None)
             raise DataError(
-                f"--data-dir: {d} holds only part of {spec.name}: {missing} missing (.gz or "
-                f"not); complete it, or leave out --data-dir to use the cache"
+                f"{option('data_dir')}: {d} holds only part of {spec.name}: {missing} missing "
+                f"(.gz or not); complete it, or leave out {option('data_dir')} to use the cache"
             )
     raise DataError(
-        f"--data-dir: neither {directory / spec.name} nor {directory} holds {spec.name}'s files "
-        f"({', '.join(f.name for f in spec.files)}, each .gz or not); {spec.fetch_hint}, or leave "
-        "out --data-dir"
+        f"{option('data_dir')}: neither {directory / spec.name} nor {directory} holds "
+        f"{spec.name}'s files ({', '.join(f.name for f in spec.files)}, each .gz or not); "
+        f"{spec.fetch_hint}, or leave out {option('data_dir')}"
     )
 
 

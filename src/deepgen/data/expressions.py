@@ -32,7 +32,7 @@ import torch
 from pydantic import Field
 
 from ..config import Config
-from ..errors import DataError
+from ..errors import DataError, option
 from ..fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
 from ..seeds import derive
 from .datasets import Dataset, Split, default_cache_dir
@@ -125,7 +125,7 @@ def read_strings(
         except GrammarError as err:
             if on_bad_line == "stop":
                 raise DataError(
-                    f"{path}, line {number}: {err} (--on-bad-line skip skips such lines)"
+                    f"{path}, line {number}: {err} ({option('on_bad_line', 'skip')} skips such lines)"
                 ) from None
             bad.append((number, err))
             continue

@@ -25,7 +25,7 @@ from PIL import Image
 from pydantic import Field
 
 from ..config import Config
-from ..errors import DataError
+from ..errors import DataError, option
 from ..fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
 from .datasets import Dataset, Split, default_cache_dir
 
@@ -96,7 +96,9 @@ def _cache_key(root: Path, files: list[Path], size: int, channels: int, skip: bo
 def load_arrays(root: Path, size: int, channels: int, on_bad_file: str = "stop", log=None):
     """(images uint8 (N, C, size, size), labels int64 (N,) or None, class names, from_cache)."""
     if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist; pass the folder with --data-dir")
+        raise DataError(
+            f"image folder {root} does not exist; pass the folder with {option('data_dir')}"
+        )
     files = list_images(root)
     if not files:
         raise DataError(f"no .png/.jpg/.jpeg images under {root}")
@@ -118,7 +120,7 @@ def load_arrays(root: Path, size: int, channels: int, on_bad_file: str = "stop",
             if on_bad_file == "stop":
                 raise DataError(
                     f"cannot read image {path}: {type(err).__name__}: {err}; fix or remove it, "
-                    "or pass --on-bad-file skip"
+                    f"or pass {option('on_bad_file', 'skip')}"
                 ) from None
             if log:
                 log(f"skipping unreadable image {path}: {err}")
@@ -187,7 +189,7 @@ def imagefolder_dataset(
 ) -> Dataset:
     """Load an image folder (``data_dir``) as a Dataset; see the module docstring."""
     if data_dir is None:
-        raise DataError("imagefolder needs the folder: pass --data-dir PATH")
+        raise DataError(f"imagefolder needs the folder: pass {option('data_dir')} PATH")
     images, labels, classes, cached = load_arrays(
         Path(data_dir).expanduser(), image_size, image_channels, on_bad_file, log
     )

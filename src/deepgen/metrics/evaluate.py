@@ -20,7 +20,7 @@ import torch
 
 from .. import distributed
 from ..api import load_checkpointed, make_generator, run_data, sample, translate
-from ..errors import ConfigError, DeepgenError
+from ..errors import ConfigError, DeepgenError, option
 from ..fileio import atomic_write_text
 from ..models.capabilities import (
     Capability,
@@ -479,7 +479,7 @@ def _compute(ctx: Context, metrics: list[str] | None, log) -> dict:
         metrics = default_metrics(ctx.model, kind)
         if not metrics:
             raise ConfigError(
-                f"no metric applies to a {ctx.model.family} on {kind}; name one with --metrics"
+                f"no metric applies to a {ctx.model.family} on {kind}; name one with {option('metrics')}"
             )
     for name in metrics:
         metric = METRICS[name]

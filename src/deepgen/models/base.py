@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..config import Config, validate
 from ..data.batches import PREPROCESS
-from ..errors import ConfigError
+from ..errors import ConfigError, option
 from ..seeds import derive
 from .contract import MODELS, GenerativeModel
 
@@ -207,5 +207,5 @@ def _check_size(cls, cfg: ModelConfig) -> None:
         raise ConfigError(
             f"a {cls.family} on {shapes} would hold {sum(t.numel() for t in tensors):,} parameters "
             f"({size / 1e9:.1f} GB), more than the {limit / 1e9:.1f} GB allowed; use smaller images "
-            "(e.g. --image-size) or smaller networks, or raise DEEPGEN_MAX_MODEL_BYTES"
+            f"(e.g. {option('image_size')}) or smaller networks, or raise DEEPGEN_MAX_MODEL_BYTES"
         )

@@ -15,7 +15,7 @@ import torch
 
 from .. import losses
 from ..config import DataConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, option
 from .capabilities import Classifier
 
 
@@ -27,8 +27,8 @@ def streams_of_parts(data: DataConfig, family: str) -> dict[str, DataConfig]:
     """
     if data.labels_per_class is None:
         raise ConfigError(
-            f"the {family} family learns from a few labels: give --labels-per-class N (e.g. 10 "
-            "for 100 MNIST labels)"
+            f"the {family} family learns from a few labels: give {option('labels_per_class')} "
+            "N (e.g. 10 for 100 MNIST labels)"
         )
     return {
         "unlabelled": data.model_copy(update={"part": "unlabelled"}),

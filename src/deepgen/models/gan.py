@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from .. import losses
-from ..errors import ConfigError
+from ..errors import ConfigError, option
 from ..improved_gan import ParameterAverage, with_historical_averaging
 from ..nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init_
 from ..registry import Registry
@@ -191,7 +191,7 @@ class Adversarial(LatentSpace, GenerativeModel):
         if len(x) % pack:
             raise ConfigError(
                 f"a batch of {len(x)} does not divide into packs of {pack}; choose a "
-                f"batch size (per process) that is a multiple of --pack"
+                f"batch size (per process) that is a multiple of {option('pack')}"
             )
         return x.reshape(len(x) // pack, pack * x.shape[1], *x.shape[2:])
 
@@ -331,7 +331,7 @@ class GAN(DensityRatio, GANLosses):
         if c.loss not in ("nonsaturating", "minimax"):
             return {
                 DensityRatio: f"an {c.loss} discriminator does not estimate log p_data/p_g "
-                "(train with --loss nonsaturating or minimax)"
+                f"(train with {option('loss', 'nonsaturating')} or minimax)"
             }
         if c.label_smoothing:
             return {

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from ..errors import ConfigError
+from ..errors import ConfigError, option
 from .base import ModelConfig
 from .capabilities import ClosedForm, ExactDensity, Sampler
 from .contract import Batch, GenerativeModel, register_model
@@ -98,7 +98,7 @@ class GMM(Sampler, ExactDensity, ClosedForm, GenerativeModel):
             )  # broadcast views are read-only
         if gm.converged_:
             return f"EM converged after {gm.n_iter_} iterations"
-        return f"EM did not converge in {gm.n_iter_} iterations; raise --max-iter"
+        return f"EM did not converge in {gm.n_iter_} iterations; raise {option('max_iter')}"
 
     def log_density(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) per image, (B,) nats."""

@@ -38,7 +38,7 @@ from .. import losses
 from ..data.expressions import END, characters, encode_characters
 from ..data.grammar import EXPRESSIONS, Grammar, GrammarError
 from ..distributed import SyncBatchNorm1d
-from ..errors import ConfigError
+from ..errors import ConfigError, option
 from .base import ModelConfig, adam
 from .capabilities import Encoder, ImportanceWeighted, LatentSpace, Strings
 from .contract import Batch, GenerativeModel, Player, register_model
@@ -165,7 +165,7 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
         grammar = next(iter(streams.values())).grammar
         if grammar is None:
             raise ConfigError(
-                f"a {cls.family} reads the strings of a grammar, e.g. --data expressions"
+                f"a {cls.family} reads the strings of a grammar, e.g. {option('data', 'expressions')}"
             )
         given = values.get("grammar")
         if given is not None and Grammar(given).names != Grammar(grammar).names:
