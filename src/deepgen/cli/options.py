@@ -26,7 +26,7 @@ def _click_type(annotation) -> tuple[Any, list[str]]:
 
 def model_options() -> dict[str, dict[str, Any]]:
     """Every model-config field of every registered family: name -> type, choices, help, families."""
-    from .models import MODELS
+    from ..models import MODELS
 
     fields: dict[str, dict[str, Any]] = {}
     for family, cls in MODELS.items():
@@ -109,7 +109,7 @@ class TrainCommand(click.Command):
         with formatter.section("Options"):
             formatter.write_dl(records)
         if family is None:
-            from .models import MODELS
+            from ..models import MODELS
 
             with formatter.section("Families (deepgen train FAMILY --help: its model options)"):
                 formatter.write_dl(
