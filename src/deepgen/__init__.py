@@ -19,7 +19,6 @@ from .version import __version__
 if TYPE_CHECKING:  # what the names below are, for readers and type checkers
     from . import data, latent, losses, seeds
     from .api import (
-        evaluate,
         fit,
         load,
         make_generator,
@@ -40,6 +39,7 @@ if TYPE_CHECKING:  # what the names below are, for readers and type checkers
         Interrupted,
         TrainingDiverged,
     )
+    from .metrics.evaluate import evaluate
     from .models import MODELS, GenerativeModel, build_model, register_model, require, supports
     from .trainer import Trainer
 
@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # what the names below are, for readers and type checkers
 # command line then imports torch inside its own error handling, so a Ctrl-C during
 # start-up is one line rather than a traceback.
 _HOME = {
-    "evaluate": "api",
+    "evaluate": "metrics.evaluate",
     "fit": "api",
     "load": "api",
     "make_generator": "api",

@@ -268,10 +268,19 @@ def load(run_path: str | os.PathLike, device: str = "auto", warn=_stderr) -> Gen
         CheckpointError: neither a run folder nor a saved model, or no checkpoint verifies
             and fits the model.
     """
-    from .saved import is_saved_model, load_saved_model
+    from .saved import WEIGHTS, is_saved_model, read_saved_model
 
     if is_saved_model(run_path) and not (Path(run_path) / "config.json").exists():
-        return load_saved_model(run_path, resolve_device(device))
+        meta, weights = read_saved_model(run_path)
+        model = build_model(meta["family"], meta["model"])
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(
+                f"{Path(run_path) / WEIGHTS} does not fit a {meta['family']}: {first}"
+            ) from None
+        return model.to(resolve_device(device)).eval()
     return load_checkpointed(run_path, device, warn)[0]
 
 
@@ -397,38 +406,6 @@ def translate(
 
     with torch.no_grad():
         return distributed.map_batches(one_batch, len(x), batch_size)
-
-
-def evaluate(
-    model_or_run: GenerativeModel | str | os.PathLike,
-    data: Dataset | dict[str, Dataset] | None = None,
-    metrics: list[str] | None = None,
-    n: int = 10_000,
-    seed: int = 0,
-    log=None,
-    **options,
-) -> dict:
-    """``deepgen eval`` from Python: the metrics (``deepgen.metrics.evaluate.METRICS``
-    names; None: every default one that applies) of a run folder, written to its
-    eval.json as well, or of an in-memory model on ``data`` (a Dataset, or stream ->
-    Dataset), returned only. ``options``: ``k`` (importance samples of nll), ``device``
-    (a run's). Returns {"metrics": {name: {mean, stderr, unit, protocol, ...}}, ...}.
-
-    Raises:
-        ConfigError: an unknown metric, n < 2, a model given without ``data`` or a run with
-            it. MissingCapability: a metric the model cannot be measured by.
-    """
-    from .metrics.evaluate import evaluate_model, evaluate_run
-
-    log = log or (lambda msg: None)
-    if isinstance(model_or_run, GenerativeModel):
-        if data is None:
-            raise ConfigError("evaluate(model, data): give the data to measure the model on")
-        options.pop("device", None)
-        return evaluate_model(model_or_run, data, metrics, n=n, seed=seed, log=log, **options)
-    if data is not None:
-        raise ConfigError("evaluate(run) measures the run on the data it recorded; leave out data")
-    return evaluate_run(model_or_run, metrics, n=n, seed=seed, log=log, **options)
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

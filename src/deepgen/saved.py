@@ -15,14 +15,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+from torch import nn
 
 from .errors import CheckpointError
 from .fileio import fsync_dir, parse_json, read_small_file, sha256_bytes
-from .models.base import build_model
-from .models.contract import GenerativeModel
 from .version import __version__
 
 WEIGHTS, META = "model.safetensors", "model.json"
@@ -34,7 +34,7 @@ def is_saved_model(path: str | os.PathLike) -> bool:
     return (Path(path) / META).is_file()
 
 
-def save_model(model: GenerativeModel, path: str | os.PathLike) -> Path:
+def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``model`` (weights and config) to the new folder ``path``; returns it.
 
     Raises:
@@ -67,12 +67,13 @@ def save_model(model: GenerativeModel, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_saved_model(path: str | os.PathLike, device: str = "cpu") -> GenerativeModel:
-    """The model saved in ``path`` by :func:`save_model`, on ``device``, in eval mode.
+def read_saved_model(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(model.json's record: family, model config, ..., the weights) of a folder written by
+    :func:`save_model`; :func:`deepgen.load` builds the model from them.
 
     Raises:
-        CheckpointError: a file is missing or unreadable, the weights differ from their
-            recorded sha256, or they do not fit the recorded family and config.
+        CheckpointError: a file is missing or unreadable, the record lacks a field, or the
+            weights differ from their recorded sha256.
     """
     path = Path(path)
     meta = parse_json(
@@ -83,12 +84,7 @@ def load_saved_model(path: str | os.PathLike, device: str = "cpu") -> Generative
     blob = read_small_file(path / WEIGHTS, WEIGHTS_LIMIT, CheckpointError)
     if sha256_bytes(blob) != meta["weights_sha256"]:
         raise CheckpointError(f"{path / WEIGHTS} differs from the sha256 {path / META} records")
-    model = build_model(meta["family"], meta["model"])
     try:
-        model.load_state_dict(st_load(blob))
-    except (SafetensorError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0]
-        raise CheckpointError(
-            f"{path / WEIGHTS} does not fit a {meta['family']}: {first}"
-        ) from None
-    return model.to(device).eval()
+        return meta, st_load(blob)
+    except SafetensorError as err:
+        raise CheckpointError(f"{path / WEIGHTS} is not a safetensors file: {err}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import torch
 
 from .. import distributed
 from ..api import load_checkpointed, make_generator, run_data, sample, translate
+from ..data.datasets import Dataset
 from ..errors import ConfigError, DeepgenError, option
 from ..fileio import atomic_write_text
 from ..models.capabilities import (
@@ -32,6 +34,7 @@ from ..models.capabilities import (
     require,
     supports,
 )
+from ..models.contract import GenerativeModel
 from ..registry import Registry
 from ..rundir import RunDir
 from ..seeds import batch_generator
@@ -463,6 +466,36 @@ def evaluate_model(
     if "classifier" in ctx.__dict__:
         results["classifier"] = {"dataset": ctx.data.name, "sha256": ctx.classifier[1]}
     return results | {"deepgen_version": __version__}
+
+
+def evaluate(
+    model_or_run: GenerativeModel | str | os.PathLike,
+    data: Dataset | dict[str, Dataset] | None = None,
+    metrics: list[str] | None = None,
+    n: int = 10_000,
+    seed: int = 0,
+    log=None,
+    **options,
+) -> dict:
+    """``deepgen eval`` from Python: the metrics (``deepgen.metrics.evaluate.METRICS``
+    names; None: every default one that applies) of a run folder, written to its
+    eval.json as well, or of an in-memory model on ``data`` (a Dataset, or stream ->
+    Dataset), returned only. ``options``: ``k`` (importance samples of nll), ``device``
+    (a run's). Returns {"metrics": {name: {mean, stderr, unit, protocol, ...}}, ...}.
+
+    Raises:
+        ConfigError: an unknown metric, n < 2, a model given without ``data`` or a run with
+            it. MissingCapability: a metric the model cannot be measured by.
+    """
+    log = log or (lambda msg: None)
+    if isinstance(model_or_run, GenerativeModel):
+        if data is None:
+            raise ConfigError("evaluate(model, data): give the data to measure the model on")
+        options.pop("device", None)
+        return evaluate_model(model_or_run, data, metrics, n=n, seed=seed, log=log, **options)
+    if data is not None:
+        raise ConfigError("evaluate(run) measures the run on the data it recorded; leave out data")
+    return evaluate_run(model_or_run, metrics, n=n, seed=seed, log=log, **options)
 
 
 def _check_request(metrics: list[str] | None, n: int) -> None:
