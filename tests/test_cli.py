@@ -94,7 +94,9 @@ def test_sample_reconstruct_report(trained, tmp_path):
     table = page[page.index("<h2>Runs</h2>") : page.index("<section>")]
     assert table.count("<tr>") == 3 and "vae" in table and "gan" in table and "neg_elbo" in table
     assert "junk" not in page and "1 epoch " in page
-    assert "neg_elbo" in page and "Discriminator outputs" in page
+    assert "neg_elbo" in page and 'alt="Discriminator outputs"' in page
+    assert "<figcaption>Discriminator outputs" not in page  # the plot's title says it once
+    assert "<th>value ± std. error</th>" in page and "img{max-width:100%" in page
     assert page.count("Latent space") == 2 and page.count("<figcaption>neighbours: samples") == 2
     assert (
         page.count("<figcaption>arithmetic: arithmetic 7 - 1 + 4") == 1

@@ -46,8 +46,11 @@ def _img(data: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
-def _figure(data: bytes, caption: str) -> str:
-    return f"<figure>{_img(data, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+def _figure(data: bytes, caption: str, shown: bool = True) -> str:
+    """A picture with ``caption`` below it, or (``shown`` False: a plot whose title already
+    says it) only as its alt text."""
+    below = f"<figcaption>{html.escape(caption)}</figcaption>" if shown else ""
+    return f"<figure>{_img(data, caption)}{below}</figure>"
 
 
 def reconstruction_grid(
@@ -152,7 +155,9 @@ def _curves(model_cls, records: list[dict]) -> list[str]:
         if series:
             figs.append(
                 _figure(
-                    curves_png(series, "training images seen (thousands)", ylabel, title), title
+                    curves_png(series, "training images seen (thousands)", ylabel, title),
+                    title,
+                    shown=False,
                 )
             )
     return figs
@@ -183,7 +188,7 @@ def family_curves(runs: list[Path]) -> str:
             if series:
                 heading = f"{family}: {title}"
                 png = curves_png(series, "training images seen (thousands)", ylabel, heading)
-                figs.append(_figure(png, heading))
+                figs.append(_figure(png, heading, shown=False))
     if not figs:
         return ""
     return "<h3>Runs of one family, overlaid</h3><div class='figs'>" + "".join(figs) + "</div>"
@@ -194,7 +199,7 @@ def _results_table(results: dict | None) -> str:
         return '<p class="note">No results.json: training has not finished.</p>'
     units = results.get("units", {})
     rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v['mean']:.4g}</td><td>{v['stderr']:.2g}</td>"
+        f"<tr><td>{html.escape(k)}</td><td>{_with_error(v)}</td>"
         f"<td>{html.escape(units.get(k, ''))}</td><td>{v['n']}</td></tr>"
         for k, v in sorted(results.get("metrics", {}).items())
     )
@@ -205,7 +210,7 @@ def _results_table(results: dict | None) -> str:
     )
     return (
         head
-        + f"<table><tr><th>metric</th><th>mean</th><th>std. error</th><th>unit</th><th>n</th></tr>{rows}</table>"
+        + f"<table><tr><th>metric</th><th>value ± std. error</th><th>unit</th><th>n</th></tr>{rows}</table>"
     )
 
 

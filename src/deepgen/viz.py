@@ -137,7 +137,7 @@ def curves_png(
     """A line plot of (label, xs, ys) series as PNG bytes."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 3.4), dpi=100)
+    fig = Figure(figsize=(9.6, 3.4), dpi=100)  # the report's page width, 960 pixels
     ax = fig.add_subplot(1, 1, 1)
     for label, xs, ys in series:
         ax.plot(xs, ys, label=label, linewidth=1.4)
