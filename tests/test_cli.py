@@ -406,6 +406,18 @@ def test_train_from_a_config_file_with_command_line_overrides(tmp_path):
     assert_one_line_error(
         run_cli("train", "--resume", str(first), "--config", str(toml)), "--config"
     )
+    yaml = tmp_path / "run.yaml"
+    yaml.write_text(
+        "family: ae\nmodel: {net: mlp, latent_dim: 5}\ndata: {name: fake}\n"
+        "train: {images: 32, batch_size: 32}\n"
+    )
+    proc = run_cli("train", "--config", str(yaml), "--out", str(tmp_path / "ae5"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "ae5" / "config.json").read_text())["model"]["latent_dim"] == 5
+    yaml.write_text("family: [ae\n")
+    assert_one_line_error(run_cli("train", "--config", str(yaml)), "is not valid YAML")
+    yaml.write_text("- ae\n")
+    assert_one_line_error(run_cli("train", "--config", str(yaml)), "holds a list, not a run")
 
 
 def test_resume_with_a_model_option_says_what_a_resume_may_change(tmp_path):

@@ -270,23 +270,46 @@ def train(
 
 
 def _config_file(path: str):
-    """The RunConfig in ``path``: JSON (a run's config.json) or TOML.
+    """The RunConfig in ``path``: JSON (a run's config.json), TOML (``.toml``) or YAML
+    (``.yaml``/``.yml``, with PyYAML installed: ``pip install 'deepgen[yaml]'``).
 
     Raises:
-        ConfigError: unreadable, not JSON/TOML, or not a valid run config."""
+        ConfigError: unreadable, not JSON/TOML/YAML, YAML without PyYAML, or not a valid
+            run config."""
     import tomllib
 
     from ..config import RunConfig, validate
     from ..fileio import read_small_file
 
     text = read_small_file(path, 1 << 20, ConfigError, path).decode("utf-8", "replace")
-    if not path.endswith(".toml"):
+    if path.endswith(".toml"):
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    elif path.endswith((".yaml", ".yml")):
+        values = _yaml(text, path)
+    else:
         return RunConfig.from_json(text, source=path)
-    try:
-        values = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} holds a {type(values).__name__}, not a run config's mapping")
     return validate(RunConfig, values, prefix="")
+
+
+def _yaml(text: str, path: str):
+    """The value of YAML ``text`` (safe_load: plain data only, no Python objects)."""
+    try:
+        import yaml
+    except ImportError:
+        raise ConfigError(
+            f"{path}: reading YAML needs PyYAML; pip install 'deepgen[yaml]', or give the "
+            "config as JSON or TOML"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        first = " ".join(str(err).split())
+        raise ConfigError(f"{path} is not valid YAML: {first}") from None
 
 
 def _streams(specs: tuple[str, ...]) -> dict:
