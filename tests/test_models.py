@@ -195,7 +195,7 @@ def test_gmm_density_matches_scipy_and_is_fitted_by_em(tiny):
 @pytest.mark.parametrize("family", [f for f in FAMILIES if MODELS[f].report_curves])
 def test_report_curves_name_metrics_the_records_hold(family, tiny, tmp_path):
     model = build_model(family, {}, SHAPE)
-    deepgen.fit(model, tiny, out=tmp_path / "run", epochs=1, batch_size=32, progress=False)
+    deepgen.fit(model, tiny, out=tmp_path / "run", images=64, batch_size=32, progress=False)
     records = RunDir(tmp_path / "run").metrics()
     for _, _, keys in MODELS[family].report_curves:
         for key, _ in keys:

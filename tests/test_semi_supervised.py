@@ -301,7 +301,7 @@ def test_report_curves_name_metrics_the_records_hold(family, tmp_path):
         family=family,
         model={},
         data=DataConfig(name="fake", labels_per_class=2, options={"sizes": (256, 64, 64)}),
-        train={"epochs": 1, "batch_size": 32},
+        train={"images": 64, "batch_size": 32},
     )
     deepgen.train(config, tmp_path / "run", progress=False, log=lambda m: None)
     records = RunDir(tmp_path / "run").metrics()
