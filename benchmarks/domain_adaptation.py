@@ -2,7 +2,7 @@
 DANN, ADDA, pixel-level adaptation through CycleGAN and the target oracle, on MNIST ->
 MNIST-M and MNIST -> optdigits, over seeds, with wall-clock, beside the published numbers.
 
-    python benchmarks/domain_adaptation.py [--pairs mnist-m optdigits] [--seeds 3]
+    python benchmarks/domain_adaptation.py [--pairs mnist-m optdigits] [--seeds 3] [--first-seed 0]
         [--families source-only target-only dann adda pixel] [--epochs 10]
         [--cyclegan-images 64000] [--optdigits-target-epochs 300]
 
@@ -113,6 +113,9 @@ def main() -> None:
     parser.add_argument("--pairs", nargs="+", default=["mnist-m", "optdigits"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds FIRST .. FIRST+SEEDS-1 (to add seeds)"
+    )
+    parser.add_argument(
         "--families", nargs="+", default=["source-only", "target-only", "dann", "adda", "pixel"]
     )
     parser.add_argument("--epochs", type=int, default=10, help="passes over MNIST (the source)")
@@ -130,7 +133,7 @@ def main() -> None:
             if family == "pixel" and pair == "optdigits":
                 continue
             accuracies, seconds = [], []
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 accuracy, took = run(family, pair, seed, args)
                 accuracies.append(100 * accuracy)
                 seconds.append(took)
