@@ -223,7 +223,7 @@ def test_runs_of_one_family_share_their_curves_and_single_runs_do_not(tiny, tmp_
     runs = [tmp_path / n for n in "abc"]
     section = family_curves(runs)
     assert section.count("<figure>") == len(MODELS["vae"].report_curves)
-    assert ">vae: " in section and ">ae: " not in section  # one ae run: nothing to overlay
+    assert 'alt="vae: ' in section and 'alt="ae: ' not in section  # one ae run: no overlay
     assert family_curves(runs[1:]) == ""
     table = comparison_table(runs)
     assert table.count("<tr>") == 4 and "deepgen eval" in table
