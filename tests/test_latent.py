@@ -74,7 +74,8 @@ def test_traverse_varies_the_coordinates_it_is_given_in_their_order():
     first_three, _ = traverse(model, rows=3, steps=5, seed=2)
     chosen, steps = traverse(model, steps=5, seed=2, dims=(2, 0))
     rows = first_three.view(3, 5, 1, 28, 28)
-    assert steps == 5 and torch.equal(chosen.view(2, 5, 1, 28, 28), rows[[2, 0]])
+    # the same codes decoded in batches of another size: equal up to BLAS's blocking
+    assert steps == 5 and torch.allclose(chosen.view(2, 5, 1, 28, 28), rows[[2, 0]], atol=1e-6)
     with pytest.raises(ConfigError, match=r"run from 0 to 2, not \[3, -1\]"):
         traverse(model, dims=(0, 3, -1))
 
