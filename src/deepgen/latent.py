@@ -5,9 +5,10 @@ the nearest training images of samples, and the analogies of a conditional model
 encoder (Kingma et al. 2014, Figure 1).
 
 Each tool is a function returning (images (N, C, H, W) in [0, 1], images per row) and is
-registered by name, with the captions its standalone picture carries, for ``deepgen latent RUN TOOL``; the tools that need data take the
-run's ``dataset``. Each asks the model for the capability it needs (:class:`LatentSpace`,
-:class:`Encoder`, :class:`Completer`) and says which is missing. Codes come from
+registered by name, with the captions its standalone picture carries, for ``deepgen latent
+RUN TOOL``; the tools that need data take the run's ``dataset``. Each asks the model for
+the capability it needs (:class:`LatentSpace`, :class:`Encoder`, :class:`Completer`) and
+says which is missing. Codes come from
 ``model.latent_prior`` (the prior of a VAE or GAN; the training codes' moments for an
 autoencoder); spans and grids are in the prior's standard units (``from_standard``).
 """

@@ -210,7 +210,8 @@ def _results_table(results: dict | None) -> str:
     )
     return (
         head
-        + f"<table><tr><th>metric</th><th>value ± std. error</th><th>unit</th><th>n</th></tr>{rows}</table>"
+        + "<table><tr><th>metric</th><th>value ± std. error</th><th>unit</th><th>n</th></tr>"
+        + f"{rows}</table>"
     )
 
 
@@ -384,10 +385,12 @@ def _eval_table(run: RunDir) -> str:
             )
             + ".</p>"
         )
-    return (
-        "<h3>Evaluation (deepgen eval)</h3><table><tr><th>metric</th><th>model ± std. error</th>"
-        "<th>real data ± std. error</th><th>n</th></tr>" + "".join(rows) + "</table>" + notes + note
+    head = (
+        "<tr><th>metric</th><th>model ± std. error</th><th>real data ± std. error</th>"
+        "<th>n</th></tr>"
     )
+    table = f"<table>{head}{''.join(rows)}</table>"
+    return f"<h3>Evaluation (deepgen eval)</h3>{table}{notes}{note}"
 
 
 # (tool, caption) of the latent pictures a report shows, when the model supports them.

@@ -106,7 +106,8 @@ class RunDir:
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
             raise CheckpointError(
-                f"{option('out')} {run.path} is a file, not a folder; choose another {option('out')}"
+                f"{option('out')} {run.path} is a file, not a folder; "
+                f"choose another {option('out')}"
             )
         taken = CheckpointError(
             f"run folder {run.path} already exists; continue it with "

@@ -1,4 +1,5 @@
-"""What runs stand on: datasets (`deepgen data`) and the feature classifiers (`deepgen classifier`)."""
+"""What runs stand on: datasets (`deepgen data`) and the feature classifiers
+(`deepgen classifier`)."""
 
 from __future__ import annotations
 

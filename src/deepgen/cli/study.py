@@ -201,7 +201,8 @@ def lab(name, list_labs, out, fast, seed):
     numbers = run_lab(name, out, fast=fast, seed=seed)
     for check_name, c in numbers["checks"].items():
         click.echo(
-            f"{'ok  ' if c['passed'] else 'FAIL'} {check_name}: {c['value']:.4g} (want {c['tolerance']})"
+            f"{'ok  ' if c['passed'] else 'FAIL'} {check_name}: {c['value']:.4g} "
+            f"(want {c['tolerance']})"
         )
     click.echo(f"{numbers['figure']}\n{Path(out) / (name + '.json')}")
     if not all(c["passed"] for c in numbers["checks"].values()):

@@ -1,4 +1,5 @@
-"""`deepgen train`: options, a config file and named streams into a RunConfig, then the library's training."""
+"""`deepgen train`: options, a config file and named streams into a RunConfig, then the
+library's training."""
 
 from __future__ import annotations
 

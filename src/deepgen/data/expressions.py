@@ -125,7 +125,8 @@ def read_strings(
         except GrammarError as err:
             if on_bad_line == "stop":
                 raise DataError(
-                    f"{path}, line {number}: {err} ({option('on_bad_line', 'skip')} skips such lines)"
+                    f"{path}, line {number}: {err} "
+                    f"({option('on_bad_line', 'skip')} skips such lines)"
                 ) from None
             bad.append((number, err))
             continue

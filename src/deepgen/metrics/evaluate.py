@@ -512,7 +512,8 @@ def _compute(ctx: Context, metrics: list[str] | None, log) -> dict:
         metrics = default_metrics(ctx.model, kind)
         if not metrics:
             raise ConfigError(
-                f"no metric applies to a {ctx.model.family} on {kind}; name one with {option('metrics')}"
+                f"no metric applies to a {ctx.model.family} on {kind}; "
+                f"name one with {option('metrics')}"
             )
     for name in metrics:
         metric = METRICS[name]

@@ -165,7 +165,8 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
         grammar = next(iter(streams.values())).grammar
         if grammar is None:
             raise ConfigError(
-                f"a {cls.family} reads the strings of a grammar, e.g. {option('data', 'expressions')}"
+                f"a {cls.family} reads the strings of a grammar, "
+                f"e.g. {option('data', 'expressions')}"
             )
         given = values.get("grammar")
         if given is not None and Grammar(given).names != Grammar(grammar).names:
