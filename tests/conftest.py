@@ -83,3 +83,20 @@ def run_cli(
         os.environ.clear()
         os.environ.update(saved_env)
     return subprocess.CompletedProcess(["deepgen", *args], code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def served_runs(tmp_path_factory, tiny):
+    """Three short runs on ``tiny`` under one folder, for `deepgen serve` and its studies:
+    a VAE with a 2-D latent space (the manifold map), a conditional VAE and a GAN."""
+    from deepgen.models.base import build_model
+
+    root = tmp_path_factory.mktemp("served")
+    for name, family, config in (
+        ("vae", "vae", {"net": "mlp", "latent_dim": 2, "hidden_dim": 32}),
+        ("cvae", "cvae", {"latent_dim": 4, "hidden_dim": 32}),
+        ("gan", "gan", {"net": "mlp", "latent_dim": 8, "hidden_dim": 32}),
+    ):
+        model = build_model(family, config, tiny.data_shape, seed=0)
+        deepgen.fit(model, tiny, out=root / name, images=512, progress=False, log=lambda m: None)
+    return root

@@ -163,6 +163,20 @@ def _curves(model_cls, records: list[dict]) -> list[str]:
     return figs
 
 
+def run_curves(path: Path) -> list[str]:
+    """The training curves of one run folder as HTML figures (PNG data URLs), the report's
+    own; [] for a folder whose config is unreadable.
+
+    Raises: nothing for a broken folder: it has no curves."""
+    try:
+        family = RunDir(path).config().family
+    except DeepgenError:
+        return []
+    if family not in MODELS:
+        return []
+    return _curves(MODELS[family], [current_names(r) for r in RunDir(path).metrics()])
+
+
 def family_curves(runs: list[Path]) -> str:
     """For each family with two runs or more among ``runs``, its curves with every run's
     line in the same plot (labelled by run folder), e.g. the ELBO of VAEs of two seeds."""
@@ -276,7 +290,7 @@ def comparison_table(runs: list[Path]) -> str:
             f"<tr><td><a href='#{html.escape(path.name)}'>{html.escape(str(path))}</a></td>"
             f"<td>{html.escape(config.family)}</td><td>{html.escape(config.data.name)}</td>"
             f"<td>{config.train.seed}</td><td>{epochs}</td><td>{minutes}</td><td>{headline}</td>"
-            f"<td>{_eval_numbers(run)}</td></tr>"
+            f"<td>{eval_numbers(run)}</td></tr>"
         )
     head = (
         "<tr><th>run</th><th>family</th><th>data</th><th>seed</th><th>epochs</th>"
@@ -286,7 +300,7 @@ def comparison_table(runs: list[Path]) -> str:
     return f"<h2>Runs</h2><table>{head}{''.join(rows)}</table>"
 
 
-def _eval_numbers(run: RunDir) -> str:
+def eval_numbers(run: RunDir) -> str:
     """The run's single-number eval metrics in one cell ("fid 536 ± 12, is 6.42 ± 0.03"),
     blank when it was not evaluated or its eval.json is unreadable."""
     try:
@@ -338,6 +352,11 @@ def _eval_table(run: RunDir) -> str:
                 "modes captured": ({"mean": v["modes"]}, None),
                 "% high quality": ({"mean": v["high_quality_percent"]}, None),
                 "reverse KL (nats)": ({"mean": v["reverse_kl"]}, None),
+            }
+        elif name == "human":
+            flat = {
+                "human fooling rate (%)": (v, ref or None),
+                "HYPE-infinity (%)": (v.get("hype_inf"), None),
             }
         elif "mean" in v:
             flat = {name: (v, ref or None)}

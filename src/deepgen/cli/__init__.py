@@ -2,7 +2,8 @@
 
 One module per group of commands, each registering its commands on :data:`cli` when
 imported: :mod:`.train`; :mod:`.pictures` (sample, reconstruct, translate, latent);
-:mod:`.study` (eval, report, optimize, demo, lab); :mod:`.assets` (data, classifier).
+:mod:`.measure` (eval, report, optimize, demo, lab); :mod:`.assets` (data, classifier);
+:mod:`.web` (serve, study create, study results).
 Model options (``--latent-dim``, ``--net``, ``--loss``, ...) are generated from the
 registered model configs (:mod:`.options`), so a new family brings its own flags. Every
 module imports only click at load, so `deepgen --help` starts without torch.
@@ -17,7 +18,7 @@ import sys
 import click
 
 from ..errors import FROM_COMMAND_LINE, ConfigError, DeepgenError
-from . import assets, pictures, study, train  # noqa: F401  (they register the commands)
+from . import assets, measure, pictures, train, web  # noqa: F401  (they register the commands)
 from .group import cli
 
 __all__ = ["cli", "main"]

@@ -1,0 +1,415 @@
+"""Human real-vs-fake studies (HYPE, Zhou et al. 2019): a study folder and its SQLite store.
+
+A study is a folder written once by :func:`create_study`::
+
+    STUDY/study.json     what was shown: the models (their runs), the real data, counts, seed
+    STUDY/images/ID.png  every image, under an opaque id that says nothing of its source
+    STUDY/study.db       SQLite (WAL): the images, the raters, their sequences, judgements
+
+Each rater judges every study image once, in an order shuffled by (study seed, rater
+number): half are real test images, half are generated, split evenly among the models
+(HYPE-infinity: untimed, unless the study sets an exposure time). A short tutorial comes
+first (answers are shown after each guess) and attention checks are mixed in: uniform
+noise (an obvious fake) and real images the dataset's classifier is most sure of (obvious
+reals). Each judgement is one row, committed before it is acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import ConfigError, DataError, DeepgenError
+from ..fileio import atomic_write_text, read_small_file
+from ..version import __version__
+from ..viz import to_uint8
+
+ANSWERS = ("real", "fake")
+STUDY_FILE = "study.json"
+DATABASE = "study.db"
+
+SCHEMA = """
+CREATE TABLE images (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,   -- 'real', 'noise' or the name of a model of the study
+    kind TEXT NOT NULL CHECK (kind IN ('study', 'check', 'tutorial'))
+);
+CREATE TABLE raters (
+    id TEXT PRIMARY KEY,
+    number INTEGER NOT NULL UNIQUE,
+    token_sha256 TEXT NOT NULL,
+    started TEXT NOT NULL
+);
+CREATE TABLE assignments (
+    rater TEXT NOT NULL REFERENCES raters(id),
+    position INTEGER NOT NULL,
+    image TEXT NOT NULL REFERENCES images(id),
+    PRIMARY KEY (rater, position)
+);
+CREATE TABLE judgements (
+    id INTEGER PRIMARY KEY,
+    study TEXT NOT NULL,
+    rater TEXT NOT NULL REFERENCES raters(id),
+    position INTEGER NOT NULL,
+    image TEXT NOT NULL REFERENCES images(id),
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    answer TEXT NOT NULL CHECK (answer IN ('real', 'fake')),
+    response_ms REAL NOT NULL,
+    timestamp TEXT NOT NULL,
+    UNIQUE (rater, position)
+);
+"""
+
+
+class Refused(DeepgenError):
+    """A request the study store will not act on; ``status`` is its HTTP status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Item:
+    """One position of a rater's sequence: the image to show and whether it is tutorial."""
+
+    position: int
+    image: str
+    tutorial: bool
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to a study database: autocommit (transactions are explicit), WAL,
+    synchronous FULL (a committed judgement survives a killed server), foreign keys on."""
+    con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("PRAGMA foreign_keys=ON")
+    return con
+
+
+def _png(image: torch.Tensor, path: Path) -> None:
+    """One image (C, H, W) in [0, 1] as a PNG (grey for one channel)."""
+    arr = to_uint8(image[None])[0].transpose(1, 2, 0)
+    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(path, format="PNG")
+
+
+def _obvious_reals(x: torch.Tensor, dataset: str, n: int) -> torch.Tensor:
+    """Indices of the ``n`` images of ``x`` (uint8) the dataset's classifier is most sure
+    of, or the first ``n`` when the dataset has no classifier."""
+    from ..metrics.classifier import class_probabilities
+
+    try:
+        confidence = class_probabilities(x, dataset).max(1).values
+    except DeepgenError:
+        return torch.arange(n)
+    return confidence.argsort(descending=True)[:n]
+
+
+def _model_names(runs: list[Path]) -> list[str]:
+    """A distinct name per run: its folder name, with its parent's where names repeat."""
+    names = [run.name for run in runs]
+    if len(set(names)) < len(names):
+        names = [f"{run.parent.name}/{run.name}" for run in runs]
+    if len(set(names)) < len(names):
+        names = [f"{name}#{i + 1}" for i, name in enumerate(names)]
+    return names
+
+
+def create_study(
+    runs: list[str | os.PathLike],
+    out: str | os.PathLike,
+    images: int = 100,
+    checks: int = 4,
+    tutorial: int = 4,
+    seed: int = 0,
+    exposure_ms: int | None = None,
+    device: str = "auto",
+) -> Path:
+    """Write a study folder comparing the models of ``runs`` with their real test images.
+
+    Args:
+        images: images each rater judges, besides checks and tutorial: half real test
+            images, half generated, split evenly among the models (even, at least 2 per model).
+        checks: attention checks mixed in, half uniform noise, half obvious reals.
+        tutorial: images shown first with their answers, half real, half generated.
+        exposure_ms: show each image this long (HYPE's time-limited variant); None: untimed.
+
+    Returns: the study folder, written whole or not at all.
+
+    Raises:
+        ConfigError: ``out`` exists, counts that do not divide, runs on different data, a
+            model without a Sampler or data that are not images.
+    """
+    from ..api import load, run_data
+    from ..models.capabilities import Sampler, require
+
+    out = Path(out)
+    if out.exists():
+        raise ConfigError(f"{out} already exists; choose a new study folder")
+    runs = [Path(r) for r in runs]
+    fakes, rem = divmod(images // 2, len(runs))
+    if images % 2 or rem or fakes < 1:
+        raise ConfigError(
+            f"--images {images} must be even, and half of it a multiple of the {len(runs)} "
+            "model(s) (each model's share of the generated half)"
+        )
+    if checks < 0 or checks % 2 or tutorial < 0 or tutorial % 2:
+        raise ConfigError("--checks and --tutorial must be even counts (half real, half fake)")
+    if exposure_ms is not None and exposure_ms < 1:
+        raise ConfigError(f"--exposure-ms must be at least 1, not {exposure_ms}")
+    names = _model_names(runs)
+    models, data = {}, None
+    for name, run in zip(names, runs):
+        model = require(load(run, device), Sampler, "deepgen study create")
+        ds = run_data(run, log=lambda m: None)[model.epoch_stream]
+        if ds.kind != "images":
+            raise ConfigError(f"a study shows images; {run} was trained on {ds.kind}")
+        if data is not None and ds.name != data.name:
+            raise ConfigError(f"{run} was trained on {ds.name}, {runs[0]} on {data.name}")
+        data = data or ds
+        models[name] = model
+
+    gen = torch.Generator().manual_seed(seed)
+    test = data["test"].x
+    order = torch.randperm(len(test), generator=gen)
+    need_real = images // 2 + tutorial // 2 + checks // 2
+    if need_real > len(test):
+        raise ConfigError(f"the study needs {need_real} real test images; there are {len(test)}")
+    pool = order[: images // 2 + tutorial // 2]
+    rest = order[len(pool) :]
+    obvious = rest[_obvious_reals(test[rest[:1000]], data.name, checks // 2)]
+    shown: list[tuple[torch.Tensor, str, str]] = []  # (image in [0, 1], source, kind)
+    shown += [(test[i].float() / 255, "real", "study") for i in pool[: images // 2]]
+    shown += [(test[i].float() / 255, "real", "tutorial") for i in pool[images // 2 :]]
+    shown += [(test[i].float() / 255, "real", "check") for i in obvious]
+    for m, (name, model) in enumerate(models.items()):
+        # the tutorial's fakes go round the models: model m draws every len(models)-th one
+        n_tut = len(range(m, tutorial // 2, len(models)))
+        with torch.no_grad():
+            drawn = model.sample(fakes + n_tut, torch.Generator(model.device).manual_seed(seed))
+        drawn = drawn.float().clamp(0, 1).cpu()
+        shown += [(img, name, "study") for img in drawn[:fakes]]
+        shown += [(img, name, "tutorial") for img in drawn[fakes:]]
+    noise = torch.rand((checks // 2, *test.shape[1:]), generator=gen)
+    shown += [(img, "noise", "check") for img in noise]
+
+    partial = out.with_name(f".{out.name}.partial-{secrets.token_hex(4)}")
+    (partial / "images").mkdir(parents=True)
+    try:
+        rows = []
+        for img, source, kind in shown:
+            image_id = secrets.token_hex(8)
+            _png(img, partial / "images" / f"{image_id}.png")
+            rows.append((image_id, source, kind))
+        con = connect(partial / DATABASE)
+        con.executescript(SCHEMA)
+        con.execute("BEGIN")
+        con.executemany("INSERT INTO images VALUES (?, ?, ?)", rows)
+        con.execute("COMMIT")
+        con.close()
+        meta = {
+            "name": out.name,
+            "protocol": "HYPE-infinity (Zhou et al. 2019)" if exposure_ms is None else "HYPE-time",
+            "seed": seed,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "models": {name: str(run.resolve()) for name, run in zip(names, runs)},
+            "data": data.name,
+            "real_split": "test",
+            "images": images,
+            "fakes_per_model": fakes,
+            "checks": checks,
+            "tutorial": tutorial,
+            "exposure_ms": exposure_ms,
+            "deepgen_version": __version__,
+        }
+        atomic_write_text(partial / STUDY_FILE, json.dumps(meta, indent=2) + "\n")
+        os.rename(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out
+
+
+def is_study(path: Path) -> bool:
+    return (path / STUDY_FILE).is_file() and (path / DATABASE).is_file()
+
+
+class Study:
+    """An existing study folder: its description and the store of its judgements.
+
+    Every method opens its own connection, so one Study serves many threads.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not is_study(self.path):
+            raise DataError(f"{self.path} is not a deepgen study (no {STUDY_FILE} and {DATABASE})")
+        text = read_small_file(self.path / STUDY_FILE, 1 << 20, DataError, str(self.path))
+        try:
+            self.meta = json.loads(text)
+        except json.JSONDecodeError:
+            raise DataError(f"{self.path / STUDY_FILE} is not JSON") from None
+        self.name = self.meta["name"]
+
+    def connect(self) -> sqlite3.Connection:
+        return connect(self.path / DATABASE)
+
+    def image_path(self, image: str) -> Path:
+        """The PNG of a server-issued image id.
+
+        Raises: Refused (404) for an id that is not one of this study's images."""
+        with closing(self.connect()) as con:
+            row = con.execute("SELECT 1 FROM images WHERE id = ?", (image,)).fetchone()
+        if row is None:
+            raise Refused(404, "no such image in this study")
+        return self.path / "images" / f"{image}.png"
+
+    def sequence(self, number: int, con: sqlite3.Connection) -> list[str]:
+        """Rater ``number``'s image ids in order: the tutorial, then the study images shuffled
+        by (seed, number) with the checks at seeded positions."""
+        by_kind = {"study": [], "check": [], "tutorial": []}
+        for image, kind in con.execute("SELECT id, kind FROM images ORDER BY rowid"):
+            by_kind[kind].append(image)
+        rng = np.random.default_rng([self.meta["seed"], number])
+        shown = [by_kind["study"][i] for i in rng.permutation(len(by_kind["study"]))]
+        for image in (by_kind["check"][i] for i in rng.permutation(len(by_kind["check"]))):
+            shown.insert(int(rng.integers(0, len(shown) + 1)), image)
+        return by_kind["tutorial"] + shown
+
+    def start_rater(self) -> tuple[str, str]:
+        """A new rater: (rater id, session token). Only the token's sha256 is stored."""
+        rater, token = secrets.token_hex(8), secrets.token_urlsafe(24)
+        con = self.connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            (number,) = con.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM raters").fetchone()
+            con.execute(
+                "INSERT INTO raters VALUES (?, ?, ?, ?)",
+                (rater, number, _sha256(token), datetime.now(UTC).isoformat()),
+            )
+            con.executemany(
+                "INSERT INTO assignments VALUES (?, ?, ?)",
+                [(rater, i, image) for i, image in enumerate(self.sequence(number, con))],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        return rater, token
+
+    def _check_token(self, con: sqlite3.Connection, rater: str, token: str) -> None:
+        row = con.execute("SELECT token_sha256 FROM raters WHERE id = ?", (rater,)).fetchone()
+        if row is None or not hmac.compare_digest(row[0], _sha256(token)):
+            raise Refused(403, "unknown rater or wrong session token")
+
+    def next_item(self, rater: str, token: str) -> tuple[Item | None, int, int]:
+        """(the first unanswered item or None when done, answered count, sequence length).
+
+        Raises: Refused (403) for an unknown rater or a wrong token."""
+        with closing(self.connect()) as con:
+            self._check_token(con, rater, token)
+            total = con.execute(
+                "SELECT COUNT(*) FROM assignments WHERE rater = ?", (rater,)
+            ).fetchone()[0]
+            row = con.execute(
+                "SELECT a.position, a.image, i.kind FROM assignments a JOIN images i "
+                "ON i.id = a.image WHERE a.rater = ? AND a.position NOT IN "
+                "(SELECT position FROM judgements WHERE rater = ?) ORDER BY a.position LIMIT 1",
+                (rater, rater),
+            ).fetchone()
+        done = total if row is None else row[0]
+        item = None if row is None else Item(row[0], row[1], row[2] == "tutorial")
+        return item, done, total
+
+    def record(
+        self, rater: str, token: str, position: int, image: str, answer: str, response_ms: float
+    ) -> str | None:
+        """Store one judgement, committed before returning; returns the right answer for a
+        tutorial image (the feedback to show), else None. Sending the same judgement again
+        stores nothing new.
+
+        Raises:
+            Refused: 403 a wrong token; 422 an answer not real/fake or a bad response time;
+                404 an image that is not at that position of the rater's sequence; 409 an
+                answered position given another answer.
+        """
+        if answer not in ANSWERS:
+            raise Refused(422, f"answer must be one of {', '.join(ANSWERS)}")
+        if not (0 <= response_ms < 86_400_000):
+            raise Refused(422, "response_ms must be in [0, 86,400,000)")
+        con = self.connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            self._check_token(con, rater, token)
+            row = con.execute(
+                "SELECT i.source, i.kind FROM assignments a JOIN images i ON i.id = a.image "
+                "WHERE a.rater = ? AND a.position = ? AND a.image = ?",
+                (rater, position, image),
+            ).fetchone()
+            if row is None:
+                raise Refused(404, "that image is not at that position of this rater's sequence")
+            source, kind = row
+            earlier = con.execute(
+                "SELECT answer FROM judgements WHERE rater = ? AND position = ?",
+                (rater, position),
+            ).fetchone()
+            if earlier is not None and earlier[0] != answer:
+                raise Refused(409, "this image was already judged, with the other answer")
+            if earlier is None:
+                con.execute(
+                    "INSERT INTO judgements (study, rater, position, image, source, kind, answer,"
+                    " response_ms, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        self.name,
+                        rater,
+                        position,
+                        image,
+                        source,
+                        kind,
+                        answer,
+                        float(response_ms),
+                        datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    ),
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        return ("real" if source == "real" else "fake") if kind == "tutorial" else None
+
+    def judgements(self) -> list[dict]:
+        """Every stored judgement, in the order stored."""
+        with closing(self.connect()) as con:
+            con.row_factory = sqlite3.Row
+            return [dict(r) for r in con.execute("SELECT * FROM judgements ORDER BY id")]
+
+    def tutorial_examples(self) -> list[tuple[str, str]]:
+        """(image id, "real"/"fake") of the tutorial images."""
+        with closing(self.connect()) as con:
+            rows = con.execute("SELECT id, source FROM images WHERE kind = 'tutorial'").fetchall()
+        return [(i, "real" if s == "real" else "fake") for i, s in rows]
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
