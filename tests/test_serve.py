@@ -430,3 +430,19 @@ def test_pages_carry_a_content_security_policy(served_runs):
     reply = client(served_runs).get("/")
     assert "script-src 'self'" in reply.headers["content-security-policy"]
     assert reply.headers["x-content-type-options"] == "nosniff"
+
+
+def test_serve_listens_on_loopback_unless_told_and_then_warns(served_runs, monkeypatch):
+    """uvicorn.run is replaced by a recorder: the command's choice of address and its
+    warning are what is tested, without opening a port beyond loopback."""
+    import uvicorn
+    from conftest import run_cli
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    quiet = run_cli("serve", str(served_runs))
+    loud = run_cli("serve", str(served_runs), "--host", "0.0.0.0", "--port", "8123")
+    assert quiet.returncode == loud.returncode == 0
+    assert [c["host"] for c in calls] == ["127.0.0.1", "0.0.0.0"] and calls[1]["port"] == 8123
+    assert "warning" not in quiet.stderr
+    assert "warning: listening on 0.0.0.0: other machines can reach this server" in loud.stderr

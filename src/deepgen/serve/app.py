@@ -11,6 +11,7 @@ from inside the served run and study folders.
 from __future__ import annotations
 
 import threading
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -60,9 +61,19 @@ def create_app(paths: list[Path], device: str = "auto", limits: dict | None = No
     served = dashboard.Served(paths)
     sessions, limiter = Sessions(), RateLimiter(limits)
     explorers: dict[str, Explorer] = {}
+    opened: dict[Path, Study] = {}
     loading = threading.Lock()
     templates = Jinja2Templates(directory=HERE / "templates")
-    app = FastAPI(title="deepgen", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        for s in opened.values():
+            s.close()
+
+    app = FastAPI(
+        title="deepgen", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
@@ -200,13 +211,17 @@ def create_app(paths: list[Path], device: str = "auto", limits: dict | None = No
 
     # --- human studies --------------------------------------------------------------------
     def study(name: str) -> Study:
-        studies = served.studies()
-        if name not in studies:
+        """The study of that name, opened once and kept (its connections with it)."""
+        path = served.studies().get(name)
+        if path is None:
             raise Refused(404, "no such study")
-        try:
-            return Study(studies[name])
-        except DeepgenError as err:
-            raise Refused(409, str(err)) from None
+        with loading:
+            if path not in opened:
+                try:
+                    opened[path] = Study(path)
+                except DeepgenError as err:
+                    raise Refused(409, str(err)) from None
+            return opened[path]
 
     @app.get("/study/{name}", response_class=HTMLResponse)
     def study_page(request: Request, name: str):

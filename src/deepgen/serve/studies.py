@@ -23,7 +23,8 @@ import os
 import secrets
 import shutil
 import sqlite3
-from contextlib import closing
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -245,6 +246,16 @@ def create_study(
     return out
 
 
+_WRITE_LOCKS: dict[Path, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(study: Path) -> threading.Lock:
+    """The lock that writers of one study in this process take in turn."""
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(study.resolve(), threading.Lock())
+
+
 def is_study(path: Path) -> bool:
     return (path / STUDY_FILE).is_file() and (path / DATABASE).is_file()
 
@@ -265,16 +276,47 @@ class Study:
         except json.JSONDecodeError:
             raise DataError(f"{self.path / STUDY_FILE} is not JSON") from None
         self.name = self.meta["name"]
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
 
-    def connect(self) -> sqlite3.Connection:
-        return connect(self.path / DATABASE)
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection to the store (opened once per thread and kept)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = connect(self.path / DATABASE)
+            with self._opened_lock:
+                self._opened.append(con)
+        return con
+
+    @contextmanager
+    def _writing(self):
+        """A write transaction, one at a time in this process (so writers queue on a lock
+        instead of SQLite's sleeping busy handler); committed on exit, rolled back on error."""
+        con = self.connection()
+        with _write_lock(self.path):
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this Study opened, in any thread."""
+        with self._opened_lock:
+            for con in self._opened:
+                con.close()
+            self._opened.clear()
+        self._local = threading.local()
 
     def image_path(self, image: str) -> Path:
         """The PNG of a server-issued image id.
 
         Raises: Refused (404) for an id that is not one of this study's images."""
-        with closing(self.connect()) as con:
-            row = con.execute("SELECT 1 FROM images WHERE id = ?", (image,)).fetchone()
+        con = self.connection()
+        row = con.execute("SELECT 1 FROM images WHERE id = ?", (image,)).fetchone()
         if row is None:
             raise Refused(404, "no such image in this study")
         return self.path / "images" / f"{image}.png"
@@ -294,9 +336,7 @@ class Study:
     def start_rater(self) -> tuple[str, str]:
         """A new rater: (rater id, session token). Only the token's sha256 is stored."""
         rater, token = secrets.token_hex(8), secrets.token_urlsafe(24)
-        con = self.connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        with self._writing() as con:
             (number,) = con.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM raters").fetchone()
             con.execute(
                 "INSERT INTO raters VALUES (?, ?, ?, ?)",
@@ -306,13 +346,6 @@ class Study:
                 "INSERT INTO assignments VALUES (?, ?, ?)",
                 [(rater, i, image) for i, image in enumerate(self.sequence(number, con))],
             )
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
         return rater, token
 
     def _check_token(self, con: sqlite3.Connection, rater: str, token: str) -> None:
@@ -324,17 +357,17 @@ class Study:
         """(the first unanswered item or None when done, answered count, sequence length).
 
         Raises: Refused (403) for an unknown rater or a wrong token."""
-        with closing(self.connect()) as con:
-            self._check_token(con, rater, token)
-            total = con.execute(
-                "SELECT COUNT(*) FROM assignments WHERE rater = ?", (rater,)
-            ).fetchone()[0]
-            row = con.execute(
-                "SELECT a.position, a.image, i.kind FROM assignments a JOIN images i "
-                "ON i.id = a.image WHERE a.rater = ? AND a.position NOT IN "
-                "(SELECT position FROM judgements WHERE rater = ?) ORDER BY a.position LIMIT 1",
-                (rater, rater),
-            ).fetchone()
+        con = self.connection()
+        self._check_token(con, rater, token)
+        total = con.execute(
+            "SELECT COUNT(*) FROM assignments WHERE rater = ?", (rater,)
+        ).fetchone()[0]
+        row = con.execute(
+            "SELECT a.position, a.image, i.kind FROM assignments a JOIN images i "
+            "ON i.id = a.image WHERE a.rater = ? AND a.position NOT IN "
+            "(SELECT position FROM judgements WHERE rater = ?) ORDER BY a.position LIMIT 1",
+            (rater, rater),
+        ).fetchone()
         done = total if row is None else row[0]
         item = None if row is None else Item(row[0], row[1], row[2] == "tutorial")
         return item, done, total
@@ -355,9 +388,7 @@ class Study:
             raise Refused(422, f"answer must be one of {', '.join(ANSWERS)}")
         if not (0 <= response_ms < 86_400_000):
             raise Refused(422, "response_ms must be in [0, 86,400,000)")
-        con = self.connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        with self._writing() as con:
             self._check_token(con, rater, token)
             row = con.execute(
                 "SELECT i.source, i.kind FROM assignments a JOIN images i ON i.id = a.image "
@@ -389,26 +420,14 @@ class Study:
                         datetime.now(UTC).isoformat(timespec="milliseconds"),
                     ),
                 )
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
         return ("real" if source == "real" else "fake") if kind == "tutorial" else None
 
     def judgements(self) -> list[dict]:
         """Every stored judgement, in the order stored."""
-        with closing(self.connect()) as con:
-            con.row_factory = sqlite3.Row
-            return [dict(r) for r in con.execute("SELECT * FROM judgements ORDER BY id")]
-
-    def tutorial_examples(self) -> list[tuple[str, str]]:
-        """(image id, "real"/"fake") of the tutorial images."""
-        with closing(self.connect()) as con:
-            rows = con.execute("SELECT id, source FROM images WHERE kind = 'tutorial'").fetchall()
-        return [(i, "real" if s == "real" else "fake") for i, s in rows]
+        con = self.connection()
+        cursor = con.execute("SELECT * FROM judgements ORDER BY id")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
 
 
 def _sha256(text: str) -> str:
