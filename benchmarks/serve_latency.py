@@ -68,7 +68,8 @@ def decode_latency(url: str, run_id: str, model, n: int) -> None:
         start = time.perf_counter()
         headers = session_of(c.get(f"/explore/{run_id}").text)
         print(
-            f"explorer page (loads the model, ranks coordinates): {time.perf_counter() - start:.1f} s"
+            "explorer page (loads the model, ranks coordinates): "
+            f"{time.perf_counter() - start:.1f} s"
         )
         rng = np.random.default_rng(0)
         ms = []
@@ -97,14 +98,17 @@ def decode_latency(url: str, run_id: str, model, n: int) -> None:
     print(f"goal p95 < 100 ms per image: {verdict}")
 
 
-def rater(url: str, study: str, answers: int, seed: int) -> list[tuple[float, int]]:
+def rater(url: str, study: str, answers: int, seed: int, pause: float) -> list[tuple[float, int]]:
     rng = np.random.default_rng(seed)
     out = []
     with httpx.Client(base_url=url, timeout=60) as c:
-        started = c.post(
-            f"/api/study/{study}/raters", headers=session_of(c.get(f"/study/{study}").text)
-        ).json()
-        who, token = started["rater"], started["token"]
+        headers = session_of(c.get(f"/study/{study}").text)
+        for _ in range(120):  # the server admits 60 new raters a minute per address
+            started = c.post(f"/api/study/{study}/raters", headers=headers)
+            if started.status_code != 429:
+                break
+            time.sleep(1)
+        who, token = started.json()["rater"], started.json()["token"]
         nxt = c.get(f"/api/study/{study}/next", headers={"X-Rater": who, "X-Token": token}).json()
         for _ in range(answers):
             body = {"rater": who, "position": nxt["position"], "image": nxt["image"]}
@@ -119,6 +123,7 @@ def rater(url: str, study: str, answers: int, seed: int) -> list[tuple[float, in
                     break
                 time.sleep(0.1)
             nxt = reply.json()["next"]
+            time.sleep(pause)
     return out
 
 
@@ -138,24 +143,27 @@ def sqlite_reference(folder: Path, n: int = 300) -> list[float]:
     return ms
 
 
-def load(url: str, study_dir: Path, raters: int, answers: int) -> None:
+def load(url: str, study_dir: Path, raters: int, answers: int, pause: float) -> None:
+    """``raters`` raters at once, each answering ``answers`` images with ``pause`` seconds
+    between answers (0: as fast as the server replies)."""
+    with sqlite3.connect(study_dir / "study.db") as con:
+        before = con.execute("SELECT COUNT(*) FROM judgements").fetchone()[0]
     start = time.perf_counter()
     with ThreadPoolExecutor(raters) as pool:
-        parts = list(pool.map(lambda s: rater(url, study_dir.name, answers, s), range(raters)))
+        parts = list(
+            pool.map(lambda s: rater(url, study_dir.name, answers, s, pause), range(raters))
+        )
     seconds = time.perf_counter() - start
     calls = [c for part in parts for c in part]
     ok = [ms for ms, status in calls if status == 200]
     statuses = sorted({status for _, status in calls})
     with sqlite3.connect(study_dir / "study.db") as con:
-        rows = con.execute("SELECT COUNT(*) FROM judgements").fetchone()[0]
+        rows = con.execute("SELECT COUNT(*) FROM judgements").fetchone()[0] - before
     print(
-        f"{raters} raters x {answers} judgements: {rows} rows stored (expected "
-        f"{raters * answers}), statuses {statuses}, {len(ok) / seconds:.0f} judgements/s"
+        f"{raters} raters x {answers} judgements, {pause:g} s between answers: {rows} new rows "
+        f"(expected {raters * answers}), statuses {statuses}, {len(ok) / seconds:.0f} judgements/s"
     )
     print(f"judgement POST (store + next image)        : {percentiles(ok)}")
-    print(
-        f"reference: one SQLite commit, same settings: {percentiles(sqlite_reference(study_dir.parent))}"
-    )
 
 
 def main() -> None:
@@ -180,7 +188,8 @@ def main() -> None:
                 model, data, out=run, images=args.train_images, progress=False, log=lambda m: None
             )
             print(
-                f"trained a conv VAE on {args.train_images} MNIST images in {time.perf_counter() - t:.0f} s"
+                f"trained a conv VAE on {args.train_images} MNIST images in "
+                f"{time.perf_counter() - t:.0f} s"
             )
         model = deepgen.load(run, device="cpu")
         study_dir = create_study(
@@ -194,7 +203,10 @@ def main() -> None:
                 rf'data-run="(\w+)" data-name="{run.name}"', httpx.get(f"{url}/").text
             ).group(1)
             decode_latency(url, rid, model, args.decodes)
-            load(url, study_dir, args.raters, args.judgements)
+            for pause in (0.0, 1.0):  # as fast as possible; a quick person's pace
+                load(url, study_dir, args.raters, args.judgements, pause)
+            ref = percentiles(sqlite_reference(root))
+            print(f"reference: one SQLite commit, same settings: {ref}")
         finally:
             proc.terminate()
             proc.wait(10)
