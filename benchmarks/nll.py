@@ -20,7 +20,9 @@ import torch
 
 import deepgen
 from deepgen import losses
+from deepgen.errors import ConfigError
 from deepgen.metrics.likelihood import evaluate_nll
+from deepgen.metrics.paper_protocols import check_paper_protocol, counts_used, label
 
 PAPER = "Burda et al. 2015, Table 1: VAE with one stochastic layer, k = 5000: NLL 86.76 nats"
 
@@ -70,7 +72,16 @@ def main() -> None:
         f"{result['nll']['stderr']:.2f} nats ({result['bits_per_dim']['mean']:.4f} bits/dim); "
         f"k-sample -ELBO {result['neg_elbo']['mean']:.2f} nats"
     )
-    print(f"paper: {PAPER} (trained 3,280 epochs; this model: as in RUN)")
+    print(
+        f"  of which: {result['nll']['stderr_images']:.3f} over images, "
+        f"{result['nll']['stderr_monte_carlo']:.3f} Monte-Carlo (importance sampler)"
+    )
+    label("nll", result, data.name, counts_used("nll", len(test), len(test), args.k))
+    try:
+        check_paper_protocol(result, "nll")
+        print(f"paper: {PAPER} (trained 3,280 epochs; this model: as in RUN)")
+    except ConfigError as err:
+        print(f"not beside the paper: {err}")
     print(f"deepgen batched:    {seconds:8.1f} s  ({seconds / 60:.2f} min)")
     print(
         f"one image at a time: {ref_total:8.1f} s  ({ref_total / 60:.2f} min, extrapolated from "

@@ -13,7 +13,9 @@ import argparse
 import tempfile
 
 import deepgen
+from deepgen.errors import ConfigError
 from deepgen.metrics.evaluate import evaluate_run
+from deepgen.metrics.paper_protocols import check_paper_protocol
 
 PAPER = "Goodfellow et al. 2014, Table 1: GAN on MNIST, Parzen window estimate 225 +- 2 nats"
 
@@ -33,6 +35,11 @@ def main() -> None:
         f"deepgen GAN ({run}): {result['mean']:.1f} +- {result['stderr']:.1f} nats "
         f"(sigma {result['sigma']:.3f}, {result['n_samples']} samples, {result['n']} test images)"
     )
+    try:
+        check_paper_protocol(result, "parzen")
+    except ConfigError as err:
+        print(f"not beside the paper: {err}")
+        return
     print(f"paper: {PAPER}")
 
 

@@ -42,6 +42,25 @@ def test_eval_writes_every_metric_with_uncertainty_and_the_classifier_hash(vae_r
     assert report.returncode == 0 and "Feature classifier sha256" in page
     assert "real data ± std. error" in page and "not with Inception-based figures" in page
     assert page.count("Kynkäänniemi") == 1  # each protocol once, not once per row
+    # 300 samples and test images, k = 20: neither Goodfellow's nor Burda's protocol
+    from deepgen.errors import ConfigError
+    from deepgen.metrics.paper_protocols import check_paper_protocol
+
+    assert m["parzen"]["paper_protocol"] == {
+        "paper": "Goodfellow et al. 2014 (Table 1)",
+        "follows": False,
+        "deviations": ["300 samples, not 10,000", "300 test images, not 10,000"],
+    }
+    assert m["nll"]["paper_protocol"]["deviations"] == [
+        "300 test images, not 10,000",
+        "k = 20, not 5,000",
+    ]
+    assert "NOT Goodfellow et al. 2014 (Table 1)'s protocol" in m["parzen"]["protocol"]
+    assert "not Goodfellow et al. 2014 (Table 1)'s protocol" in proc.stderr + proc.stdout
+    for name in ("parzen", "nll"):
+        with pytest.raises(ConfigError, match="cannot be compared with"):
+            check_paper_protocol(m[name], name)
+    assert "do not compare with the paper" in page
 
 
 def test_eval_errors(vae_run, tmp_path):

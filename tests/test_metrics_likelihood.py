@@ -60,3 +60,37 @@ def test_evaluate_nll_reports_units_and_errors(tiny):
     assert out["bits_per_dim"]["mean"] == pytest.approx(out["nll"]["mean"] / (784 * math.log(2)))
     with pytest.raises(ConfigError, match="needs ImportanceWeighted; a gan does not have it"):
         iwae_log_likelihood(build_model("gan", {}, (1, 28, 28)), torch.zeros(1, 1, 28, 28), k=2)
+
+
+def test_the_monte_carlo_variance_is_the_known_one_and_matches_repeated_draws():
+    """With q(z|x) = N(1, I) and a decoder that ignores z, log w = log N(z; 0, I) -
+    log N(z; 1, I) is Normal with variance 2 (2 latent dimensions), so Var(w) / E[w]^2 =
+    e^2 - 1 and log((1/k) sum w) has Monte-Carlo variance about (e^2 - 1) / k."""
+    from deepgen.metrics.likelihood import importance_variance
+
+    model = _vae_with_known_likelihood()
+    x = torch.bernoulli(torch.full((8, 1, 28, 28), 0.5), generator=torch.Generator().manual_seed(0))
+    k, known = 400, (math.e**2 - 1) / 400
+    estimates, variances = [], []
+    for seed in range(60):
+        log_px, _, var = iwae_log_likelihood(
+            model, x, k, generator=torch.Generator().manual_seed(seed)
+        )
+        estimates.append(log_px)
+        variances.append(var)
+    spread = torch.stack(estimates).var(0)  # over draws, per image
+    assert float(torch.stack(variances).mean()) == pytest.approx(known, rel=0.25)
+    assert float(spread.mean()) == pytest.approx(known, rel=0.25)
+    assert torch.isnan(importance_variance(torch.zeros(1, 3))).all()
+
+
+def test_the_reported_nll_error_holds_a_monte_carlo_term_that_shrinks_with_k(tiny):
+    model = _vae_with_known_likelihood()
+    images = tiny["test"].x[:16]
+    few, many = (evaluate_nll(model, images, k=k, batch_size=8, chunk=64)["nll"] for k in (25, 400))
+    for out in (few, many):
+        assert out["stderr"] == pytest.approx(
+            math.hypot(out["stderr_images"], out["stderr_monte_carlo"])
+        )
+    assert many["stderr_monte_carlo"] < few["stderr_monte_carlo"] / 2.5  # 1 / sqrt(k): 4x
+    assert many["stderr_monte_carlo"] > 0

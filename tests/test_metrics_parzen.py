@@ -46,3 +46,26 @@ def test_bad_arguments():
         parzen_log_likelihood(torch.zeros(2, 2), torch.zeros(2, 2), 0.0)
     with pytest.raises(ConfigError, match="dimensions"):
         parzen_log_likelihood(torch.zeros(2, 2), torch.zeros(2, 3), 0.1)
+
+
+def test_only_the_papers_counts_on_its_data_may_be_compared_with_its_table():
+    from deepgen.errors import ConfigError
+    from deepgen.metrics.paper_protocols import check_paper_protocol, counts_used, label
+
+    follows = {"protocol": "Parzen"}
+    label("parzen", follows, "mnist", counts_used("parzen", 10_000, 10_000, 5000))
+    assert check_paper_protocol(follows, "parzen") == "Goodfellow et al. 2014 (Table 1)"
+    assert follows["protocol"] == "Parzen"
+    for data, n in (("mnist", 2000), ("fashion-mnist", 10_000)):
+        other = {"protocol": "Parzen"}
+        label("parzen", other, data, counts_used("parzen", n, n, 5000))
+        with pytest.raises(ConfigError, match="cannot be compared with Goodfellow"):
+            check_paper_protocol(other, "parzen")
+        assert "NOT Goodfellow" in other["protocol"]
+    with pytest.raises(ConfigError, match="does not say which protocol"):
+        check_paper_protocol({}, "parzen")
+    with pytest.raises(ConfigError, match="no paper's protocol"):
+        check_paper_protocol({}, "fid")
+    unlabelled = {}
+    label("fid", unlabelled, "mnist", {})
+    assert unlabelled == {}

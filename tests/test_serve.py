@@ -19,7 +19,8 @@ import deepgen
 from deepgen.errors import ConfigError
 from deepgen.serve.app import create_app
 from deepgen.serve.hype import bootstrap_rates, study_results, write_results
-from deepgen.serve.studies import Study, create_study
+from deepgen.serve.store import Study
+from deepgen.serve.studies import create_study
 
 
 @pytest.fixture(scope="module")

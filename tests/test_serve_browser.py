@@ -30,7 +30,8 @@ from PIL import Image
 
 import deepgen
 from deepgen.serve.hype import study_results
-from deepgen.serve.studies import Study, create_study
+from deepgen.serve.store import Study
+from deepgen.serve.studies import create_study
 
 pytestmark = pytest.mark.slow
 

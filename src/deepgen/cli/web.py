@@ -126,7 +126,7 @@ def study_results(study_path, csv_path, resamples, seed):
     STUDY/results.json, STUDY/judgements.csv and a `human` entry in each run's eval.json."""
     from ..fileio import atomic_write_bytes
     from ..serve.hype import judgements_csv, results_table, study_results, write_results
-    from ..serve.studies import Study
+    from ..serve.store import Study
 
     s = Study(study_path)
     results = study_results(s, resamples, seed)

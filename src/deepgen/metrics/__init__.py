@@ -15,6 +15,7 @@ from .feature_space import (
     frechet_distance,
     inception_score,
     kid,
+    kid_full,
     precision_recall,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "frechet_distance",
     "inception_score",
     "kid",
+    "kid_full",
     "precision_recall",
 ]

@@ -8,6 +8,8 @@ and chunked over samples so memory stays bounded.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .. import distributed, losses
@@ -22,14 +24,30 @@ from ..stats import mean_stderr
 CHUNK, BATCH = 20, 100
 
 
+def importance_variance(log_w: torch.Tensor) -> torch.Tensor:
+    """The Monte-Carlo variance of log((1/k) sum_i w_i) per column of ``log_w`` (k, B), by
+    the delta method: Var(w) / (k E[w]^2), estimated from the k weights themselves as
+    (k sum w^2 / (sum w)^2 - 1) / (k - 1) = (k / ESS - 1) / (k - 1), ESS the effective
+    sample size (Owen 2013, Monte Carlo theory, methods and examples, sec. 9.3). nats^2,
+    (B,); NaN for k = 1. Heavy-tailed weights make it an underestimate: the variance of
+    the weights is itself poorly estimated when a few dominate."""
+    k = log_w.shape[0]
+    if k < 2:
+        return torch.full(log_w.shape[1:], math.nan, dtype=torch.float64)
+    log_w = log_w.double()
+    ratio = torch.exp(torch.logsumexp(2 * log_w, 0) - 2 * torch.logsumexp(log_w, 0))
+    return (k * ratio - 1).clamp_min(0) / (k - 1)
+
+
 def iwae_log_likelihood(
     model,
     x: torch.Tensor,
     k: int = 5000,
     chunk: int = CHUNK,
     generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """IWAE_k estimate of log p(x) per image, and the k-sample mean ELBO per image.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """IWAE_k estimate of log p(x) per image, the k-sample mean ELBO per image, and the
+    estimate's Monte-Carlo variance per image (:func:`importance_variance`).
 
     Args:
         model: an :class:`ImportanceWeighted` model (``log_importance_weights(x, n,
@@ -37,7 +55,7 @@ def iwae_log_likelihood(
         x: (B, C, H, W) model inputs (already preprocessed, e.g. binarised).
         k: importance samples per image (1 gives a one-sample ELBO estimate).
         chunk: samples decoded at once per image (memory ~ chunk * B * pixels floats).
-    Returns: (log_px (B,), elbo (B,)), nats, float64.
+    Returns: (log_px (B,), elbo (B,), mc_variance (B,)), nats and nats^2, float64.
     Raises: MissingCapability if the model has no importance weights; ConfigError if k < 1.
     """
     require(model, ImportanceWeighted, "the importance-sampled likelihood")
@@ -50,7 +68,7 @@ def iwae_log_likelihood(
             parts.append(model.log_importance_weights(x, n, generator).double())
             done += n
     log_w = torch.cat(parts)
-    return losses.iwae_bound(log_w), log_w.mean(0)
+    return losses.iwae_bound(log_w), log_w.mean(0), importance_variance(log_w)
 
 
 def evaluate_nll(
@@ -84,15 +102,21 @@ def evaluate_nll(
         x = model.preprocess(images[start:stop].to(device), gen)
         if exact:
             lp = model.log_density(x).double()
-            return lp, lp
+            return lp, lp, torch.zeros_like(lp)
         return iwae_log_likelihood(model, x, k, chunk, gen)
 
     with torch.no_grad():
-        log_px, elbo = distributed.map_batches(one_batch, len(images), batch_size)
+        log_px, elbo, mc_var = distributed.map_batches(one_batch, len(images), batch_size)
     dims = images[0].numel()
     out = {
-        "nll": {**mean_stderr(-log_px), "unit": "nats"},
-        "bits_per_dim": {**mean_stderr(losses.bits_per_dim(-log_px, dims)), "unit": "bits/dim"},
+        "nll": {**_with_monte_carlo(mean_stderr(-log_px), mc_var), "unit": "nats"},
+        "bits_per_dim": {
+            **_with_monte_carlo(
+                mean_stderr(losses.bits_per_dim(-log_px, dims)),
+                mc_var / (dims * math.log(2)) ** 2,
+            ),
+            "unit": "bits/dim",
+        },
     }
     if exact:
         out["protocol"] = "exact log-density of the test images (continuous pixels in [0, 1])"
@@ -102,6 +126,24 @@ def evaluate_nll(
         k=k,
         seed=seed,
         protocol=f"IWAE bound with k = {k} (Burda et al. 2015); inputs preprocessed as in training "
-        f"({model.config.preprocess}), drawn once per batch of {batch_size} from seed {seed}",
+        f"({model.config.preprocess}), drawn once per batch of {batch_size} from seed {seed}; "
+        "stderr: the spread over images and the importance sampler's Monte-Carlo error "
+        "(delta method from each image's effective sample size; an underestimate when the "
+        "weights are heavy-tailed) in quadrature",
     )
     return out
+
+
+def _with_monte_carlo(over_images: dict, mc_variance: torch.Tensor) -> dict:
+    """{mean, stderr} over images -> with ``stderr_images``, ``stderr_monte_carlo`` (the
+    error of the mean from each image's own Monte-Carlo variance, sqrt(sum v_i) / N) and
+    ``stderr``, both in quadrature: what the number would move by on other images and on
+    another draw of the importance samples."""
+    n = len(mc_variance)
+    mc = float(mc_variance.nan_to_num(0.0).sum().sqrt()) / n
+    images = over_images["stderr"]
+    return over_images | {
+        "stderr": math.sqrt(images**2 + mc**2),
+        "stderr_images": images,
+        "stderr_monte_carlo": mc,
+    }

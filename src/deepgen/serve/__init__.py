@@ -1,7 +1,7 @@
 """`deepgen serve` and human studies: a local web application over run folders.
 
-- :mod:`.studies`: a study folder (images, SQLite store of judgements), made by
-  ``deepgen study create``.
+- :mod:`.studies`: writing a study folder (its images and store), by
+  ``deepgen study create``; :mod:`.store`: its SQLite store of judgements.
 - :mod:`.hype`: its numbers (fooling rate, HYPE-infinity, bootstrap intervals), made by
   ``deepgen study results``.
 - :mod:`.explorer`: decoding latent codes for the browser.

@@ -27,7 +27,7 @@ from ..report import run_curves
 from . import dashboard
 from .explorer import Explorer, data_url
 from .security import BodyLimit, RateLimiter, Sessions, file_under
-from .studies import Refused, Study
+from .store import Refused, Study
 
 HERE = Path(__file__).parent
 SLIDERS = 8  # latent coordinates given a slider, the most influential first

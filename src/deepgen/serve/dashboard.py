@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import DeepgenError
 from ..report import eval_numbers
 from ..rundir import RunDir
-from .studies import STUDY_FILE, is_study
+from .store import STUDY_FILE, is_study
 
 MAX_DEPTH = 6  # folder levels searched below a served path
 

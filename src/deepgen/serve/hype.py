@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ConfigError, DeepgenError
 from ..fileio import atomic_write_bytes, atomic_write_text
 from ..rundir import RunDir
-from .studies import Study
+from .store import Study
 
 RESAMPLES = 2000
 
