@@ -60,6 +60,33 @@ VARIANTS = {
             "drs_quantile": None,
         },
     ),
+    # Lin et al. 2018's own setting for grid25 (their code's config): G 4 x 400 ReLU with batch
+    # norm, D 3 x 200 maxout units of 5 pieces, N(0, 0.02) weights, Adam 1e-4 with beta1 0.8,
+    # constant rate, batch 100, 400 epochs of 100,000 training points (400k iterations), plain
+    # samples; about 27 ms an iteration on one core here, so 3 CPU-hours a run
+    "gan, PacGAN paper's setting": (
+        "gan",
+        {
+            "net": "pacgan",
+            "lr": 1e-4,
+            "beta1": 0.8,
+            "iterations": 400_000,
+            "lr_decay": "constant",
+            "train_points": 100_000,
+        },
+    ),
+    "pacgan4, PacGAN paper's setting": (
+        "gan",
+        {
+            "net": "pacgan",
+            "pack": 4,
+            "lr": 1e-4,
+            "beta1": 0.8,
+            "iterations": 400_000,
+            "lr_decay": "constant",
+            "train_points": 100_000,
+        },
+    ),
 }
 SAMPLES = 2500  # points scored per run, as VEEGAN and PacGAN score them
 PUBLISHED = {
@@ -70,8 +97,25 @@ PUBLISHED = {
 }
 
 
-def one_run(task: tuple[str, str, int, int, int, int]) -> dict:
-    """Train one variant on one dataset with one seed; returns its mode metrics."""
+def training_data(name: str, points: int | None, seed: int):
+    """The registered toy dataset, or (``points``) one of that many training points drawn
+    from the same mixture (PacGAN trained on 100,000)."""
+    import torch
+
+    from deepgen.data.datasets import Dataset, Split
+    from deepgen.data.toy import TOY_MIXTURES
+
+    if points is None:
+        return name
+    g = torch.Generator().manual_seed(seed)
+    sizes = (("train", points), ("valid", 2000), ("test", 2500))
+    splits = {s: Split(TOY_MIXTURES[name].sample(n, g)) for s, n in sizes}
+    return Dataset(name, splits, source=f"{points} points of deepgen's {name}")
+
+
+def one_run(task: tuple[str, str, int, int, int, int, int | None]) -> dict:
+    """Train one variant on one dataset with one seed; returns its mode metrics (and, for a
+    variant sampled through DRS, those of plain samples of the same G as ``plain``)."""
     import torch
 
     torch.set_num_threads(1)
@@ -81,11 +125,14 @@ def one_run(task: tuple[str, str, int, int, int, int]) -> dict:
     from deepgen.metrics.modes import mode_metrics
     from deepgen.models import build_model
 
-    variant, data, seed, iterations, hidden, batch = task
+    variant, data, seed, iterations, hidden, batch, override = task
     family, options = VARIANTS[variant]
     options = dict(options)
     drs, quantile = options.pop("drs", False), options.pop("drs_quantile", 0.95)
     iterations, hidden = options.pop("iterations", iterations), options.pop("hidden_dim", hidden)
+    iterations = override or iterations
+    lr_decay = options.pop("lr_decay", "linear")
+    points = options.pop("train_points", None)
     model = build_model(
         family, {"net": "mlp", "latent_dim": 2, "hidden_dim": hidden, **options}, (2,), seed=seed
     )
@@ -93,17 +140,19 @@ def one_run(task: tuple[str, str, int, int, int, int]) -> dict:
     start = time.perf_counter()
     deepgen.fit(
         model,
-        data,
+        training_data(data, points, seed),
         images=iterations * batch * data_steps,
         batch_size=batch,
         seed=seed,
-        lr_decay="linear",
+        lr_decay=lr_decay,
         progress=False,
         log=lambda m: None,
     )
     model.eval()
     extra = {}
     if drs:
+        plain = mode_metrics(sample(model, SAMPLES, seed=10_000 + seed), TOY_MIXTURES[data])
+        extra["plain"] = {k: plain[k] for k in ("modes", "high_quality_percent", "reverse_kl")}
         from deepgen.drs import rejection_sample
 
         points, rate = rejection_sample(
@@ -130,32 +179,59 @@ def one_run(task: tuple[str, str, int, int, int, int]) -> dict:
     }
 
 
-def _cell(values: list[float], digits: int) -> str:
+def _cell(values: list[float], digits: int, error: str = "sd") -> str:
+    """mean ± sd (or ± standard error, ``error="stderr"``) of ``values``."""
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+    spread = sd / len(values) ** 0.5 if error == "stderr" else sd
+    return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
 def table(rows: list[dict]) -> str:
-    """The README table: mean ± sd over seeds, and how many seeds got every mode with >= 95%."""
-    out = [
-        "| data | variant | seeds | modes | high-quality % | reverse KL (nats) | all modes and ≥95% |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    keys = sorted(
-        {(r["data"], r["variant"]) for r in rows},
-        key=lambda k: (k[0], list(VARIANTS).index(k[1]) if k[1] in VARIANTS else 99),
+    """The README table: mean ± sd over seeds (± standard error where a paper reports it so:
+    the PacGAN settings), how many seeds got every mode with >= 95%, and for rows sampled
+    through DRS the plain samples of the same generators beside them."""
+    head = (
+        "| data | variant | iterations | seeds | modes | high-quality % | reverse KL (nats) "
+        "| all modes and ≥95% | plain samples (DRS rows): modes, high-quality % |"
     )
-    for data, variant in keys:
-        rs = [r for r in rows if r["data"] == data and r["variant"] == variant]
+    out = [head, "|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted(
+        {(r["data"], r["variant"], r["iterations"]) for r in rows},
+        key=lambda k: (k[0], list(VARIANTS).index(k[1]) if k[1] in VARIANTS else 99, k[2]),
+    )
+    for data, variant, iterations in keys:
+        rs = [
+            r
+            for r in rows
+            if (r["data"], r["variant"], r["iterations"]) == (data, variant, iterations)
+        ]
+        error = "stderr" if "paper's setting" in variant else "sd"
+
+        def cell(values: list[float], digits: int, error: str = error) -> str:
+            return _cell(values, digits, error)
+
         perfect = sum(r["modes"] == r["num_modes"] and r["high_quality_percent"] >= 95 for r in rs)
         kl = [r["reverse_kl"] for r in rs]
         kl_cell = (
-            _cell(kl, 3) if all(v != float("inf") for v in kl) else "∞ (a seed had no good sample)"
+            cell(kl, 3) if all(v != float("inf") for v in kl) else "∞ (a seed had no good sample)"
         )
+        plain = [r["plain"] for r in rs if "plain" in r]
+        plain_cell = ""
+        if plain:
+            plain_cell = (
+                f"{cell([p['modes'] for p in plain], 1)}, "
+                f"{cell([p['high_quality_percent'] for p in plain], 1)}"
+            )
         out.append(
-            f"| {data} | {variant} | {len(rs)} | {_cell([r['modes'] for r in rs], 1)} / {rs[0]['num_modes']} | "
-            f"{_cell([r['high_quality_percent'] for r in rs], 1)} | {kl_cell} | {perfect}/{len(rs)} |"
+            f"| {data} | {variant} | {iterations:,} | {len(rs)} | "
+            f"{cell([r['modes'] for r in rs], 1)} / {rs[0]['num_modes']} | "
+            f"{cell([r['high_quality_percent'] for r in rs], 1)} | {kl_cell} | "
+            f"{perfect}/{len(rs)} | {plain_cell} |"
         )
+    out.append(
+        "(± is the sd over seeds; in the PacGAN-setting rows the standard error, as the "
+        "paper reports)"
+    )
     return "\n".join(out)
 
 
@@ -172,21 +248,33 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--results", default="mode_collapse.jsonl")
     parser.add_argument(
+        "--variant-iterations",
+        type=int,
+        default=None,
+        help="run every chosen variant this long instead of its own length (a shortened run, "
+        "recorded and tabulated as such)",
+    )
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument(
         "--table-only", action="store_true", help="print the table of --results and stop"
     )
     args = parser.parse_args()
     path = Path(args.results)
     done = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     if not args.table_only:
+
+        def length(variant: str) -> int:
+            own = VARIANTS[variant][1].get("iterations", args.iterations)
+            return args.variant_iterations or own
+
         have = {
             (r["variant"], r["data"], r["seed"])
             for r in done
-            if r["variant"] in VARIANTS
-            and r["iterations"] == VARIANTS[r["variant"]][1].get("iterations", args.iterations)
+            if r["variant"] in VARIANTS and r["iterations"] == length(r["variant"])
         }
         tasks = [
-            (v, d, s, args.iterations, args.hidden_dim, args.batch_size)
-            for s in range(args.seeds)
+            (v, d, s, args.iterations, args.hidden_dim, args.batch_size, args.variant_iterations)
+            for s in range(args.first_seed, args.first_seed + args.seeds)
             for d in args.datasets
             for v in args.variants
             if (v, d, s) not in have

@@ -116,3 +116,32 @@ def test_each_gan_loss_option_trains_on_its_papers_objective(loss):
     assert torch.allclose(got, g_loss(fake_logits), atol=1e-6)
     others = [name for name in PAPER_LOSSES if PAPER_LOSSES[name][1] is not g_loss]
     assert all(not torch.allclose(got, PAPER_LOSSES[o][1](fake_logits), atol=1e-3) for o in others)
+
+
+def test_pacgan_networks_are_the_papers_and_fit_only_points():
+    """Lin et al. 2018's 2-D networks: G of 4 x 400 (bias-free linear, batch norm, ReLU), D of
+    3 maxout layers of 200 units x 5 pieces reading packs of 4 points (8 numbers)."""
+    from deepgen.errors import ConfigError
+    from deepgen.nets import Maxout
+
+    model = build_model("gan", {"net": "pacgan", "latent_dim": 2, "pack": 4}, (2,), seed=0)
+    g, d = model.generator, model.discriminator
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in g.modules()) == 4
+    assert [m.in_features for m in g.modules() if isinstance(m, torch.nn.Linear)] == [2] + [400] * 4
+    maxouts = [m for m in d.modules() if isinstance(m, Maxout)]
+    assert [(m.linear.in_features, m.out_dim, m.pieces) for m in maxouts] == [
+        (8, 200, 5),
+        (200, 200, 5),
+        (200, 200, 5),
+    ]
+    x = torch.randn(6, 8)
+    pieces = maxouts[0].linear(x).view(6, 200, 5)
+    assert torch.equal(maxouts[0](x), pieces.max(-1).values)
+    weights = torch.cat(
+        [m.weight.detach().flatten() for m in d.modules() if isinstance(m, torch.nn.Linear)]
+    )
+    assert abs(float(weights.std()) - 0.02) < 0.002  # N(0, 0.02) initialisation
+    scores = model.D(model.G(torch.randn(12, 2)))
+    assert scores.shape == (3,)  # 12 points in packs of 4
+    with pytest.raises(ConfigError, match="PacGAN's network for points"):
+        build_model("gan", {"net": "pacgan"}, (1, 28, 28))

@@ -222,6 +222,67 @@ class MLPDiscriminator(_Discriminator):
         self._minibatch(dims[-1], minibatch_kernels)
 
 
+class Maxout(nn.Module):
+    """Linear maxout (Goodfellow et al. 2013, eq. 1): (B, in_dim) -> (B, out_dim), each unit
+    the largest of ``pieces`` linear functions of the input."""
+
+    def __init__(self, in_dim: int, out_dim: int, pieces: int):
+        super().__init__()
+        self.out_dim, self.pieces = out_dim, pieces
+        self.linear = nn.Linear(in_dim, out_dim * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).view(-1, self.out_dim, self.pieces).amax(-1)
+
+
+class MaxoutDiscriminator(_Discriminator):
+    """points (B, *shape) -> logits (B,): ``layers`` maxout layers of ``hidden_dim`` units of
+    ``pieces`` pieces and a linear output, no normalisation; PacGAN's discriminator for the
+    2-D mixtures (Lin et al. 2018, sec. 5.1: 3 x 200 units, 5 pieces)."""
+
+    def __init__(self, shape, hidden_dim: int = 200, layers: int = 3, pieces: int = 5):
+        super().__init__()
+        dims = [math.prod(shape)] + [hidden_dim] * layers
+        blocks = [Maxout(a, b, pieces) for a, b in zip(dims, dims[1:])]
+        self.net = nn.Sequential(nn.Flatten(), *blocks, nn.Linear(dims[-1], 1))
+        self._minibatch(dims[-1], 0)
+
+
+class BatchNormMLPGenerator(nn.Module):
+    """z (B, latent_dim) -> points (B, *shape): ``layers`` hidden layers of a linear map
+    without bias, batch norm and ReLU, then a linear output; PacGAN's generator for the
+    2-D mixtures (Lin et al. 2018, sec. 5.1: 4 x 400 units). Batch norm's running
+    statistics move by 0.05 per batch, as in the paper's code."""
+
+    def __init__(self, shape, latent_dim: int, hidden_dim: int = 400, layers: int = 4):
+        super().__init__()
+        dims = [latent_dim] + [hidden_dim] * layers
+        blocks = [
+            m
+            for a, b in zip(dims, dims[1:])
+            for m in (nn.Linear(a, b, bias=False), nn.BatchNorm1d(b, momentum=0.05), nn.ReLU())
+        ]
+        self.net = nn.Sequential(
+            *blocks, nn.Linear(dims[-1], math.prod(shape)), nn.Unflatten(1, tuple(shape))
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+def gaussian_init_(module: nn.Module, std: float = 0.02) -> None:
+    """Linear weights ~ N(0, std), biases 0; batch norm at scale 1, shift 0 (PacGAN's
+    initialisation, Lin et al. 2018's code)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm1d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def dcgan_init_(module: nn.Module) -> None:
     """DCGAN initialisation: conv/linear weights ~ N(0, 0.02), batch-norm scale ~ N(1, 0.02),
     biases 0 (Radford et al. 2015, sec. 4)."""

@@ -20,7 +20,16 @@ from pydantic import Field, model_validator
 from .. import losses
 from ..errors import ConfigError, option
 from ..improved_gan import ParameterAverage, with_historical_averaging
-from ..nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init_
+from ..nets import (
+    BatchNormMLPGenerator,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MaxoutDiscriminator,
+    MLPDiscriminator,
+    MLPGenerator,
+    dcgan_init_,
+    gaussian_init_,
+)
 from ..registry import Registry
 from .base import ModelConfig, adam, one_hot_labels
 from .capabilities import Conditional, DensityRatio, LatentSpace
@@ -39,10 +48,11 @@ class AdversarialConfig(ModelConfig):
     """What every adversarial family has: the noise and the networks."""
 
     latent_dim: int = Field(100, ge=1, le=4096, description="size of the noise z ~ N(0, I)")
-    net: Literal["auto", "dcgan", "mlp"] = Field(
+    net: Literal["auto", "dcgan", "mlp", "pacgan"] = Field(
         "auto",
-        description="G and D networks: dcgan (images), mlp (points or images); auto picks by "
-        "the data",
+        description="G and D networks: dcgan (images), mlp (points or images), pacgan (points: "
+        "Lin et al. 2018's G of 4 x hidden_dim with batch norm and D of 3 x 200 maxout "
+        "units); auto picks by the data",
     )
     channels: int = Field(64, ge=1, le=1024, description="dcgan: base channel count of G and D")
     hidden_dim: int = Field(400, ge=1, le=8192, description="mlp: units per hidden layer")
@@ -129,7 +139,16 @@ class Adversarial(LatentSpace, GenerativeModel):
         d_shape = (pack * (shape[0] + k), *shape[1:])
         z_dim = config.latent_dim + k  # G sees z and the one-hot label
         kernels = config.minibatch_kernels
-        if config.net == "mlp" or (config.net == "auto" and len(shape) == 1):
+        if config.net == "pacgan":
+            if len(shape) != 1 or kernels:
+                raise ConfigError(
+                    "net pacgan is PacGAN's network for points (e.g. grid25), without "
+                    "minibatch discrimination"
+                )
+            self.generator = BatchNormMLPGenerator(shape, z_dim, config.hidden_dim)
+            self.discriminator = MaxoutDiscriminator(d_shape)
+            gaussian_init_(self)
+        elif config.net == "mlp" or (config.net == "auto" and len(shape) == 1):
             self.generator = MLPGenerator(shape, z_dim, config.hidden_dim)
             self.discriminator = MLPDiscriminator(
                 d_shape, config.hidden_dim, minibatch_kernels=kernels
