@@ -27,6 +27,7 @@ from deepgen.metrics import (
     precision_recall,
 )
 from deepgen.metrics.classifier import classifier_outputs, load_classifier
+from deepgen.metrics.evaluate import bootstrap_std
 from deepgen.metrics.parzen import parzen_protocol
 
 
@@ -72,18 +73,6 @@ def main() -> None:
     uncertainty(real_f, classifier_outputs(model, data["train"].x[: args.n].float() / 255)[0])
 
 
-def fid_bootstrap(real: torch.Tensor, fake: torch.Tensor, resamples: int, seed: int) -> float:
-    g = torch.Generator().manual_seed(seed)
-    values = [
-        fid(
-            real[torch.randint(0, len(real), (len(real),), generator=g)],
-            fake[torch.randint(0, len(fake), (len(fake),), generator=g)],
-        )
-        for _ in range(resamples)
-    ]
-    return float(torch.tensor(values).std())
-
-
 def uncertainty(real_f: torch.Tensor, train_f: torch.Tensor) -> None:
     """The train-against-test numbers of KID and FID's error under their own randomness."""
     seeds = range(5)
@@ -99,7 +88,7 @@ def uncertainty(real_f: torch.Tensor, train_f: torch.Tensor) -> None:
     )
     print(f"  full set, all pairs: {value:.2f} +- {stderr:.2f}  ({seconds:.0f} s)")
     for resamples in (10, 100):
-        errors = [fid_bootstrap(real_f, train_f, resamples, s) for s in seeds]
+        errors = [bootstrap_std(fid, real_f, train_f, s, resamples) for s in seeds]
         print(
             f"FID bootstrap stderr, {resamples} resamples, seeds 0-4: "
             + ", ".join(f"{e:.3f}" for e in errors)

@@ -146,14 +146,18 @@ def _reference(mean: float, stderr: float, of: str) -> dict:
     return {"mean": mean, "stderr": stderr, "of": of}
 
 
-def _bootstrap(fn, a: torch.Tensor, b: torch.Tensor, seed: int) -> float:
+def bootstrap_std(
+    fn, a: torch.Tensor, b: torch.Tensor, seed: int, resamples: int = BOOTSTRAP
+) -> float:
+    """The standard deviation of ``fn(a*, b*)`` over ``resamples`` bootstrap resamples of the
+    rows of ``a`` and ``b`` (Efron 1979), drawn from ``seed``: FID's standard error."""
     g = torch.Generator().manual_seed(seed)
     vals = [
         fn(
             a[torch.randint(0, len(a), (len(a),), generator=g)],
             b[torch.randint(0, len(b), (len(b),), generator=g)],
         )
-        for _ in range(BOOTSTRAP)
+        for _ in range(resamples)
     ]
     return float(torch.tensor(vals).std())
 
@@ -183,9 +187,9 @@ def _fid(ctx: Context) -> dict:
     real, fake, train = ctx.real_outputs[0], ctx.fake_outputs[0], ctx.train_outputs[0]
     return {
         "mean": fid(real, fake),
-        "stderr": _bootstrap(fid, real, fake, ctx.seed),
+        "stderr": bootstrap_std(fid, real, fake, ctx.seed),
         "reference": _reference(
-            fid(real, train), _bootstrap(fid, real, train, ctx.seed), TRAIN_VS_TEST
+            fid(real, train), bootstrap_std(fid, real, train, ctx.seed), TRAIN_VS_TEST
         ),
         "n_real": len(real),
         "n_fake": len(fake),
@@ -377,7 +381,7 @@ def translation_direction(ctx: Context, direction: str) -> dict:
     real_features, _ = classifier_outputs(judge, goal_data["test"].x[: ctx.n])
     out["fid"] = {
         "mean": fid(real_features, fake_features),
-        "stderr": _bootstrap(fid, real_features, fake_features, ctx.seed),
+        "stderr": bootstrap_std(fid, real_features, fake_features, ctx.seed),
         "unit": f"squared feature units of {goal_data.name}'s classifier",
     }
     out["classifier"] = {"dataset": goal_data.name, "sha256": sha}
