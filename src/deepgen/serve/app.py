@@ -61,7 +61,7 @@ def create_app(paths: list[Path], device: str = "auto", limits: dict | None = No
     served = dashboard.Served(paths)
     sessions, limiter = Sessions(), RateLimiter(limits)
     explorers: dict[str, Explorer] = {}
-    opened: dict[Path, Study] = {}
+    opened: dict[str, Study] = {}
     loading = threading.Lock()
     templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -128,6 +128,10 @@ def create_app(paths: list[Path], device: str = "auto", limits: dict | None = No
 
     # --- latent explorer ------------------------------------------------------------------
     def explorer(rid: str) -> Explorer:
+        """The run's explorer, loaded on first use and kept (the folders are searched only
+        then, not on every decode)."""
+        if rid in explorers:
+            return explorers[rid]
         runs = served.runs()
         if rid not in runs:
             raise Refused(404, "no such run")
@@ -211,17 +215,20 @@ def create_app(paths: list[Path], device: str = "auto", limits: dict | None = No
 
     # --- human studies --------------------------------------------------------------------
     def study(name: str) -> Study:
-        """The study of that name, opened once and kept (its connections with it)."""
+        """The study of that name, opened on first use and kept with its connections (the
+        folders are searched only then, not on every judgement)."""
+        if name in opened:
+            return opened[name]
         path = served.studies().get(name)
         if path is None:
             raise Refused(404, "no such study")
         with loading:
-            if path not in opened:
+            if name not in opened:
                 try:
-                    opened[path] = Study(path)
+                    opened[name] = Study(path)
                 except DeepgenError as err:
                     raise Refused(409, str(err)) from None
-            return opened[path]
+            return opened[name]
 
     @app.get("/study/{name}", response_class=HTMLResponse)
     def study_page(request: Request, name: str):
