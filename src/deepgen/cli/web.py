@@ -30,7 +30,13 @@ def _check_serve_installed() -> None:
     show_default=True,
     help="address to listen on; anything but loopback lets other machines in, and warns",
 )
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="port to listen on",
+)
 @device_option
 def serve(paths, host, port, device):
     """Serve PATHS (run folders, study folders, or folders holding them) in the browser:
