@@ -171,3 +171,12 @@ def test_density_standard_error_matches_the_spread_over_generated_draws():
         values.append(d)
         errors.append(stderr)
     assert np.mean(errors) / np.std(values, ddof=1) == pytest.approx(1.0, abs=0.25)
+
+
+def test_fid_with_a_feature_that_never_varies_is_finite_and_zero_for_one_set():
+    x = gaussian(400, [0] * 4, [1] * 4, 5)
+    x[:, 2] = 0.5  # a dead feature: both covariances are singular
+    y = gaussian(400, [0] * 4, [1] * 4, 6)
+    y[:, 2] = 0.5
+    assert fid(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert 0 < fid(x, y) < 0.2  # two samples of one distribution: small, not zero
