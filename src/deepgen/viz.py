@@ -210,6 +210,17 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.detach().float().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
+def image_png(image: torch.Tensor, scale: int = 1) -> bytes:
+    """One image (C, H, W) in [0, 1] as PNG bytes (grey for one channel, RGB for three),
+    enlarged ``scale`` times with nearest-neighbour pixels and no border: pixel (y, x) is
+    the block at (scale * y, scale * x)."""
+    arr = to_uint8(image[None])[0].transpose(1, 2, 0)
+    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return png_bytes(img)
+
+
 def save_image_files(images: torch.Tensor, folder: str | Path) -> Path:
     """One PNG per image (N, C, H, W) in [0, 1]: FOLDER/000000.png, ... (what clean-fid and
     torch-fidelity read), each written atomically; the folder is made."""

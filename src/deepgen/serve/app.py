@@ -181,36 +181,21 @@ def create_app(paths: list[Path], device: str = "auto", limits: dict | None = No
 
     @app.get("/api/explore/{rid}/test-codes")
     def test_codes(rid: str, count: Annotated[int, Query(ge=1, le=16)] = 2, seed: int = 0):
-        import torch
-
-        from ..api import run_data
-
         ex = explorer(rid)
         if not ex.can_encode:
             return _refused(409, "this model has no encoder")
         try:
-            data = run_data(ex.run, log=lambda m: None)
+            codes, labels = ex.test_codes(count, seed)
         except DeepgenError as err:
             return _refused(409, str(err))
-        test = data[ex.model.epoch_stream]["test"]
-        pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:count]
-        labels = None if test.labels is None else test.labels[pick]
-        codes = ex.encode(test.x[pick], labels)
-        return {"codes": codes, "labels": None if labels is None else labels.tolist()}
+        return {"codes": codes, "labels": labels}
 
     @app.get("/api/explore/{rid}/manifold.png")
     def manifold_map(rid: str):
-        import torch
-
-        from ..viz import grid_image, png_bytes
-
-        ex = explorer(rid)
-        if ex.latent_dim != 2:
-            return _refused(409, "the manifold map needs a 2-D latent space")
-        axis = torch.linspace(-3, 3, MANIFOLD_CELLS)
-        codes = [[float(x), float(-y)] for y in axis for x in axis]  # rows top to bottom
-        images = torch.cat([ex.decode(codes[i : i + 64]) for i in range(0, len(codes), 64)])
-        png = png_bytes(grid_image(images, MANIFOLD_CELLS, scale=1))
+        try:
+            png = explorer(rid).manifold_png(MANIFOLD_CELLS)
+        except ConfigError as err:
+            return _refused(409, str(err))
         return Response(png, media_type="image/png")
 
     # --- human studies --------------------------------------------------------------------

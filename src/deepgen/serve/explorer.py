@@ -13,11 +13,10 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from ..errors import ConfigError
 from ..models.capabilities import Conditional, Encoder, LatentSpace, require, supports
-from ..viz import png_bytes, to_uint8
+from ..viz import grid_image, image_png, png_bytes
 
 CACHE_SIZE = 4096  # decoded images kept per run
 MAX_CODES = 64  # codes one request may decode
@@ -43,6 +42,7 @@ class Explorer:
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple, bytes] = OrderedDict()
         self._influence: list[tuple[int, float]] | None = None
+        self._test = None  # the run's test split, loaded on first use
 
     def _codes(self, codes: list[list[float]]) -> torch.Tensor:
         if not 1 <= len(codes) <= MAX_CODES:
@@ -84,7 +84,7 @@ class Explorer:
             images = self.decode([codes[i] for i in missing], label)
             with self._lock:
                 for i, img in zip(missing, images):
-                    self._cache[keys[i]] = image_png(img)
+                    self._cache[keys[i]] = image_png(img, scale=4)
                     while len(self._cache) > CACHE_SIZE:
                         self._cache.popitem(last=False)
         with self._lock:
@@ -114,6 +114,36 @@ class Explorer:
             self._influence = [(int(i), float(norms[i] / samples)) for i in order]
         return self._influence
 
+    def manifold_png(self, cells: int) -> bytes:
+        """The decoded 2-D latent space over u in [-3, 3]^2 on a ``cells`` x ``cells`` grid,
+        u_1 rising left to right and u_2 top to bottom from 3 to -3, as one PNG.
+
+        Raises: ConfigError unless latent_dim == 2."""
+        if self.latent_dim != 2:
+            raise ConfigError("the manifold map needs a 2-D latent space")
+        axis = torch.linspace(-3, 3, cells)
+        codes = [[float(x), float(-y)] for y in axis for x in axis]
+        step = MAX_CODES
+        images = torch.cat([self.decode(codes[i : i + step]) for i in range(0, len(codes), step)])
+        return png_bytes(grid_image(images, cells, scale=1))
+
+    def test_codes(self, count: int, seed: int) -> tuple[list[list[float]], list[int] | None]:
+        """``count`` test images of the run's data, drawn by ``seed``, encoded: (codes in
+        prior standard units, their labels or None). The test split is loaded once.
+
+        Raises: MissingCapability without an encoder; DataError when the run's data cannot
+        be loaded."""
+        from ..api import run_data
+
+        require(self.model, Encoder, "the explorer's encoding of test images")
+        if self._test is None:
+            self._test = run_data(self.run, log=lambda m: None)[self.model.epoch_stream]["test"]
+        pick = torch.randperm(len(self._test), generator=torch.Generator().manual_seed(seed))
+        pick = pick[:count]
+        labels = None if self._test.labels is None else self._test.labels[pick]
+        codes = self.encode(self._test.x[pick], labels)
+        return codes, None if labels is None else labels.tolist()
+
     @torch.no_grad()
     def encode(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> list[list[float]]:
         """Images (n, C, H, W) uint8 (and their labels (n,) for a conditional model) -> their
@@ -128,13 +158,7 @@ class Explorer:
             return model.to_standard(model.encode(x, *extra)).cpu().tolist()
 
 
-def image_png(image: torch.Tensor, scale: int = 4) -> bytes:
-    """One image (C, H, W) in [0, 1] as a PNG enlarged ``scale`` times (nearest pixels,
-    no border): pixel (y, x) of the image is the block at (scale*y, scale*x)."""
-    arr = to_uint8(image[None])[0].transpose(1, 2, 0)
-    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-    return png_bytes(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
-
-
 def data_url(png: bytes) -> str:
+    """PNG bytes as a ``data:image/png;base64,...`` URL, what an <img> shows without a
+    second request."""
     return "data:image/png;base64," + base64.b64encode(png).decode()

@@ -102,6 +102,7 @@ def _write_lock(study: Path) -> threading.Lock:
 
 
 def is_study(path: Path) -> bool:
+    """Whether ``path`` is a study folder (it holds study.json and study.db)."""
     return (path / STUDY_FILE).is_file() and (path / DATABASE).is_file()
 
 

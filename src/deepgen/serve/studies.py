@@ -24,19 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from ..errors import ConfigError, DeepgenError
 from ..fileio import atomic_write_text
 from ..version import __version__
-from ..viz import to_uint8
+from ..viz import image_png
 from .store import DATABASE, SCHEMA, STUDY_FILE, connect
-
-
-def _png(image: torch.Tensor, path: Path) -> None:
-    """One image (C, H, W) in [0, 1] as a PNG (grey for one channel)."""
-    arr = to_uint8(image[None])[0].transpose(1, 2, 0)
-    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(path, format="PNG")
 
 
 def _obvious_reals(x: torch.Tensor, dataset: str, n: int) -> torch.Tensor:
@@ -88,6 +81,8 @@ def create_study(
     """
     from ..api import load, run_data
     from ..models.capabilities import Sampler, require
+    from ..rundata import resolve_streams
+    from ..rundir import RunDir
 
     out = Path(out)
     if out.exists():
@@ -103,17 +98,18 @@ def create_study(
         raise ConfigError("--checks and --tutorial must be even counts (half real, half fake)")
     if exposure_ms is not None and exposure_ms < 1:
         raise ConfigError(f"--exposure-ms must be at least 1, not {exposure_ms}")
-    names = _model_names(runs)
-    models, data = {}, None
-    for name, run in zip(names, runs):
-        model = require(load(run, device), Sampler, "deepgen study create")
-        ds = run_data(run, log=lambda m: None)[model.epoch_stream]
-        if ds.kind != "images":
-            raise ConfigError(f"a study shows images; {run} was trained on {ds.kind}")
-        if data is not None and ds.name != data.name:
-            raise ConfigError(f"{run} was trained on {ds.name}, {runs[0]} on {data.name}")
-        data = data or ds
-        models[name] = model
+    models = {
+        name: require(load(run, device), Sampler, "deepgen study create")
+        for name, run in zip(_model_names(runs), runs)
+    }
+    first = next(iter(models.values()))
+    data = run_data(runs[0], log=lambda m: None)[first.epoch_stream]  # loaded once
+    if data.kind != "images":
+        raise ConfigError(f"a study shows images; {runs[0]} was trained on {data.kind}")
+    for run, model in zip(runs[1:], list(models.values())[1:]):
+        other = resolve_streams(RunDir.open(run).config())[model.epoch_stream].name
+        if other != data.name:
+            raise ConfigError(f"{run} was trained on {other}, {runs[0]} on {data.name}")
 
     gen = torch.Generator().manual_seed(seed)
     test = data["test"].x
@@ -145,7 +141,7 @@ def create_study(
         rows = []
         for img, source, kind in shown:
             image_id = secrets.token_hex(8)
-            _png(img, partial / "images" / f"{image_id}.png")
+            (partial / "images" / f"{image_id}.png").write_bytes(image_png(img))
             rows.append((image_id, source, kind))
         con = connect(partial / DATABASE)
         con.executescript(SCHEMA)
@@ -158,7 +154,7 @@ def create_study(
             "protocol": "HYPE-infinity (Zhou et al. 2019)" if exposure_ms is None else "HYPE-time",
             "seed": seed,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "models": {name: str(run.resolve()) for name, run in zip(names, runs)},
+            "models": {name: str(run.resolve()) for name, run in zip(models, runs)},
             "data": data.name,
             "real_split": "test",
             "images": images,
