@@ -198,3 +198,27 @@ def test_root_eps_adam_is_adam_with_its_eps_inside_the_square_root():
         m, v = 0.5 * m + 0.5 * g, 0.999 * v + 0.001 * g * g
         expected = expected - 0.01 * (m / (1 - 0.5**t)) / (v / (1 - 0.999**t) + 1e-8).sqrt()
     assert torch.allclose(r, expected, rtol=1e-5) and r.abs().max() < 0.2 * p.abs().max()
+
+
+def test_g_ema_samples_with_the_bias_corrected_average_of_the_generators_steps():
+    model = build_model("gan", {"net": "mlp", "hidden_dim": 8, "g_ema": 0.5}, (2,))
+    step_done = next(p.after_step for p in model.players() if p.name == "generator")
+    z = torch.randn(5, model.latent_dim)
+    own = lambda: model.to_samples(model.generator(z))
+    assert torch.equal(model.generate(z), own())  # before G's first step: its own weights
+    seen = []
+    for scale in (1.0, 3.0):
+        with torch.no_grad():
+            for p in model.generator.parameters():
+                p.mul_(scale)
+        seen.append({n: p.detach().clone() for n, p in model.generator.named_parameters()})
+        step_done()
+    rate = 0.5  # 1 - g_ema
+    first, second = seen
+    average = {
+        n: ((1 - rate) * rate * first[n] + rate * second[n]) / (1 - (1 - rate) ** 2)
+        for n in first
+    }
+    expected = model.to_samples(torch.func.functional_call(model.generator, average, (z,)))
+    assert torch.allclose(model.generate(z), expected, atol=1e-6)
+    assert not torch.allclose(model.generate(z), own(), atol=1e-3)  # not G's own weights

@@ -76,6 +76,14 @@ class AdversarialConfig(ModelConfig):
         description="weight of ||theta - mean of past theta||^2 in each player's "
         "loss (sec. 3.3; 0 = off)",
     )
+    g_ema: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="decay of an exponential moving average of G's weights, which samples "
+        "are drawn with (Karras et al. 2018, app. A.1; Yazici et al. 2019); "
+        "0 = off, 0.999 typical",
+    )
 
 
 class GANConfig(AdversarialConfig):
@@ -159,6 +167,8 @@ class Adversarial(LatentSpace, GenerativeModel):
                 d_shape, config.channels, self.critic_batch_norm, minibatch_kernels=kernels
             )
             dcgan_init_(self)
+        if config.g_ema > 0:  # a buffer per weight of G, so checkpoints keep it
+            self.generator_ema = ParameterAverage(self.generator, rate=1.0 - config.g_ema)
         if config.historical_averaging > 0:  # the players' running means, kept in checkpoints
             self.history = torch.nn.ModuleDict(
                 {
@@ -178,7 +188,21 @@ class Adversarial(LatentSpace, GenerativeModel):
 
     def G(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, latent_dim) (and labels y (B,) for a cGAN) -> G's output (B, *shape)."""
-        return self.generator(z)
+        return self.generator(self.g_input(z, y))
+
+    def g_input(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """What G reads for noise z (and labels y): z itself; a cGAN appends y's one-hot."""
+        return z
+
+    def sampling_generator(self, inputs: torch.Tensor) -> torch.Tensor:
+        """G's output for :meth:`g_input` rows ``inputs``, by the moving average of G's
+        weights when ``g_ema`` is on (and G has taken a step), else by G's own weights.
+        Training (the losses) always uses G's own weights; batch-norm statistics are G's."""
+        average = getattr(self, "generator_ema", None)
+        weights = average.averages() if average is not None else {}
+        if not weights:
+            return self.generator(inputs)
+        return torch.func.functional_call(self.generator, weights, (inputs,), strict=False)
 
     def D(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, *shape) in G's output range (and labels y) -> scores (B / pack,) of packs of
@@ -225,9 +249,14 @@ class Adversarial(LatentSpace, GenerativeModel):
         """D (or critic) ``steps`` times on data, then G once on noise, same optimiser kind;
         G by feature matching and both with historical averaging when the config says."""
         g_loss = self.feature_matching if self.config.feature_matching else self._g_loss
+        g_after = None
+        if self.config.g_ema > 0:
+            g_after = lambda: self.generator_ema.update(self.generator)
         players = [
             Player(name, self.discriminator, d_loss, optimizer, steps=steps, after_step=after_step),
-            Player("generator", self.generator, g_loss, optimizer, uses_data=False),
+            Player(
+                "generator", self.generator, g_loss, optimizer, uses_data=False, after_step=g_after
+            ),
         ]
         if self.config.historical_averaging > 0:
             averages = [self.history["discriminator"], self.history["generator"]]
@@ -238,8 +267,9 @@ class Adversarial(LatentSpace, GenerativeModel):
         return players
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """z (n, latent_dim) -> G(z) as images in [0, 1] (n, C, H, W), or points (n, D)."""
-        return self.to_samples(self.generator(z))
+        """z (n, latent_dim) -> G(z) as images in [0, 1] (n, C, H, W), or points (n, D); by
+        the averaged weights with ``g_ema``."""
+        return self.to_samples(self.sampling_generator(self.g_input(z)))
 
     def to_samples(self, x: torch.Tensor) -> torch.Tensor:
         """G's output -> samples: images [-1, 1] -> [0, 1]; points as they are."""
@@ -408,8 +438,8 @@ class CGAN(Conditional, GANLosses):
             y, n, self.config.num_classes, next(self.generator.parameters()).dtype, "cgan"
         )
 
-    def G(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator(torch.cat([z, self._one_hot(y, len(z))], 1))
+    def g_input(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.cat([z, self._one_hot(y, len(z))], 1)
 
     def d_input(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """x with the one-hot label y as constant extra channels, in packs."""
@@ -427,7 +457,7 @@ class CGAN(Conditional, GANLosses):
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """z (n, latent_dim) and labels (n,) (default :meth:`default_labels`) -> G(z, y)."""
         labels = self.default_labels(len(z)) if labels is None else labels.to(self.device)
-        return self.to_samples(self.G(z, labels))
+        return self.to_samples(self.sampling_generator(self.g_input(z, labels)))
 
     def preview(self, held_out, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """8 samples of every class, one class per column of a ``grid_nrow`` grid."""
