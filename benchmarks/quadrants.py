@@ -78,6 +78,7 @@ def main() -> None:
             epochs=args.epochs,
             batch_size=args.batch_size,
             patience=args.patience,
+            valid_images=0,  # select on the whole validation split, as the documented runs did
             progress=False,
             log=lambda m: None,
         )

@@ -38,6 +38,7 @@ def weights(model):
                 "feature_matching": True,
                 "minibatch_kernels": 4,
                 "historical_averaging": 0.01,
+                "g_ema": 0.9,
             },
         ),
     ],
@@ -405,6 +406,39 @@ def test_keep_best_ends_with_the_best_validation_epoch(tmp_path):
     assert all(
         torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values())
     )
+
+
+def test_per_epoch_validation_reads_the_first_valid_images(tmp_path):
+    from deepgen.data import Dataset, Split
+    from deepgen.seeds import derive
+    from deepgen.validation import evaluate_split
+
+    data = _overfitting_data()
+    blank = torch.zeros(8, 1, 28, 28, dtype=torch.uint8)
+    data = Dataset(
+        "overfit", {"train": data["train"], "valid": Split(torch.cat([blank, data["valid"].x]))}
+    )
+    model = build_model("vae", {"net": "mlp"}, SHAPE)
+    deepgen.fit(
+        model, data, out=tmp_path / "run", epochs=1, batch_size=32, valid_images=8, progress=False
+    )
+    logged = _valid_curve(tmp_path / "run")[-1][1]
+    at = lambda limit: evaluate_split(
+        model, data, "valid", derive(0, "valid"), torch.device("cpu"), limit=limit
+    )["neg_elbo"]
+    assert at(8)["mean"] == pytest.approx(logged, rel=1e-6)
+    assert abs(at(0)["mean"] - logged) > 50  # the whole split holds the patterned images too
+    assert at(8)["n"] == 8 and at(0)["n"] == 40
+
+
+def test_runs_saved_before_valid_images_keep_the_whole_split():
+    from deepgen.config import RunConfig
+
+    saved = {"family": "vae", "model": {}, "deepgen_version": "0.1.0", "train": {"epochs": 3}}
+    assert RunConfig.model_validate(saved).train.valid_images == 0
+    assert RunConfig.model_validate(saved | {"deepgen_version": ""}).train.valid_images == 2000
+    saved["train"]["valid_images"] = 500
+    assert RunConfig.model_validate(saved).train.valid_images == 500
 
 
 def test_patience_stops_early_and_resume_selects_as_an_uninterrupted_run(tmp_path):

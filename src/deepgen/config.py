@@ -149,6 +149,12 @@ class TrainConfig(Config):
     channels_last: bool = Field(
         False, description="hold conv weights and image batches channels-last"
     )
+    valid_images: int = Field(
+        2000,
+        ge=0,
+        description="validation images evaluated after each epoch: the split's first N, with "
+        "the same randomness every epoch, so epochs compare on the same draws (0: all)",
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainConfig:
@@ -199,6 +205,17 @@ class RunConfig(Config):
                 for key in ("quadrants", "k"):
                     model.pop(key, None)
             data = data | {"model": model}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_validation(cls, data: Any) -> Any:
+        """A run saved before ``valid_images`` existed validated on the whole split; it
+        resumes so (a run's saved config has ``deepgen_version``, a user's config file not)."""
+        if isinstance(data, dict) and data.get("deepgen_version"):
+            train = data.get("train")
+            if isinstance(train, dict) and "valid_images" not in train:
+                data = data | {"train": train | {"valid_images": 0}}
         return data
 
     def to_json(self) -> str:

@@ -261,8 +261,9 @@ class Trainer:
     def _loop(self, optimizers, noise) -> None:
         """Iterations until the configured length, rolling back on divergence if asked."""
         cfg = self.config
-        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
-        counts: dict[str, int] = defaultdict(int)
+        # metric -> its per-example values of every step since the last log record, reduced
+        # only when a record is written (one op per metric, not four per metric and step)
+        pending: dict[str, list[torch.Tensor]] = defaultdict(list)
         bar = tqdm(
             total=self.total_iterations,
             initial=self.iteration,
@@ -279,11 +280,10 @@ class Trainer:
         with StopFlag() as stop:
             while self.iteration < self.total_iterations:
                 try:
-                    self._iteration(optimizers, noise, sums, counts, stop, bar)
+                    self._iteration(optimizers, noise, pending, stop, bar)
                 except _Rollback:
                     self._wrap_players()  # DDP's reducer state is stale after an unfinished step
-                    sums.clear()
-                    counts.clear()
+                    pending.clear()
                     bar.reset(total=self.total_iterations)
                     bar.update(self.iteration)
                     self._tick = (time.perf_counter(), self.iteration)
@@ -341,7 +341,7 @@ class Trainer:
             streams[name] = StreamBatch(x[rows], pick(y), pick(lengths), shard)
         return Batch(streams, self.iteration, self.iteration / self.total_iterations)
 
-    def _iteration(self, optimizers, noise, sums, counts, stop, bar) -> None:
+    def _iteration(self, optimizers, noise, pending, stop, bar) -> None:
         """One iteration: every player's steps, then logging and epoch-end work."""
         cfg = self.config
         if distributed.any_rank(stop.requested, self.device):
@@ -371,10 +371,10 @@ class Trainer:
                     batch = self._batch(player, drawn, noise)
                 out = self.losses[player.name](batch, noise)
                 loss = out["loss"].mean()
-                global_loss = distributed.all_mean(loss.detach())  # so every rank decides alike
-                if not torch.isfinite(global_loss):
+                global_loss = float(distributed.all_mean(loss.detach()))  # every rank decides alike
+                if not math.isfinite(global_loss):
                     self._diverged(
-                        f"the {player.name} loss is {global_loss.item()}", optimizers, noise, bar
+                        f"the {player.name} loss is {global_loss}", optimizers, noise, bar
                     )
                 optimizers[player.name].zero_grad(set_to_none=True)
                 loss.backward()
@@ -397,8 +397,7 @@ class Trainer:
                     player.after_step()
                 for key, value in out.items():
                     name = self._metric_name(player.name, key)
-                    sums[name] += value.detach().float().mean()
-                    counts[name] += 1
+                    pending[name].append(value.detach().reshape(-1))
         self.iteration += 1
         bar.update(1)
         end_of_epoch = self.iteration % self.iters_per_epoch == 0
@@ -416,10 +415,11 @@ class Trainer:
                 * cfg.batch_size
                 / max(now - tick, 1e-9)
             )
-            means = distributed.all_mean(torch.stack([v / counts[k] for k, v in sums.items()]))
-            record = dict(zip(sums, means.tolist()))
-            sums.clear()
-            counts.clear()
+            # Every step of a metric has as many values (a batch, or one), so the mean over
+            # all of them is the mean of the steps' means.
+            means = torch.stack([torch.cat(v).float().mean() for v in pending.values()])
+            record = dict(zip(pending, distributed.all_mean(means).tolist()))
+            pending.clear()
             self._log_train(record, speed, bar)
             self._tick = (time.perf_counter(), self.iteration)
         if end_of_epoch or self.iteration == self.total_iterations:
@@ -536,7 +536,12 @@ class Trainer:
         line = f"epoch {epoch:.3g}/{self.total_iterations / self.iters_per_epoch:.3g}"
         if self.evaluate and all("valid" in ds.splits for ds in self.streams.values()):
             stats = evaluate_split(
-                self.model, self.streams, "valid", derive(cfg.seed, "valid"), self.device
+                self.model,
+                self.streams,
+                "valid",
+                derive(cfg.seed, "valid"),
+                self.device,
+                limit=cfg.valid_images,
             )
             if stats:
                 record = {k: v["mean"] for k, v in stats.items()}

@@ -42,6 +42,7 @@ def evaluate_split(
     split: str,
     seed: int,
     device: torch.device,
+    limit: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Mean and standard error of ``model.evaluate`` over a split of every stream (a lone
     Dataset: the one stream of a one-stream family), with its own fixed randomness
@@ -49,7 +50,8 @@ def evaluate_split(
     randomness is untouched. A family with several streams reports ``STREAM/key``. Returns
     {} if the model reports nothing. Batches of 1,000 examples are split over ranks under
     torchrun, each with its own generator, so the numbers do not depend on the number of
-    processes."""
+    processes. ``limit`` > 0: only the split's first ``limit`` examples of each stream (the
+    Trainer's per-epoch validation, ``--valid-images``)."""
     streams = as_streams(model, streams)
     was_training = model.training
     model.eval()
@@ -73,7 +75,8 @@ def evaluate_split(
             return {k: v.double() for k, v in model.evaluate(batch, gen).items()}
 
         with torch.no_grad():
-            values = distributed.map_batches(one_batch, len(data), EVAL_BATCH)
+            size = min(len(data), limit) if limit > 0 else len(data)
+            values = distributed.map_batches(one_batch, size, EVAL_BATCH)
         out.update({prefix + key: mean_stderr(v) for key, v in values.items()})
     model.train(was_training)
     return out

@@ -26,6 +26,7 @@ TRAIN_OPTIONS = (
     "lr_decay",
     "keep_best",
     "patience",
+    "valid_images",
 )
 
 
@@ -116,6 +117,13 @@ TRAIN_OPTIONS = (
     default=None,
     help="early stopping: stop after this many epochs without a better validation metric "
     "(implies --keep-best)",
+)
+@click.option(
+    "--valid-images",
+    type=int,
+    default=None,
+    help="validation images evaluated after each epoch, the split's first N (0: all) "
+    "[default: 2000]",
 )
 @click.option(
     "--compile",
