@@ -92,6 +92,13 @@ def server(*paths: Path):
 
 
 @pytest.fixture(scope="module")
+def runs_url(served_runs):
+    """One server of ``served_runs`` for the tests that only read them."""
+    with server(served_runs) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def browser():
     if not (CHROMIUM and DRIVER):
         message = (
@@ -166,29 +173,30 @@ def decoded_image(browser) -> np.ndarray:
     return np.asarray(png, dtype=np.float32)[::4, ::4] / 255
 
 
-def test_moving_a_slider_shows_what_the_model_generates_for_that_code(browser, served_runs):
+def test_moving_a_slider_shows_what_the_model_generates_for_that_code(
+    browser, served_runs, runs_url
+):
     from selenium.webdriver.common.keys import Keys
 
     model = deepgen.load(served_runs / "gan", device="cpu")
-    with server(served_runs) as url:
-        page = httpx.get(f"{url}/").text
-        rid = re.search(r'data-run="(\w+)" data-name="gan"', page).group(1)
-        browser.get(f"{url}/explore/{rid}")
-        root = browser.find_element("id", "explorer")
-        wait_for(browser, lambda d: root.get_attribute("data-state") == "ready")
-        before = decoded_image(browser)
-        slider = browser.find_elements("css selector", "input[data-dim]")[0]
-        dim = int(slider.get_attribute("data-dim"))
-        slider.send_keys(*[Keys.ARROW_RIGHT] * 20)  # 20 steps of 0.05: u_dim = 1
-        wait_for(
-            browser,
-            lambda d: (
-                root.get_attribute("data-state") == "ready"
-                and f"{1.0:g}" in root.get_attribute("data-decoded").split(",")[dim]
-            ),
-        )
-        code = [float(v) for v in root.get_attribute("data-decoded").strip("[]").split(",")]
-        after = decoded_image(browser)
+    page = httpx.get(f"{runs_url}/").text
+    rid = re.search(r'data-run="(\w+)" data-name="gan"', page).group(1)
+    browser.get(f"{runs_url}/explore/{rid}")
+    root = browser.find_element("id", "explorer")
+    wait_for(browser, lambda d: root.get_attribute("data-state") == "ready")
+    before = decoded_image(browser)
+    slider = browser.find_elements("css selector", "input[data-dim]")[0]
+    dim = int(slider.get_attribute("data-dim"))
+    slider.send_keys(*[Keys.ARROW_RIGHT] * 20)  # 20 steps of 0.05: u_dim = 1
+    wait_for(
+        browser,
+        lambda d: (
+            root.get_attribute("data-state") == "ready"
+            and f"{1.0:g}" in root.get_attribute("data-decoded").split(",")[dim]
+        ),
+    )
+    code = [float(v) for v in root.get_attribute("data-decoded").strip("[]").split(",")]
+    after = decoded_image(browser)
     assert code[dim] == pytest.approx(1.0) and sum(abs(v) for v in code) == pytest.approx(1.0)
     with torch.no_grad():
         want = model.generate(model.from_standard(torch.tensor([code]))).numpy()[0, 0]
@@ -196,21 +204,20 @@ def test_moving_a_slider_shows_what_the_model_generates_for_that_code(browser, s
     assert np.abs(after - before).max() >= 2 / 255  # the picture changed (an early GAN: a little)
 
 
-def test_the_dashboard_shows_three_runs_and_compares_two(browser, served_runs):
-    with server(served_runs) as url:
-        browser.get(f"{url}/")
-        rows = browser.find_elements("css selector", "#runs tr[data-run]")
-        assert sorted(r.get_attribute("data-name") for r in rows) == ["cvae", "gan", "vae"]
-        for row in rows[:2]:
-            row.find_element("css selector", "input[type=checkbox]").click()
-        browser.find_element("id", "compare").click()
-        wait_for(browser, lambda d: d.find_elements("css selector", "section.run"))
-        sections = browser.find_elements("css selector", "section.run")
-        assert len(sections) == 2
-        images = browser.find_elements("css selector", "section.run img.samples")
-        assert len(images) == 2
-        wait_for(browser, lambda d: all(i.get_attribute("naturalWidth") != "0" for i in images))
-        assert "figure" in browser.page_source  # the training curves
+def test_the_dashboard_shows_three_runs_and_compares_two(browser, runs_url):
+    browser.get(f"{runs_url}/")
+    rows = browser.find_elements("css selector", "#runs tr[data-run]")
+    assert sorted(r.get_attribute("data-name") for r in rows) == ["cvae", "gan", "vae"]
+    for row in rows[:2]:
+        row.find_element("css selector", "input[type=checkbox]").click()
+    browser.find_element("id", "compare").click()
+    wait_for(browser, lambda d: d.find_elements("css selector", "section.run"))
+    sections = browser.find_elements("css selector", "section.run")
+    assert len(sections) == 2
+    images = browser.find_elements("css selector", "section.run img.samples")
+    assert len(images) == 2
+    wait_for(browser, lambda d: all(i.get_attribute("naturalWidth") != "0" for i in images))
+    assert "figure" in browser.page_source  # the training curves
 
 
 def rate(url: str, study: str, answers: int, seed: int) -> list[tuple]:
