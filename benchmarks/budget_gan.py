@@ -200,24 +200,24 @@ def run_deepgen(
 
 
 def deepgen_snapshots(out: Path, start: float) -> list[dict]:
-    """One record per checkpoint of deepgen's run: its folder and when it was written."""
-    from deepgen.checkpoint import checkpoint_dirs, load_checkpoint
+    """One record per checkpoint of deepgen's run: its folder, iteration (the folder's
+    number) and when it was written."""
+    from deepgen.checkpoint import PREFIX, checkpoint_dirs
 
-    records = []
-    for path in checkpoint_dirs(out / "run"):
-        ckpt = load_checkpoint(path)
-        seconds = (path / "manifest.json").stat().st_mtime - start
-        records.append(
-            {"arm": "deepgen", "file": path.name, "iteration": ckpt.iteration, "seconds": seconds}
-        )
+    records = [
+        {
+            "arm": "deepgen",
+            "file": path.name,
+            "iteration": int(path.name.removeprefix(PREFIX)),
+            "seconds": (path / "manifest.json").stat().st_mtime - start,
+        }
+        for path in checkpoint_dirs(out / "run")
+    ]
     return sorted(records, key=lambda r: r["seconds"])
 
 
-def deepgen_samples(out: Path, name: str, n: int, seed: int, averaged: bool = True):
-    """n samples of deepgen's run at checkpoint ``name``, sampled as deepgen samples (with
-    ``averaged`` False, by G's own weights rather than their moving average)."""
-    import torch
-
+def deepgen_model(out: Path, name: str):
+    """deepgen's model at checkpoint ``name`` of its run, in eval mode, as deepgen loads it."""
     import deepgen
     from deepgen.checkpoint import load_checkpoint
     from deepgen.config import RunConfig
@@ -225,13 +225,16 @@ def deepgen_samples(out: Path, name: str, n: int, seed: int, averaged: bool = Tr
     config = RunConfig.from_json((out / "run" / "config.json").read_text())
     model = deepgen.build_model(config.family, config.model)
     model.load_state_dict(load_checkpoint(out / "run" / "checkpoints" / name).model)
-    model.eval()
-    if not averaged and hasattr(model, "generator_ema"):
-        del model.generator_ema
+    return model.eval()
+
+
+def model_samples(model, n: int, seed: int):
+    """n samples (n, C, H, W) in [0, 1] of a deepgen model, drawn as deepgen draws them."""
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        parts = [model.sample(min(1000, n - i), gen) for i in range(0, n, 1000)]
-    return torch.cat(parts)
+        return torch.cat([model.sample(min(1000, n - i), gen) for i in range(0, n, 1000)])
 
 
 # --- scoring and the table ---------------------------------------------------------------
@@ -258,10 +261,11 @@ def score(data_name: str, out: Path, records: list[dict], n: int) -> list[dict]:
         if r["arm"] == "reference":
             add(r, reference_samples(out / "reference" / r["file"], n, seed=1))
             continue
-        add(r, deepgen_samples(out / "deepgen", r["file"], n, seed=1))
-        if DEEPGEN_BEST["model"].get("g_ema"):  # the same run, sampled by G's own weights
-            own = deepgen_samples(out / "deepgen", r["file"], n, seed=1, averaged=False)
-            add(r | {"arm": "deepgen-own"}, own)
+        model = deepgen_model(out / "deepgen", r["file"])
+        add(r, model_samples(model, n, seed=1))
+        if hasattr(model, "generator_ema"):  # the same weights, sampled by G's own
+            del model.generator_ema
+            add(r | {"arm": "deepgen-own"}, model_samples(model, n, seed=1))
     return scored
 
 

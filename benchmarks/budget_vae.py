@@ -1,7 +1,8 @@
 """What the run around a VAE's training costs: `deepgen train vae --net mlp --epochs 10`
 end to end, beside the same 10 epochs in a plain PyTorch loop, measured in the same run.
 
-    python benchmarks/budget_vae.py [--epochs 10] [--threads 1] [--repeats 3] [--option=--valid-images=0]
+    python benchmarks/budget_vae.py [--epochs 10] [--threads 1] [--repeats 3]
+                                    [--option=--valid-images=0]
 
 The command (a new process) includes start-up, loading MNIST, per-epoch validation (its
 default: the first 2,000 validation images), the test evaluation, checkpoints, sample

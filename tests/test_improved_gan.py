@@ -216,8 +216,7 @@ def test_g_ema_samples_with_the_bias_corrected_average_of_the_generators_steps()
     rate = 0.5  # 1 - g_ema
     first, second = seen
     average = {
-        n: ((1 - rate) * rate * first[n] + rate * second[n]) / (1 - (1 - rate) ** 2)
-        for n in first
+        n: ((1 - rate) * rate * first[n] + rate * second[n]) / (1 - (1 - rate) ** 2) for n in first
     }
     expected = model.to_samples(torch.func.functional_call(model.generator, average, (z,)))
     assert torch.allclose(model.generate(z), expected, atol=1e-6)

@@ -191,12 +191,14 @@ class Adversarial(LatentSpace, GenerativeModel):
         return self.generator(self.g_input(z, y))
 
     def g_input(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """What G reads for noise z (and labels y): z itself; a cGAN appends y's one-hot."""
+        """What G reads for noise z (B, latent_dim) (and labels y (B,)): z itself; a cGAN
+        appends y's one-hot, (B, latent_dim + num_classes)."""
         return z
 
     def sampling_generator(self, inputs: torch.Tensor) -> torch.Tensor:
-        """G's output for :meth:`g_input` rows ``inputs``, by the moving average of G's
-        weights when ``g_ema`` is on (and G has taken a step), else by G's own weights.
+        """G's output (B, *shape), in G's range, for :meth:`g_input` rows ``inputs``, by the
+        bias-corrected moving average of G's weights when ``g_ema`` is on (and G has taken a
+        step; Karras et al. 2018, app. A.1), else by G's own weights.
         Training (the losses) always uses G's own weights; batch-norm statistics are G's."""
         average = getattr(self, "generator_ema", None)
         weights = average.averages() if average is not None else {}
