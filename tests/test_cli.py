@@ -420,6 +420,41 @@ def test_train_from_a_config_file_with_command_line_overrides(tmp_path):
     assert_one_line_error(run_cli("train", "--config", str(yaml)), "holds a list, not a run")
 
 
+@pytest.mark.parametrize("family", ["vae"])
+def test_every_shipped_preset_is_a_valid_run_config_of_its_family(family):
+    from deepgen import presets
+
+    assert presets.names(family), f"no preset shipped for {family}"
+    for name in presets.names(family):
+        config = presets.load(family, name)
+        assert config.family == family and config.train.epochs is not None
+
+
+def test_train_from_a_preset_with_command_line_overrides(tmp_path):
+    """The preset's model and schedule reach the run; options given on top override it."""
+    from deepgen import presets
+
+    preset = presets.load("vae", "best-30min")
+    run = tmp_path / "run"
+    args = ["--data", "fake", "--images", "64", "--batch-size", "32", "--hidden-dim", "8"]
+    proc = run_cli("train", "vae", "--preset", "best-30min", *args, "--out", str(run), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["hidden_layers"] == preset.model["hidden_layers"]
+    assert config["model"]["latent_dim"] == preset.model["latent_dim"]
+    assert config["model"]["hidden_dim"] == 8 and config["train"]["images"] == 64
+    assert config["train"]["lr_decay"] == preset.train.lr_decay and config["data"]["name"] == "fake"
+    assert_one_line_error(
+        run_cli("train", "vae", "--preset", "nope"), "no preset 'nope'.*best-30min"
+    )
+    assert_one_line_error(run_cli("train", "gan", "--preset", "best-30min"), "gan has no preset")
+    assert_one_line_error(
+        run_cli("train", "vae", "--preset", "best-30min", "--config", str(run / "config.json")),
+        "--preset or --config, not both",
+    )
+    assert_one_line_error(run_cli("train", "--preset", "best-30min"), "name the family")
+
+
 def test_resume_with_a_model_option_says_what_a_resume_may_change(tmp_path):
     run = tmp_path / "vae"
     args = ["--data", "fake", "--images", "32", "--batch-size", "32", "--quiet", "--out", str(run)]

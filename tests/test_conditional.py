@@ -4,6 +4,8 @@ these check what each paper says, and that the conditioning is learned on real M
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -161,6 +163,24 @@ def test_linear_lr_decay_ends_near_zero_and_is_saved_with_the_optimiser(tiny, tm
         for a, b in zip(model.state_dict().values(), constant.state_dict().values())
     )
 
+
+
+def test_cosine_lr_decay_follows_a_half_cosine_from_the_base_rate(tiny, tmp_path):
+    """The last of 8 steps runs at (1 + cos(pi * 7/8)) / 2 of the base rate (SGDR eq. 5)."""
+    model = build_model("vae", {"net": "mlp", "hidden_dim": 16, "latent_dim": 2}, tiny.data_shape)
+    deepgen.fit(
+        model,
+        tiny,
+        out=tmp_path / "run",
+        epochs=2,
+        batch_size=64,
+        lr_decay="cosine",
+        progress=False,
+        log=lambda m: None,
+    )
+    state = deepgen.checkpoint.latest_checkpoint(tmp_path / "run").state
+    group = state["optimizers"]["vae"]["param_groups"][0]
+    assert abs(group["lr"] - 1e-3 * (1 + math.cos(math.pi * 7 / 8)) / 2) < 1e-12
 
 @pytest.mark.slow
 def test_label_cvae_samples_are_recognised_as_their_class(mnist):

@@ -129,8 +129,10 @@ class TrainConfig(Config):
     max_grad_norm: float | None = Field(
         None, gt=0, description="a gradient norm above this counts as divergence"
     )
-    lr_decay: Literal["constant", "linear"] = Field(
-        "constant", description="learning rates: constant, or linear decay to 0 over the run"
+    lr_decay: Literal["constant", "linear", "cosine"] = Field(
+        "constant",
+        description="learning rates: constant, or decayed to 0 over the run, linearly or by a "
+        "half cosine",
     )
     keep_best: bool = Field(
         False,
@@ -227,3 +229,43 @@ class RunConfig(Config):
         if not isinstance(data, dict):
             raise ConfigError(f"{source} must hold a JSON object, not {type(data).__name__}")
         return validate(cls, data)  # type: ignore[return-value]
+
+
+def parse_run_config(text: str, path: str) -> RunConfig:
+    """The RunConfig in ``text``, read as the format the suffix of ``path`` (where the text
+    came from; named in errors) says: TOML (``.toml``), YAML (``.yaml``/``.yml``, with
+    PyYAML installed) or else JSON (a run's config.json).
+
+    Raises:
+        ConfigError: not valid TOML/YAML/JSON, YAML without PyYAML, or not a valid run
+            config."""
+    import tomllib
+
+    if path.endswith(".toml"):
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    elif path.endswith((".yaml", ".yml")):
+        values = _yaml(text, path)
+    else:
+        return RunConfig.from_json(text, source=path)
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} holds a {type(values).__name__}, not a run config's mapping")
+    return validate(RunConfig, values, prefix="")
+
+
+def _yaml(text: str, path: str):
+    """The value of YAML ``text`` (safe_load: plain data only, no Python objects)."""
+    try:
+        import yaml
+    except ImportError:
+        raise ConfigError(
+            f"{path}: reading YAML needs PyYAML; pip install 'deepgen[yaml]', or give the "
+            "config as JSON or TOML"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        first = " ".join(str(err).split())
+        raise ConfigError(f"{path} is not valid YAML: {first}") from None

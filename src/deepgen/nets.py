@@ -44,14 +44,14 @@ class MLP(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """x (B, C, H, W) -> (B, out_dim) through one hidden ReLU layer (e.g. 784-400-2*20)."""
+    """x (B, C, H, W) -> (B, out_dim) through ``layers`` hidden ReLU layers of ``hidden_dim``
+    (e.g. 784-400-2*20 with one)."""
 
-    def __init__(self, image_shape, out_dim: int, hidden_dim: int = 400):
+    def __init__(self, image_shape, out_dim: int, hidden_dim: int = 400, layers: int = 1):
         super().__init__()
         self.net = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(math.prod(image_shape), hidden_dim),
-            nn.ReLU(),
+            *_relu_stack(math.prod(image_shape), hidden_dim, layers),
             nn.Linear(hidden_dim, out_dim),
         )
 
@@ -60,19 +60,25 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """z (B, D) -> (B, C, H, W) pre-activation outputs through one hidden ReLU layer."""
+    """z (B, D) -> (B, C, H, W) pre-activation outputs through ``layers`` hidden ReLU layers
+    of ``hidden_dim``."""
 
-    def __init__(self, image_shape, in_dim: int, hidden_dim: int = 400):
+    def __init__(self, image_shape, in_dim: int, hidden_dim: int = 400, layers: int = 1):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden_dim),
-            nn.ReLU(),
+            *_relu_stack(in_dim, hidden_dim, layers),
             nn.Linear(hidden_dim, math.prod(image_shape)),
             nn.Unflatten(1, tuple(image_shape)),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+
+def _relu_stack(in_dim: int, hidden_dim: int, layers: int) -> list[nn.Module]:
+    """Linear + ReLU, ``layers`` times: in_dim -> hidden_dim -> ... -> hidden_dim."""
+    dims = [in_dim] + [hidden_dim] * layers
+    return [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
 
 
 class ConvEncoder(nn.Module):

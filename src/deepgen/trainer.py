@@ -43,6 +43,17 @@ from .viz import save_samples
 PROGRESS_SECONDS = 30.0  # between progress lines when stderr is not a terminal
 
 
+
+def lr_decay_factor(schedule: str, progress: float) -> float:
+    """The factor on every base learning rate at ``progress`` in [0, 1] of the run: 1 for
+    "constant", 1 - progress for "linear", (1 + cos(pi * progress)) / 2 for "cosine"
+    (Loshchilov & Hutter 2017, SGDR, eq. 5 with one cycle and a minimum of 0)."""
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
+
 class _Rollback(Exception):
     """Raised inside the loop after the state was rolled back to a checkpoint."""
 
@@ -353,10 +364,10 @@ class Trainer:
                 f"`deepgen train --resume {self.run.path if self.run else 'RUN'}`"
             )
         progress = self.iteration / self.total_iterations
-        decay = 1.0 - progress if cfg.lr_decay == "linear" else 1.0
+        decay = lr_decay_factor(cfg.lr_decay, progress)
         for player in self.players:
             scale = decay * (1.0 if player.lr_scale is None else player.lr_scale(progress))
-            if cfg.lr_decay == "linear" or player.lr_scale is not None:
+            if cfg.lr_decay != "constant" or player.lr_scale is not None:
                 for group in optimizers[player.name].param_groups:
                     group["lr"] = group["base_lr"] * scale
         batch, drawn = None, dict.fromkeys(self.orders, 0)

@@ -101,9 +101,10 @@ TRAIN_OPTIONS = (
 )
 @click.option(
     "--lr-decay",
-    type=click.Choice(["constant", "linear"]),
+    type=click.Choice(["constant", "linear", "cosine"]),
     default=None,
-    help="learning rates constant, or decayed linearly to 0 over the run [default: constant]",
+    help="learning rates constant, or decayed to 0 over the run, linearly or by a half cosine "
+    "[default: constant]",
 )
 @click.option(
     "--keep-best",
@@ -163,6 +164,12 @@ TRAIN_OPTIONS = (
     help="start from this run config: a run's config.json, or TOML with the same keys "
     "(family, model, data, streams, train); options given here override it",
 )
+@click.option(
+    "--preset",
+    default=None,
+    help="start from a run config shipped with deepgen, like --config (e.g. vae --preset "
+    "best-30min); options given here override it",
+)
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def train(
     family,
@@ -178,6 +185,7 @@ def train(
     out,
     resume_run,
     config_file,
+    preset,
     quiet,
     **options,
 ):
@@ -193,12 +201,12 @@ def train(
             model_opts["labels_per_class"] = (
                 labels_per_class  # refused below: the run's data are fixed
             )
-        if family or model_opts or stream_specs or config_file:
+        if family or model_opts or stream_specs or config_file or preset:
             given = (
                 [family]
                 if family
                 else [f"--{k.replace('_', '-')}" for k in model_opts]
-                or (["--stream"] if stream_specs else ["--config"])
+                or (["--stream"] if stream_specs else ["--config" if config_file else "--preset"])
             )
             may = ", ".join(f"--{k.replace('_', '-')}" for k in api.RESUME_MAY_CHANGE)
             raise ConfigError(
@@ -209,7 +217,17 @@ def train(
         api.resume(resume_run, progress=not quiet, **train_opts)
         _echo(f"run folder: {resume_run}")
         return
+    if preset and config_file:
+        raise ConfigError("give --preset or --config, not both")
+    if preset and not family:
+        raise click.UsageError(
+            "name the family of the preset, e.g. deepgen train vae --preset NAME"
+        )
     base = _config_file(config_file) if config_file else None
+    if preset:
+        from .. import presets
+
+        base = presets.load(family, preset)
     if base is not None:
         if family and family != base.family:
             raise ConfigError(
@@ -255,7 +273,10 @@ def train(
             for name in ("data", "data_dir", "labels_per_class")
         )
         model_opts = base.model | model_opts
-        train_opts = base.train.model_dump() | train_opts
+        kept = base.train.model_dump()
+        if "epochs" in train_opts or "images" in train_opts:  # a length given replaces the file's
+            kept.pop("epochs"), kept.pop("images")
+        train_opts = kept | train_opts
         if data_given or dataset_options:
             first = MODELS[family].streams[0]
             streams = {k: v for k, v in base.streams.items() if k != first} | streams
@@ -285,40 +306,12 @@ def _config_file(path: str):
     Raises:
         ConfigError: unreadable, not JSON/TOML/YAML, YAML without PyYAML, or not a valid
             run config."""
-    import tomllib
 
-    from ..config import RunConfig, validate
+    from ..config import parse_run_config
     from ..fileio import read_small_file
 
     text = read_small_file(path, 1 << 20, ConfigError, path).decode("utf-8", "replace")
-    if path.endswith(".toml"):
-        try:
-            values = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path} is not valid TOML: {err}") from None
-    elif path.endswith((".yaml", ".yml")):
-        values = _yaml(text, path)
-    else:
-        return RunConfig.from_json(text, source=path)
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path} holds a {type(values).__name__}, not a run config's mapping")
-    return validate(RunConfig, values, prefix="")
-
-
-def _yaml(text: str, path: str):
-    """The value of YAML ``text`` (safe_load: plain data only, no Python objects)."""
-    try:
-        import yaml
-    except ImportError:
-        raise ConfigError(
-            f"{path}: reading YAML needs PyYAML; pip install 'deepgen[yaml]', or give the "
-            "config as JSON or TOML"
-        ) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        first = " ".join(str(err).split())
-        raise ConfigError(f"{path} is not valid YAML: {first}") from None
+    return parse_run_config(text, path)
 
 
 def _streams(specs: tuple[str, ...]) -> dict:

@@ -49,6 +49,9 @@ class VAEConfig(ModelConfig):
     hidden_dim: int | None = Field(
         None, ge=1, le=65536, description="hidden units; default 256 (conv), 400 (mlp)"
     )
+    hidden_layers: int = Field(
+        1, ge=1, le=8, description="hidden layers of the mlp encoder and of the mlp decoder"
+    )
     likelihood: Literal["bernoulli", "gaussian"] = Field("bernoulli", description="p(x|z)")
     beta: float = Field(
         1.0,
@@ -65,6 +68,8 @@ class VAEConfig(ModelConfig):
 
     @model_validator(mode="after")
     def _net_defaults(self) -> VAEConfig:
+        if self.net != "mlp" and self.hidden_layers != 1:
+            raise ValueError("hidden_layers applies to net mlp; the conv networks are fixed")
         return apply_net_defaults(self)
 
 
@@ -110,8 +115,9 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
     def __init__(self, config: VAEConfig):
         super().__init__(config)
         enc, dec = NETS[config.net]
-        self.encoder = enc(self.data_shape, 2 * config.latent_dim, config.hidden_dim)
-        self.decoder = dec(self.data_shape, config.latent_dim, config.hidden_dim)
+        depth = {"layers": config.hidden_layers} if config.net == "mlp" else {}
+        self.encoder = enc(self.data_shape, 2 * config.latent_dim, config.hidden_dim, **depth)
+        self.decoder = dec(self.data_shape, config.latent_dim, config.hidden_dim, **depth)
         # Gaussian p(x|z): one learned log standard deviation shared by all pixels.
         self.log_scale = nn.Parameter(torch.zeros(1)) if config.likelihood == "gaussian" else None
 

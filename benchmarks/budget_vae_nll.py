@@ -1,0 +1,192 @@
+"""Likelihood per CPU-minute (issue 20, part 2): the test NLL that `deepgen train vae --preset
+best-30min` reaches in its 30 minutes of training on this machine, and its curve of NLL
+against wall-clock beside the plain VAE's (`deepgen train vae --net mlp`, 784-400-20,
+constant learning rate), measured in the same run.
+
+    python benchmarks/budget_vae_nll.py [--minutes 30] [--curve-images 1000] [--out DIR]
+
+The two arms run one after the other, each on both cores, each in a new process: the preset
+to its own end (its length is set in epochs, sized for 30 minutes here; its cosine schedule
+needs the end to be known), the plain VAE stopped by SIGTERM after ``--minutes`` (it writes a
+checkpoint and stops, as for Ctrl-C). Every epoch's checkpoint is kept and timed by when it
+was written, from the start of its process, so start-up, data loading, per-epoch validation
+and checkpoints count against each arm's clock.
+
+Afterwards every arm's checkpoints at about a dozen times are scored by the importance-
+sampled NLL (Burda et al. 2015, k = 5000) on the first ``--curve-images`` test images, and
+each arm's last checkpoint on all 10,000 test images: dynamically binarised once from seed 0,
+as `deepgen eval RUN --metrics nll` does. Anchors: Burda et al. 2015, Table 1, test NLL 86.76
+nats (VAE, one stochastic layer, k = 5000, after 3,280 epochs) and 82.90 (IWAE, two
+stochastic layers, k = 50). Issue 20's goal: the preset <= 86.76 within 30 minutes of
+training. Results go to DIR/curve.jsonl and DIR/nll_vs_time.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+PAPER = {"VAE, 1 layer, k=1 (Burda et al. 2015)": 86.76, "IWAE, 2 layers, k=50": 82.90}
+ARMS = ("best-30min", "plain")  # the preset, and `deepgen train vae --net mlp`
+
+
+def train_arm(arm: str, out: Path, minutes: float) -> None:
+    """(In a new process.) Train ``arm`` into ``out`` as `deepgen train vae ARGS` would, but
+    keeping every epoch's checkpoint; the plain arm is stopped by SIGTERM ``minutes`` after
+    this process started."""
+    from deepgen import api, presets
+    from deepgen.config import RunConfig
+    from deepgen.errors import Interrupted
+
+    if arm == "plain":
+        left = minutes * 60 - (time.time() - float(os.environ["BUDGET_START"]))
+        threading.Timer(left, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+        config = RunConfig(family="vae", model={"net": "mlp"}, train={"epochs": 100_000})
+    else:
+        config = presets.load("vae", arm)
+    train = config.train.model_copy(update={"keep_checkpoints": 100_000})
+    try:
+        api.train(config.model_copy(update={"train": train}), out, progress=False)
+    except Interrupted:
+        pass
+
+
+def run_arm(arm: str, out: Path, minutes: float) -> float:
+    """Wall seconds of ``arm``'s training process (start-up included)."""
+    start = time.time()
+    env = os.environ | {"BUDGET_START": repr(start)}
+    cmd = [sys.executable, __file__, "--train-arm", arm, "--out", str(out)]
+    subprocess.run(cmd + ["--minutes", str(minutes)], check=True, env=env)
+    (out / "start.txt").write_text(repr(start))
+    return time.time() - start
+
+
+def snapshots(run: Path) -> list[dict]:
+    """One record per checkpoint of ``run``: its folder, iteration and when it was written
+    (seconds from the start of its process)."""
+    from deepgen.checkpoint import PREFIX, checkpoint_dirs
+
+    start = float((run / "start.txt").read_text())
+    records = [
+        {
+            "file": path.name,
+            "iteration": int(path.name.removeprefix(PREFIX)),
+            "seconds": (path / "manifest.json").stat().st_mtime - start,
+        }
+        for path in checkpoint_dirs(run)
+    ]
+    return sorted(records, key=lambda r: r["seconds"])
+
+
+def pick(records: list[dict], points: int) -> list[dict]:
+    """About ``points`` records spread evenly in log time, always with the last."""
+    import numpy as np
+
+    if len(records) <= points:
+        return records
+    times = np.array([r["seconds"] for r in records])
+    marks = np.geomspace(times[0], times[-1], points)
+    chosen = sorted({int(np.abs(times - m).argmin()) for m in marks} | {len(records) - 1})
+    return [records[i] for i in chosen]
+
+
+def nll(run: Path, name: str, images) -> dict:
+    """`deepgen eval`'s NLL (k = 5000, seed 0) of checkpoint ``name`` of ``run``."""
+    import deepgen
+    from deepgen.checkpoint import load_checkpoint
+    from deepgen.config import RunConfig
+    from deepgen.metrics.likelihood import evaluate_nll
+
+    config = RunConfig.from_json((run / "config.json").read_text())
+    model = deepgen.build_model(config.family, config.model)
+    model.load_state_dict(load_checkpoint(run / "checkpoints" / name).model)
+    return evaluate_nll(model.eval(), images, k=5000, seed=0)
+
+
+def score(run: Path, record: dict, images) -> dict:
+    """``record`` with the NLL of its checkpoint on ``images`` and the seconds it took."""
+    t0 = time.time()
+    result = nll(run, record["file"], images)
+    return record | {
+        "images": len(images),
+        "nll": result["nll"]["mean"],
+        "stderr": result["nll"]["stderr"],
+        "neg_elbo": result["neg_elbo"]["mean"],
+        "eval_seconds": round(time.time() - t0, 1),
+    }
+
+
+def plot(curve: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for arm in ARMS:
+        rows = [r for r in curve if r["arm"] == arm and r["images"] < 10_000]
+        ax.plot([r["seconds"] / 60 for r in rows], [r["nll"] for r in rows], "o-", label=arm)
+    for label, value in PAPER.items():
+        ax.axhline(value, ls="--", lw=0.8, color="grey")
+        ax.annotate(label, (0.1, value), fontsize=7, va="bottom", color="grey")
+    ax.set(xscale="log", xlabel="wall-clock minutes (both cores)", ylabel="test NLL, nats")
+    ax.set_ylim(top=min(130, max(r["nll"] for r in curve) + 2))
+    ax.set_title("Importance-sampled NLL (k = 5000) against training time", fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="the plain arm's budget")
+    parser.add_argument("--curve-images", type=int, default=1000)
+    parser.add_argument("--points", type=int, default=12)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--train-arm", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.train_arm:
+        return train_arm(args.train_arm, args.out, args.minutes)
+    import tempfile
+
+    import deepgen
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="budget_vae_nll-"))
+    out.mkdir(parents=True, exist_ok=True)
+    arms = args.arms.split(",")
+    for arm in arms:
+        if not (out / arm / "start.txt").exists():
+            seconds = run_arm(arm, out / arm, args.minutes)
+            print(f"{arm}: trained in {seconds / 60:.1f} min", flush=True)
+    test = deepgen.load_dataset("mnist")["test"].x
+    curve = []
+    for arm in arms:
+        records = snapshots(out / arm)
+        for record in pick(records, args.points):
+            last = record is records[-1]
+            for images in [test[: args.curve_images]] + ([test] if last else []):
+                row = score(out / arm, record, images) | {"arm": arm}
+                curve.append(row)
+                print(json.dumps(row), flush=True)
+    (out / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
+    plot(curve, out / "nll_vs_time.png")
+    print("\n| arm | training minutes | iterations | test NLL, all 10,000 (k = 5000) | paper |")
+    print("|---|---|---|---|---|")
+    for row in (r for r in curve if r["images"] == 10_000):
+        print(
+            f"| {row['arm']} | {row['seconds'] / 60:.1f} | {row['iteration']:,} | "
+            f"{row['nll']:.2f} ± {row['stderr']:.2f} | 86.76 (VAE), 82.90 (IWAE 2 layers) |"
+        )
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()
