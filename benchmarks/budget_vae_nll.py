@@ -14,7 +14,7 @@ and checkpoints count against each arm's clock.
 
 Afterwards every arm's checkpoints at about ``--points`` times are scored by the importance-
 sampled NLL (Burda et al. 2015, k = 5000) on the first ``--curve-images`` test images, and
-the last checkpoint of the ``--full`` arms on all 10,000 test images (about 17 minutes for
+the last checkpoint of the ``--full`` arms on all 10,000 test images (about 14 minutes for
 the preset's 50-500-500-784 decoder on both cores): dynamically binarised once from seed 0,
 as `deepgen eval RUN --metrics nll` does. Anchors: Burda et al. 2015, Table 1, test NLL 86.76
 nats (VAE, one stochastic layer, k = 5000, after 3,280 epochs) and 82.90 (IWAE, two
