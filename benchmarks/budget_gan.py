@@ -43,6 +43,8 @@ import threading
 import time
 from pathlib import Path
 
+from run_snapshots import checkpoint_model, snapshots
+
 # What deepgen ships as its best image GAN for a CPU budget (see docs/benchmarks.md).
 DEEPGEN_BEST = {
     "family": "gan",
@@ -199,35 +201,6 @@ def run_deepgen(
         pass
 
 
-def deepgen_snapshots(out: Path, start: float) -> list[dict]:
-    """One record per checkpoint of deepgen's run: its folder, iteration (the folder's
-    number) and when it was written."""
-    from deepgen.checkpoint import PREFIX, checkpoint_dirs
-
-    records = [
-        {
-            "arm": "deepgen",
-            "file": path.name,
-            "iteration": int(path.name.removeprefix(PREFIX)),
-            "seconds": (path / "manifest.json").stat().st_mtime - start,
-        }
-        for path in checkpoint_dirs(out / "run")
-    ]
-    return sorted(records, key=lambda r: r["seconds"])
-
-
-def deepgen_model(out: Path, name: str):
-    """deepgen's model at checkpoint ``name`` of its run, in eval mode, as deepgen loads it."""
-    import deepgen
-    from deepgen.checkpoint import load_checkpoint
-    from deepgen.config import RunConfig
-
-    config = RunConfig.from_json((out / "run" / "config.json").read_text())
-    model = deepgen.build_model(config.family, config.model)
-    model.load_state_dict(load_checkpoint(out / "run" / "checkpoints" / name).model)
-    return model.eval()
-
-
 def model_samples(model, n: int, seed: int):
     """n samples (n, C, H, W) in [0, 1] of a deepgen model, drawn as deepgen draws them."""
     import torch
@@ -261,7 +234,7 @@ def score(data_name: str, out: Path, records: list[dict], n: int) -> list[dict]:
         if r["arm"] == "reference":
             add(r, reference_samples(out / "reference" / r["file"], n, seed=1))
             continue
-        model = deepgen_model(out / "deepgen", r["file"])
+        model = checkpoint_model(out / "deepgen" / "run", r["file"])
         add(r, model_samples(model, n, seed=1))
         if hasattr(model, "generator_ema"):  # the same weights, sampled by G's own
             del model.generator_ema
@@ -339,7 +312,8 @@ def main() -> None:
         json.loads(line)
         for line in (args.out / "reference" / "times.jsonl").read_text().splitlines()
     ]
-    records = reference + deepgen_snapshots(args.out / "deepgen", start)
+    deepgen_run = snapshots(args.out / "deepgen" / "run", start)
+    records = reference + [r | {"arm": "deepgen"} for r in deepgen_run]
     print(f"{args.data}: {len(records)} snapshots, {args.samples} samples each")
     scored = score(args.data, args.out, records, args.samples)
     with open(args.out / "snapshots.jsonl", "w") as f:

@@ -34,6 +34,8 @@ import threading
 import time
 from pathlib import Path
 
+from run_snapshots import checkpoint_model, snapshots
+
 PAPER = {"VAE, 1 layer, k=1 (Burda et al. 2015)": 86.76, "IWAE, 2 layers, k=50": 82.90}
 ARMS = ("best-30min", "plain")  # the preset, and `deepgen train vae --net mlp`
 
@@ -69,23 +71,6 @@ def run_arm(arm: str, out: Path, minutes: float) -> float:
     return time.time() - start
 
 
-def snapshots(run: Path) -> list[dict]:
-    """One record per checkpoint of ``run``: its folder, iteration and when it was written
-    (seconds from the start of its process)."""
-    from deepgen.checkpoint import PREFIX, checkpoint_dirs
-
-    start = float((run / "start.txt").read_text())
-    records = [
-        {
-            "file": path.name,
-            "iteration": int(path.name.removeprefix(PREFIX)),
-            "seconds": (path / "manifest.json").stat().st_mtime - start,
-        }
-        for path in checkpoint_dirs(run)
-    ]
-    return sorted(records, key=lambda r: r["seconds"])
-
-
 def pick(records: list[dict], points: int) -> list[dict]:
     """About ``points`` records spread evenly in log time, always with the last."""
     import numpy as np
@@ -100,15 +85,9 @@ def pick(records: list[dict], points: int) -> list[dict]:
 
 def nll(run: Path, name: str, images) -> dict:
     """`deepgen eval`'s NLL (k = 5000, seed 0) of checkpoint ``name`` of ``run``."""
-    import deepgen
-    from deepgen.checkpoint import load_checkpoint
-    from deepgen.config import RunConfig
     from deepgen.metrics.likelihood import evaluate_nll
 
-    config = RunConfig.from_json((run / "config.json").read_text())
-    model = deepgen.build_model(config.family, config.model)
-    model.load_state_dict(load_checkpoint(run / "checkpoints" / name).model)
-    return evaluate_nll(model.eval(), images, k=5000, seed=0)
+    return evaluate_nll(checkpoint_model(run, name), images, k=5000, seed=0)
 
 
 def score(run: Path, record: dict, images) -> dict:
@@ -187,7 +166,7 @@ def main() -> None:
         arms = []
         curve = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
     for arm in arms:
-        records = snapshots(out / arm)
+        records = snapshots(out / arm, float((out / arm / "start.txt").read_text()))
         for record in pick(records, args.points):
             full = record is records[-1] and arm in args.full.split(",")
             for images in [test[: args.curve_images]] + ([test] if full else []):

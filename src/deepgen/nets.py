@@ -6,6 +6,7 @@ W must be divisible by 4 (28x28 -> 7x7).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -35,9 +36,9 @@ class MLP(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 500, layers: int = 2):
         super().__init__()
-        dims = [in_dim] + [hidden_dim] * layers
-        blocks = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
-        self.net = nn.Sequential(*blocks, nn.Linear(dims[-1], out_dim))
+        self.net = nn.Sequential(
+            *_relu_stack(in_dim, hidden_dim, layers), nn.Linear(hidden_dim, out_dim)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -78,7 +79,7 @@ class MLPDecoder(nn.Module):
 def _relu_stack(in_dim: int, hidden_dim: int, layers: int) -> list[nn.Module]:
     """Linear + ReLU, ``layers`` times: in_dim -> hidden_dim -> ... -> hidden_dim."""
     dims = [in_dim] + [hidden_dim] * layers
-    return [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
+    return [m for a, b in itertools.pairwise(dims) for m in (nn.Linear(a, b), nn.ReLU())]
 
 
 class ConvEncoder(nn.Module):
@@ -204,11 +205,12 @@ class MLPGenerator(nn.Module):
 
     def __init__(self, shape, latent_dim: int, hidden_dim: int = 400, layers: int = 3):
         super().__init__()
-        dims = [latent_dim] + [hidden_dim] * layers
-        blocks = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
         out = [nn.Tanh()] if len(shape) == 3 else []
         self.net = nn.Sequential(
-            *blocks, nn.Linear(dims[-1], math.prod(shape)), *out, nn.Unflatten(1, tuple(shape))
+            *_relu_stack(latent_dim, hidden_dim, layers),
+            nn.Linear(hidden_dim, math.prod(shape)),
+            *out,
+            nn.Unflatten(1, tuple(shape)),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -43,7 +43,6 @@ from .viz import save_samples
 PROGRESS_SECONDS = 30.0  # between progress lines when stderr is not a terminal
 
 
-
 def lr_decay_factor(schedule: str, progress: float) -> float:
     """The factor on every base learning rate at ``progress`` in [0, 1] of the run: 1 for
     "constant", 1 - progress for "linear", (1 + cos(pi * progress)) / 2 for "cosine"
@@ -53,6 +52,7 @@ def lr_decay_factor(schedule: str, progress: float) -> float:
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     return 1.0
+
 
 class _Rollback(Exception):
     """Raised inside the loop after the state was rolled back to a checkpoint."""

@@ -306,7 +306,6 @@ def _config_file(path: str):
     Raises:
         ConfigError: unreadable, not JSON/TOML/YAML, YAML without PyYAML, or not a valid
             run config."""
-
     from ..config import parse_run_config
     from ..fileio import read_small_file
 

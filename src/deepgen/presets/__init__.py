@@ -5,8 +5,12 @@ it reaches, where and in how long, and the benchmark that measures it."""
 from __future__ import annotations
 
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
 
 
 def names(family: str) -> list[str]:
@@ -27,8 +31,12 @@ def text(family: str, name: str) -> str:
     return resources.files(__name__).joinpath(f"{family}-{name}.toml").read_text("utf-8")
 
 
-def load(family: str, name: str):
-    """``family``'s preset ``name`` as a RunConfig (ConfigError as :func:`text`)."""
+def load(family: str, name: str) -> RunConfig:
+    """``family``'s preset ``name`` as a RunConfig.
+
+    Raises:
+        ConfigError: no such preset (as :func:`text`), or the file is not a valid run config
+            of ``family``."""
     from ..config import parse_run_config
 
     config = parse_run_config(text(family, name), f"{family}-{name}.toml")
