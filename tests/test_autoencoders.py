@@ -68,3 +68,17 @@ def test_an_autoencoder_reconstructs_mnist_better_than_the_mean_image(mnist):
     samples = model.sample(16, generator=deepgen.make_generator(0))
     assert samples.shape == (16, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
     assert (model.code_var > 0).all() and model.code_mean.abs().sum() > 0  # moments were tracked
+
+
+@pytest.mark.parametrize("family", ["vae", "iwae"])
+def test_hidden_layers_deepen_both_mlps_and_are_refused_for_conv_nets(family):
+    """--hidden-layers 2: 784-32-32-2*3 and 3-32-32-784; with --net conv, a ConfigError."""
+    from deepgen.errors import ConfigError
+
+    options = {"net": "mlp", "hidden_dim": 32, "latent_dim": 3, "hidden_layers": 2}
+    model = build_model(family, options, (1, 28, 28))
+    shapes = lambda net: [m.weight.shape[::-1] for m in net.modules() if hasattr(m, "weight")]
+    assert shapes(model.encoder) == [(784, 32), (32, 32), (32, 6)]
+    assert shapes(model.decoder) == [(3, 32), (32, 32), (32, 784)]
+    with pytest.raises(ConfigError, match="hidden_layers applies to net mlp"):
+        build_model(family, {"net": "conv", "hidden_layers": 2}, (1, 28, 28))
