@@ -1,14 +1,16 @@
-"""Likelihood per CPU-minute (issue 20, part 2): the test NLL that `deepgen train vae --preset
+"""Likelihood per CPU-minute (issue 20, part 2): the test NLL that `deepgen train iwae --preset
 best-30min` reaches in its 30 minutes of training on this machine, and its curve of NLL
 against wall-clock beside the plain VAE's (`deepgen train vae --net mlp`, 784-400-20,
 constant learning rate), measured in the same run.
 
-    python benchmarks/budget_vae_nll.py [--minutes 30] [--curve-images 1000] [--out DIR]
+    python benchmarks/budget_vae_nll.py [--minutes 30] [--curve-images 300] [--out DIR]
+        [--arms iwae/best-30min,vae/best-30min,plain]
 
-The two arms run one after the other, each on both cores, each in a new process: the preset
-to its own end (its length is set in epochs, sized for 30 minutes here; its cosine schedule
-needs the end to be known), the plain VAE stopped by SIGTERM after ``--minutes`` (it writes a
-checkpoint and stops, as for Ctrl-C). Every epoch's checkpoint is kept and timed by when it
+The arms (FAMILY/PRESET for a shipped preset, ``plain`` for the plain VAE) run one after
+the other, each on both cores, each in a new process: a preset to its own end (its length
+is set in epochs, sized for 30 minutes here; its cosine schedule needs the end to be
+known), the plain VAE stopped by SIGTERM after ``--minutes`` (it writes a checkpoint and
+stops, as for Ctrl-C). Every epoch's checkpoint is kept and timed by when it
 was written, from the start of its process, so start-up, data loading, per-epoch validation
 and checkpoints count against each arm's clock.
 
@@ -19,7 +21,8 @@ the preset's 50-500-500-784 decoder on both cores): dynamically binarised once f
 as `deepgen eval RUN --metrics nll` does. Anchors: Burda et al. 2015, Table 1, test NLL 86.76
 nats (VAE, one stochastic layer, k = 5000, after 3,280 epochs) and 82.90 (IWAE, two
 stochastic layers, k = 50). Issue 20's goal: the preset <= 86.76 within 30 minutes of
-training. Results go to DIR/curve.jsonl and DIR/nll_vs_time.png.
+training. Results go to DIR/curve.jsonl and DIR/nll_vs_time.png; a second call with the same
+DIR trains and scores only what is missing.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from pathlib import Path
 from run_snapshots import checkpoint_model, snapshots
 
 PAPER = {"VAE, 1 layer, k=1 (Burda et al. 2015)": 86.76, "IWAE, 2 layers, k=50": 82.90}
-ARMS = ("best-30min", "plain")  # the preset, and `deepgen train vae --net mlp`
+# FAMILY/PRESET for a shipped preset; "plain" is `deepgen train vae --net mlp`.
+ARMS = ("iwae/best-30min", "plain")
 
 
 def train_arm(arm: str, out: Path, minutes: float) -> None:
@@ -53,12 +57,17 @@ def train_arm(arm: str, out: Path, minutes: float) -> None:
         threading.Timer(left, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
         config = RunConfig(family="vae", model={"net": "mlp"}, train={"epochs": 100_000})
     else:
-        config = presets.load("vae", arm)
+        config = presets.load(*arm.split("/"))
     train = config.train.model_copy(update={"keep_checkpoints": 100_000})
     try:
         api.train(config.model_copy(update={"train": train}), out, progress=False)
     except Interrupted:
         pass
+
+
+def folder(arm: str) -> str:
+    """The run folder's name for ``arm``: iwae/best-30min -> iwae-best-30min."""
+    return arm.replace("/", "-")
 
 
 def run_arm(arm: str, out: Path, minutes: float) -> float:
@@ -112,7 +121,8 @@ def plot(curve: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for arm, colour in zip(ARMS, ("C0", "C1")):
+    arms = list(dict.fromkeys(r["arm"] for r in curve))
+    for arm, colour in zip(arms, ("C0", "C1", "C2", "C3")):
         rows = [r for r in curve if r["arm"] == arm]
         part = [r for r in rows if r["images"] < 10_000]
         label = f"{arm} (first {part[0]['images']:,} test images)"
@@ -141,7 +151,7 @@ def main() -> None:
     parser.add_argument("--curve-images", type=int, default=300)
     parser.add_argument("--points", type=int, default=8)
     parser.add_argument(
-        "--full", default="best-30min", help="arms whose last checkpoint is scored on all 10,000"
+        "--full", default=ARMS[0], help="arms whose last checkpoint is scored on all 10,000"
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--arms", default=",".join(ARMS))
@@ -157,24 +167,28 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     arms = args.arms.split(",")
     for arm in arms:
-        if not (out / arm / "start.txt").exists():
-            seconds = run_arm(arm, out / arm, args.minutes)
+        if not (out / folder(arm) / "start.txt").exists():
+            seconds = run_arm(arm, out / folder(arm), args.minutes)
             print(f"{arm}: trained in {seconds / 60:.1f} min", flush=True)
     test = deepgen.load_dataset("mnist")["test"].x
-    curve = []
-    if (out / "curve.jsonl").exists():  # scored before: only the table and the figure again
-        arms = []
-        curve = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    scored = out / "curve.jsonl"  # rows scored before are kept, not scored again
+    curve = (
+        [json.loads(line) for line in scored.read_text().splitlines()] if scored.exists() else []
+    )
+    done = {(r["arm"], r["file"], r["images"]) for r in curve}
     for arm in arms:
-        records = snapshots(out / arm, float((out / arm / "start.txt").read_text()))
+        run = out / folder(arm)
+        records = snapshots(run, float((run / "start.txt").read_text()))
         for record in pick(records, args.points):
             full = record is records[-1] and arm in args.full.split(",")
             for images in [test[: args.curve_images]] + ([test] if full else []):
-                row = score(out / arm, record, images) | {"arm": arm}
+                if (arm, record["file"], len(images)) in done:
+                    continue
+                row = score(run, record, images) | {"arm": arm}
                 curve.append(row)
+                with scored.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
-    if arms:
-        (out / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
     plot(curve, out / "nll_vs_time.png")
     print("\n| arm | training minutes | iterations | test NLL, all 10,000 (k = 5000) | paper |")
     print("|---|---|---|---|---|")

@@ -167,7 +167,7 @@ TRAIN_OPTIONS = (
 @click.option(
     "--preset",
     default=None,
-    help="start from a run config shipped with deepgen, like --config (e.g. vae --preset "
+    help="start from a run config shipped with deepgen, like --config (e.g. iwae --preset "
     "best-30min); options given here override it",
 )
 @click.option("--quiet", is_flag=True, help="no progress bar")
