@@ -113,8 +113,8 @@ def score(run: Path, record: dict, images) -> dict:
 
 
 def plot(curve: list[dict], path: Path) -> None:
-    """NLL on the curve's test images against minutes, both arms; a star at each arm's
-    number on all 10,000; the paper's figures as dashed lines."""
+    """NLL on the curve's test images against minutes, one line per arm in ``curve``; a star
+    at each arm's number on all 10,000; the paper's figures as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")

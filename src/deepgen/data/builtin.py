@@ -136,7 +136,8 @@ DATASETS.register(
     "imagefolder",
     DatasetSpec(
         name="imagefolder",
-        description="your own PNG/JPEG folder (--data-dir PATH; --image-size, --image-channels, --on-bad-file)",
+        description="your own PNG/JPEG folder (--data-dir PATH; --image-size, "
+        "--image-channels, --on-bad-file)",
         load=imagefolder_dataset,
         options=ImageFolderOptions,
         origin="your folder (--data-dir)",
@@ -155,9 +156,10 @@ DATASETS.register(
     "expressions",
     DatasetSpec(
         name="expressions",
-        description="strings of a context-free grammar as production-id or character sequences; by default "
-        "100k distinct expressions of S -> S '+' T | ..., T -> 'sin(' S ')' | 'x' | ... (Kusner et al. "
-        "2017); your own with --data-dir STRINGS.txt and the grammar option",
+        description="strings of a context-free grammar as production-id or character "
+        "sequences; by default 100k distinct expressions of S -> S '+' T | ..., "
+        "T -> 'sin(' S ')' | 'x' | ... (Kusner et al. 2017); your own with "
+        "--data-dir STRINGS.txt and the grammar option",
         load=expressions_dataset,
         options=ExpressionOptions,
     ),
@@ -166,7 +168,8 @@ DATASETS.register(
     "stored",
     DatasetSpec(
         name="stored",
-        description="data a run was trained on from memory, stored in its folder (RUN/data/STREAM.npz)",
+        description="data a run was trained on from memory, stored in its folder "
+        "(RUN/data/STREAM.npz)",
         load=stored_dataset,
         origin="a run folder",
     ),
