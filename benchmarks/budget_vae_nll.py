@@ -122,7 +122,8 @@ def plot(curve: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     arms = list(dict.fromkeys(r["arm"] for r in curve))
-    for arm, colour in zip(arms, ("C0", "C1", "C2", "C3")):
+    for i, arm in enumerate(arms):
+        colour = f"C{i}"
         rows = [r for r in curve if r["arm"] == arm]
         part = [r for r in rows if r["images"] < 10_000]
         label = f"{arm} (first {part[0]['images']:,} test images)"

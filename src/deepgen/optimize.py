@@ -221,8 +221,8 @@ def optimize(
         if log:
             best = int(np.argmin(scores))
             log(
-                f"iteration {it + 1}/{iterations}: {sum(valid)}/{batch} valid, mean score {scores.mean():.3f}, "
-                f"best {scores[best]:.3f} ({found[best]})"
+                f"iteration {it + 1}/{iterations}: {sum(valid)}/{batch} valid, "
+                f"mean score {scores.mean():.3f}, best {scores[best]:.3f} ({found[best]})"
             )
     proposals = [(s, sc) for r in rounds for s, sc in zip(r["proposals"], r["scores"])]
     best = sorted({s: sc for s, sc in proposals if s is not None}.items(), key=lambda kv: kv[1])[:5]
@@ -234,10 +234,12 @@ def optimize(
         "iterations": rounds,
         "valid_fraction": float(np.mean([s is not None for s, _ in proposals])),
         "mean_score": float(all_scores.mean()),
-        "average_score": float(below_worst.mean()) if len(below_worst) else float(all_scores.max()),
+        "average_score": (
+            float(below_worst.mean()) if len(below_worst) else float(all_scores.max())
+        ),
         "best": [{"expression": s, "score": sc} for s, sc in best],
-        "protocol": f"GP on {len(start)} training codes ({round(best_share * 100)}% the best-scoring, the "
-        f"rest at random); {iterations} batches of {batch} by greedy expected "
+        "protocol": f"GP on {len(start)} training codes ({round(best_share * 100)}% the "
+        f"best-scoring, the rest at random); {iterations} batches of {batch} by greedy expected "
         "improvement; each point decoded 25 times, most frequent valid string kept; score "
         "log(1 + mean min((f - target)^2, 1000)) on 1,000 points in [-10, 10]",
     }
@@ -288,9 +290,10 @@ def optimize_run(
     if log and best:
         log(
             f"best: {best['expression']} (score {best['score']:.4f}); valid fraction "
-            f"{summary['valid_fraction']['mean']:.3f} ± {summary['valid_fraction']['sd']:.3f}, average score "
-            f"{summary['average_score']['mean']:.3f} ± {summary['average_score']['sd']:.3f} (± sd over "
-            f"{seeds} seed(s); average of the proposals below each seed's worst, as the paper's code)"
+            f"{summary['valid_fraction']['mean']:.3f} ± {summary['valid_fraction']['sd']:.3f}, "
+            f"average score {summary['average_score']['mean']:.3f} ± "
+            f"{summary['average_score']['sd']:.3f} (± sd over {seeds} seed(s); average of the "
+            "proposals below each seed's worst, as the paper's code)"
         )
     path = atomic_write_text(Path(output), json.dumps(result, indent=2) + "\n")
     if best:

@@ -84,7 +84,8 @@ class SequenceEncoder(nn.Module):
         super().__init__()
         if length < 7:
             raise ConfigError(
-                f"sequences must be at least 7 tokens long for the encoder's convolutions, not {length}"
+                "sequences must be at least 7 tokens long for the encoder's convolutions, "
+                f"not {length}"
             )
         layers, channels = [], vocabulary
         for kernel in (2, 3, 4):
@@ -178,9 +179,9 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
         for dataset in streams.values():
             if dataset.vocabulary != self.vocabulary:
                 raise ConfigError(
-                    f"a {self.family} reads tokens {', '.join(self.vocabulary[:4])}, ...; the data's "
-                    f"are {', '.join((dataset.vocabulary or ('none',))[:4])}, ... (another grammar "
-                    "or encoding?)"
+                    f"a {self.family} reads tokens {', '.join(self.vocabulary[:4])}, ...; the "
+                    f"data's are {', '.join((dataset.vocabulary or ('none',))[:4])}, ... (another "
+                    "grammar or encoding?)"
                 )
 
     @property
