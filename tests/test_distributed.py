@@ -111,7 +111,8 @@ def test_the_cli_on_torchrun_trains_samples_and_measures_like_one_process(tmp_pa
         ]
         losses[name] = torch.tensor([r["generator/loss"] for r in records if r["split"] == "train"])
     assert len(losses["two"]) == 10
-    assert torch.allclose(losses["one"][:4], losses["two"][:4], rtol=1e-4)  # then drift sets in:
+    # float32 sums in another order: under 1e-4 on an AVX2 host, 1.6e-4 by step 4 on AVX-512
+    assert torch.allclose(losses["one"][:4], losses["two"][:4], rtol=5e-4)  # then drift sets in:
     assert torch.allclose(losses["one"], losses["two"], rtol=1e-2)  # measured 1e-3 by step 10
     drift = _max_diff(_weights(tmp_path / "one"), _weights(tmp_path / "two"))
     assert drift < 1e-2  # Adam-amplified rounding (see the module docstring), not a bug
