@@ -361,9 +361,31 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, command):
     time.sleep(0.3)  # importing torch for the command takes longer than this
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert (
-        proc.returncode == 130 and "Traceback" not in err and err.strip() == "deepgen: interrupted"
+    # The shell shows 130 for both: Python 3.11 ends by its own SIGINT (-2 here) when the
+    # interrupt first surfaced inside a string exec (dataclasses build methods that way)
+    assert proc.returncode in (130, -signal.SIGINT) and err.strip() == "deepgen: interrupted"
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5])
+def test_ctrl_c_while_torch_loads_is_never_lost(tmp_path, delay):
+    """torch's C++ start-up swallowed a KeyboardInterrupt raised while it imported numpy: the
+    run went on to the end and exited 0. The window moves with the machine's speed, so the
+    test presses Ctrl-C at several moments of the import."""
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepgen", "train", "vae", "--data", "fake", "--epochs", "1"]
+        + ["--out", str(tmp_path / "r")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (130, -signal.SIGINT), err[-400:]
+    assert "Traceback" not in err and not (tmp_path / "r" / "results.json").exists()
 
 
 # --- the machine refuses a write ------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 
 import click
@@ -43,6 +44,34 @@ def _join_process_group(argv: list[str] | None) -> None:
     distributed.init_from_env()
 
 
+# Options that answer without running a command, and so without torch.
+_ANSWERED_BY_CLICK = ("--help", "-h", "--version")
+
+
+def _import_torch_holding_ctrl_c(argv: list[str] | None) -> None:
+    """Import numpy and torch for a command that will run, with Ctrl-C held until both are in.
+
+    torch's C++ start-up imports numpy and, if that import fails, warns and carries on: a
+    KeyboardInterrupt raised there is swallowed, and the command then ran to the end as if
+    nothing had been pressed (or failed later on a half-imported ``numpy.linalg``). Here a
+    Ctrl-C during the import is only noted, and raised as KeyboardInterrupt once torch is in.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if not args or any(a in _ANSWERED_BY_CLICK for a in args):
+        return
+    if "torch" in sys.modules or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return  # already in, or someone else (a test runner, an embedding) owns Ctrl-C
+    pressed: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        import numpy  # noqa: F401
+        import torch  # noqa: F401
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pressed:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one line on stderr and a non-zero exit for every expected error."""
 
@@ -54,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     command_line = FROM_COMMAND_LINE.set(True)  # errors name --flags, not Python arguments
     try:
+        _import_torch_holding_ctrl_c(argv)
         _join_process_group(argv)
         rv = cli.main(args=argv, prog_name="deepgen", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
