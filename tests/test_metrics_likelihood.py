@@ -94,3 +94,31 @@ def test_the_reported_nll_error_holds_a_monte_carlo_term_that_shrinks_with_k(tin
         )
     assert many["stderr_monte_carlo"] < few["stderr_monte_carlo"] / 2.5  # 1 / sqrt(k): 4x
     assert many["stderr_monte_carlo"] > 0
+
+
+def test_a_bfloat16_decoder_runs_in_bfloat16_and_stays_close_to_float32(tiny):
+    """The conv decoder alone runs in bfloat16: the weights move (so the path is taken), by
+    far less than a nat per image (the encoder and the log-densities stay float32)."""
+    model = build_model("vae", {"net": "conv"}, (1, 28, 28)).eval()
+    x = model.preprocess(tiny["test"].x[:6], torch.Generator().manual_seed(0))
+    eps = torch.randn(8, 6, model.latent_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full = model.log_importance_weights(x, 8, eps=eps)
+        half = model.log_importance_weights(x, 8, eps=eps, decoder_dtype=torch.bfloat16)
+    assert half.dtype == torch.float32
+    assert 0 < (half - full).abs().max() < 0.5
+
+
+def test_a_bfloat16_nll_is_labelled_as_not_the_papers_protocol(tiny):
+    from deepgen.metrics.evaluate import evaluate_model
+    from deepgen.metrics.paper_protocols import check_paper_protocol
+
+    model = build_model("vae", {"net": "mlp"}, (1, 28, 28))
+    out = evaluate_model(model, tiny, ["nll"], n=10, k=4, log=lambda m: None, precision="bfloat16")
+    nll = out["metrics"]["nll"]
+    assert nll["precision"] == "bfloat16" and "decoder in bfloat16" in nll["protocol"]
+    assert "decoder in bfloat16, not float32" in nll["paper_protocol"]["deviations"]
+    with pytest.raises(ConfigError, match="decoder in bfloat16"):
+        check_paper_protocol(nll, "nll")
+    with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16"):
+        evaluate_nll(model, tiny["test"].x[:4], k=2, precision="float16")

@@ -95,17 +95,35 @@ def default_metrics(model, kind: str) -> list[str]:
 class Context:
     """What the metrics of one evaluation share: model, data, samples and features."""
 
-    def __init__(self, model, streams: dict, n: int, k: int, seed: int, checkpoint=None):
+    def __init__(
+        self,
+        model,
+        streams: dict,
+        n: int,
+        k: int,
+        seed: int,
+        checkpoint=None,
+        precision: str = "float32",
+    ):
         self.model, self.streams, self.checkpoint = model, streams, checkpoint
-        self.n, self.k, self.seed = n, k, seed
+        self.n, self.k, self.seed, self.precision = n, k, seed, precision
         self.data = self.streams[self.model.epoch_stream]
         self.test = self.data["test"].x[:n]
 
     @classmethod
-    def of_run(cls, run: Path, n: int, k: int, seed: int, device: str = "auto", warn=None):
+    def of_run(
+        cls,
+        run: Path,
+        n: int,
+        k: int,
+        seed: int,
+        device: str = "auto",
+        warn=None,
+        precision: str = "float32",
+    ):
         """The context of a run folder's model (newest good checkpoint) and data."""
         model, checkpoint = load_checkpointed(run, device=device, warn=warn)
-        return cls(model, run_data(run), n, k, seed, checkpoint)
+        return cls(model, run_data(run), n, k, seed, checkpoint, precision)
 
     @cached_property
     def samples(self) -> torch.Tensor:
@@ -164,7 +182,7 @@ def bootstrap_std(
 
 @register_metric("nll", needs=Likelihood, kind=None, default=False)
 def _nll(ctx: Context) -> dict:
-    return evaluate_nll(ctx.model, ctx.test, k=ctx.k, seed=ctx.seed)
+    return evaluate_nll(ctx.model, ctx.test, k=ctx.k, seed=ctx.seed, precision=ctx.precision)
 
 
 @register_metric("parzen")
@@ -438,11 +456,13 @@ def evaluate_run(
     seed: int = 0,
     device: str = "auto",
     log=print,
+    precision: str = "float32",
 ) -> dict:
     """Compute ``metrics`` for the run and write ``RUN/eval.json`` (merged with earlier ones).
 
     ``metrics`` None: every default metric the model has the capability for and that
-    applies to its data (:func:`default_metrics`). Each number records the checkpoint it
+    applies to its data (:func:`default_metrics`). ``precision``: the decoder's in the
+    importance-sampled likelihood (:data:`~deepgen.metrics.likelihood.DECODER_DTYPES`). Each number records the checkpoint it
     was computed from (folder, iteration, manifest sha256, whether it was the newest);
     ``log`` is also told when an older checkpoint had to be used.
 
@@ -452,7 +472,7 @@ def evaluate_run(
     """
     _check_request(metrics, n)
     run = Path(run)
-    ctx = Context.of_run(run, n, k, seed, device, warn=log)
+    ctx = Context.of_run(run, n, k, seed, device, warn=log, precision=precision)
     computed = _compute(ctx, metrics, log)
     results = _earlier_results(RunDir(run), log)
     results["metrics"].update(computed)
@@ -472,6 +492,7 @@ def evaluate_model(
     k: int = 5000,
     seed: int = 0,
     log=print,
+    precision: str = "float32",
 ) -> dict:
     """``metrics`` of an in-memory ``model`` on ``data`` (a Dataset, or stream -> Dataset):
     the same numbers as :func:`evaluate_run`, returned as {"metrics": {name: value}, ...}
@@ -485,7 +506,7 @@ def evaluate_model(
     _check_request(metrics, n)
     streams = as_streams(model, data)
     model.check_data(streams)
-    ctx = Context(model.eval(), streams, n, k, seed)
+    ctx = Context(model.eval(), streams, n, k, seed, precision=precision)
     results = {"metrics": _compute(ctx, metrics, log), "dataset": ctx.data.name}
     if "classifier" in ctx.__dict__:
         results["classifier"] = {"dataset": ctx.data.name, "sha256": ctx.classifier[1]}

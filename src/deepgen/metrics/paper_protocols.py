@@ -57,6 +57,8 @@ def label(name: str, value: dict, data: str, used: dict[str, int]) -> None:
     ]
     if data != protocol.data:
         deviations.append(f"data {data}, not {protocol.data}")
+    if value.get("precision", "float32") != "float32":
+        deviations.append(f"decoder in {value['precision']}, not float32")
     value["paper_protocol"] = {
         "paper": protocol.paper,
         "follows": not deviations,

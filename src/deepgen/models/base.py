@@ -88,6 +88,16 @@ def one_hot_labels(
     return torch.nn.functional.one_hot(y.long(), num_classes).to(dtype)
 
 
+def in_dtype(fn, x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """``fn(x)`` with its matrix products and convolutions in ``dtype`` under autocast, the
+    result cast back to x's dtype; ``dtype`` None: ``fn(x)`` as it is."""
+    if dtype is None:
+        return fn(x)
+    with torch.autocast(x.device.type, dtype=dtype):
+        out = fn(x)
+    return out.to(x.dtype)
+
+
 def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
     """Adam (Kingma & Ba 2015) with torch's fused kernel where the build has one for the
     parameters' device (CPU since torch 2.4, and CUDA): the same update in one pass over

@@ -147,8 +147,10 @@ class ImportanceWeighted(Likelihood):
         n: int,
         generator: torch.Generator | None = None,
         eps: torch.Tensor | None = None,
+        decoder_dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
-        """Model inputs x (B, ...) -> log weights (n, B), nats."""
+        """Model inputs x (B, ...) -> log weights (n, B), nats; ``decoder_dtype``: run the
+        decoder alone in that dtype under autocast (None: the model's own)."""
         raise NotImplementedError
 
 

@@ -39,7 +39,7 @@ from ..data.expressions import END, characters, encode_characters
 from ..data.grammar import EXPRESSIONS, Grammar, GrammarError
 from ..distributed import SyncBatchNorm1d
 from ..errors import ConfigError, option
-from .base import ModelConfig, adam
+from .base import ModelConfig, adam, in_dtype
 from .capabilities import Encoder, ImportanceWeighted, LatentSpace, Strings
 from .contract import Batch, GenerativeModel, Player, register_model
 
@@ -260,14 +260,17 @@ class SequenceVAE(LatentSpace, Encoder, Strings, ImportanceWeighted, GenerativeM
         n: int,
         generator: torch.Generator | None = None,
         eps: torch.Tensor | None = None,
+        decoder_dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i|x) for n draws z_i ~ q(z|x): (n, B) nats (the IWAE bound's
-        input, Burda et al. 2015, eq. 8)."""
+        input, Burda et al. 2015, eq. 8); ``decoder_dtype``: the decoder alone runs in it
+        under autocast (None: the model's dtype)."""
         mu, logvar = self.posterior(x)
         if eps is None:
             eps = torch.randn((n, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
         z = losses.reparameterize(mu, logvar, eps=eps)
-        logits = self.decoder(z.reshape(-1, z.shape[-1])).view(n, len(x), self.length, -1)
+        flat = z.reshape(-1, z.shape[-1])
+        logits = in_dtype(self.decoder, flat, decoder_dtype).view(n, len(x), self.length, -1)
         log_pz = losses.log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         return self.log_px(x, logits) + log_pz - losses.log_normal(z, mu, logvar)
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import losses
 from ..nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
-from .base import ModelConfig, adam
+from .base import ModelConfig, adam, in_dtype
 from .capabilities import Encoder, ImportanceWeighted, LatentSpace
 from .contract import Batch, GenerativeModel, Player, register_model
 
@@ -194,18 +194,20 @@ class VAE(LatentSpace, Encoder, ImportanceWeighted, GenerativeModel):
         n: int,
         generator: torch.Generator | None = None,
         eps: torch.Tensor | None = None,
+        decoder_dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i | x) for n draws z_i ~ q(z|x): (n, B) nats.
 
         The input to the IWAE bound (Burda et al. 2015, eq. 8). The decoder runs on all
         n * B latents at once; x is broadcast, never copied n times. ``eps`` (n, B,
-        latent_dim): the standard normal draws to use, else drawn here.
+        latent_dim): the standard normal draws to use, else drawn here. ``decoder_dtype``:
+        the decoder alone runs in it under autocast (None: the model's dtype).
         """
         mu, logvar = self.posterior(x)
         if eps is None:
             eps = torch.randn((n, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
         z = losses.reparameterize(mu, logvar, eps=eps)  # (n, B, L)
-        out = self.decode(z.reshape(-1, z.shape[-1])).view(n, *x.shape)
+        out = in_dtype(self.decode, z.reshape(-1, z.shape[-1]), decoder_dtype).view(n, *x.shape)
         log_pz = losses.log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         return self.log_px_given_z(x, out) + log_pz - losses.log_normal(z, mu, logvar)
 
