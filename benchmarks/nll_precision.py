@@ -58,12 +58,11 @@ def main() -> None:
     scale = 10_000 / len(test) / 60
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; run {run}")
     print(f"k = {args.k}, first {len(test)} test images, the same draws in both")
-    print(
-        f"float32:  NLL {full.mean():.3f} nats  {full_s:7.1f} s  (10,000 images: {full_s * scale:.1f} min)"
-    )
-    print(
-        f"bfloat16: NLL {half.mean():.3f} nats  {half_s:7.1f} s  (10,000 images: {half_s * scale:.1f} min)"
-    )
+    for name, nll, seconds in (("float32", full, full_s), ("bfloat16", half, half_s)):
+        print(
+            f"{name + ':':9} NLL {nll.mean():.3f} nats  {seconds:7.1f} s  "
+            f"(10,000 images: {seconds * scale:.1f} min)"
+        )
     print(
         f"bfloat16 - float32: mean {diff.mean():+.4f} nats, per image mean |d| "
         f"{diff.abs().mean():.4f}, max |d| {diff.abs().max():.4f}; "

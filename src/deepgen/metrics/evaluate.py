@@ -462,9 +462,10 @@ def evaluate_run(
 
     ``metrics`` None: every default metric the model has the capability for and that
     applies to its data (:func:`default_metrics`). ``precision``: the decoder's in the
-    importance-sampled likelihood (:data:`~deepgen.metrics.likelihood.DECODER_DTYPES`). Each number records the checkpoint it
-    was computed from (folder, iteration, manifest sha256, whether it was the newest);
-    ``log`` is also told when an older checkpoint had to be used.
+    importance-sampled likelihood (:data:`~deepgen.metrics.likelihood.DECODER_DTYPES`).
+    Each number records the checkpoint it was computed from (folder, iteration, manifest
+    sha256, whether it was the newest); ``log`` is also told when an older checkpoint had
+    to be used.
 
     Raises:
         ConfigError: an unknown metric, n < 2, or a metric for another kind of data.

@@ -60,8 +60,8 @@ def iwae_log_likelihood(
         k: importance samples per image (1 gives a one-sample ELBO estimate).
         chunk: samples decoded at once per image (memory ~ chunk * B * pixels floats).
         decoder_dtype: the dtype the decoder runs in under autocast (``torch.bfloat16``:
-            about 2.4 times the float32 speed of the conv decoder on an AVX-512 core);
-            None: the model's own. The encoder and every log-density stay in float32.
+            the conv decoder at 2.4 times its float32 speed on an AVX-512 core); None: the
+            model's own. The encoder and every log-density stay in float32.
     Returns: (log_px (B,), elbo (B,), mc_variance (B,)), nats and nats^2, float64.
     Raises: MissingCapability if the model has no importance weights; ConfigError if k < 1.
     """
