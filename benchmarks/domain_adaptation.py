@@ -4,7 +4,7 @@ MNIST-M and MNIST -> optdigits, over seeds, with wall-clock, beside the publishe
 
     python benchmarks/domain_adaptation.py [--pairs mnist-m optdigits] [--seeds 3] [--first-seed 0]
         [--families source-only target-only dann adda pixel] [--epochs 10]
-        [--cyclegan-images 160000] [--optdigits-target-epochs 300]
+        [--cyclegan-images 224000] [--optdigits-target-epochs 300]
         [--dann-epochs 20] [--dann-batch-size 64]
 
 Every family is trained in memory through the Trainer for a fixed length (no selection
@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument(
         "--cyclegan-images",
         type=int,
-        default=160_000,
+        default=224_000,
         help="images of each stream, in batches of 32",
     )
     parser.add_argument("--optdigits-target-epochs", type=int, default=300)
