@@ -196,6 +196,18 @@ def test_bayesian_optimisation_in_a_trained_latent_space_runs_end_to_end(
     assert path.with_suffix(".png").stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_the_command_line_optimises_with_the_sparse_gp_on_every_training_code(small_runs, tmp_path):
+    out = tmp_path / "o.json"
+    args = ["optimize", str(small_runs["gvae"]), "--target", TARGET, "--gp", "sparse"]
+    assert run_cli(*args, "--iterations", "1", "--batch", "3", "-o", str(out)).returncode == 0
+    result = json.loads(out.read_text())["seeds"][0]
+    assert result["protocol"].startswith("sparse GP (500 inducing points) on all ")
+    assert len(result["iterations"][0]["proposals"]) == 3 and result["valid_fraction"] == 1.0
+    refused = run_cli(*args[:4], "--gp", "dense")
+    assert refused.returncode != 0 and "'dense' is not one of 'exact', 'sparse'" in refused.stderr
+
+
 def test_the_gp_starts_from_the_best_training_expressions_and_a_random_rest():
     scores = np.array([5.0, 0.1, 3.0, 0.1, 7.0, 2.0, 9.0, 4.0])
     pick = gp_subset(scores, 4, 0.5, np.random.default_rng(0))
@@ -221,6 +233,40 @@ def test_the_gp_and_expected_improvement_find_the_minimum_of_a_1d_function():
     assert abs(x[np.argmin(y), 0] - 0.3) < 0.03
     gp = fit_gp(x, y)
     assert expected_improvement(gp, np.array([[0.3]]), y.min())[0] >= 0
+
+
+@pytest.mark.slow
+def test_the_sparse_gp_and_batched_expected_improvement_find_the_minimum_of_a_1d_function():
+    from deepgen.sparse_gp import SparseGP, batched_greedy_ei
+
+    f = lambda x: (x[:, 0] - 0.3) ** 2
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (40, 1))
+    x = x[np.abs(x[:, 0] - 0.3) > 0.1]  # nothing near the minimum to start from
+    y = f(x)
+    for it in range(3):
+        gp = SparseGP(x, y, inducing=20, epochs=200, batch_size=64, lr=0.05, seed=it)
+        new = batched_greedy_ei(gp, 3, np.zeros(1), np.ones(1), rng, grid_size=200)
+        assert len(np.unique(new.round(6), axis=0)) == 3  # each point given those before it
+        x, y = np.vstack([x, new]), np.append(y, f(new))
+    assert abs(x[np.argmin(y), 0] - 0.3) < 0.03
+    mean, sd = gp.predict(np.array([[0.3], [0.9]]))
+    assert abs(mean[0] - 0.0) < 0.05 and abs(mean[1] - 0.36) < 0.05 and (sd > 0).all()
+
+
+def test_log_expected_improvement_matches_the_closed_form_and_stays_finite_in_the_tail():
+    import mpmath
+
+    from deepgen.sparse_gp import log_expected_improvement
+
+    mean = torch.tensor([0.0, 1.0, 3.0, 12.0, 40.0], dtype=torch.float64)
+    sd = torch.tensor([1.0, 0.5, 0.5, 1.0, 1.0], dtype=torch.float64)
+    got = log_expected_improvement(mean, sd, 0.5)
+    for m, s, g in zip(mean.tolist(), sd.tolist(), got.tolist()):
+        u = mpmath.mpf(0.5 - m) / s
+        ei = s * (u * mpmath.ncdf(u) + mpmath.npdf(u))
+        assert abs(g - float(mpmath.log(ei))) < 1e-3 * max(1.0, abs(g))
+    assert torch.isfinite(got).all() and (got.diff() < 0).all()
 
 
 def test_your_own_grammar_and_strings_file(tmp_path):

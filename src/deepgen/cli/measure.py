@@ -154,6 +154,15 @@ def demo(out, vae_epochs, gan_epochs, device, quiet):
     help="repeats, with seeds 0 .. SEEDS-1",
 )
 @click.option(
+    "--gp",
+    type=click.Choice(["exact", "sparse"]),
+    default="exact",
+    show_default=True,
+    help="exact: scikit-learn's GP on --gp-points codes; sparse: GPyTorch's sparse GP (500 "
+    "inducing points) on every training code, expected improvement maximised by L-BFGS-B, "
+    "as the paper's code",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
@@ -161,7 +170,7 @@ def demo(out, vae_epochs, gan_epochs, device, quiet):
     help="JSON path [default: RUN/optimize.json; the plot beside it as .png]",
 )
 @device_option
-def optimize(run, target, iterations, batch, gp_points, gp_best, seeds, output, device):
+def optimize(run, target, iterations, batch, gp_points, gp_best, seeds, gp, output, device):
     """Bayesian optimisation of expressions in the latent space of RUN (gvae, charvae):
     find expressions close to TARGET (Kusner et al. 2017, sec. 4.1)."""
     from .. import api
@@ -179,6 +188,7 @@ def optimize(run, target, iterations, batch, gp_points, gp_best, seeds, output, 
         seeds=seeds,
         log=_echo,
         best_share=gp_best,
+        gp=gp,
     )
     _echo(str(path))
 
