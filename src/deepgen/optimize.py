@@ -160,7 +160,9 @@ def optimize(
     """Bayesian optimisation of expressions towards ``target`` in ``model``'s latent space
     (see the module docstring); ``strings``: the training expressions to start from,
     ``scores`` (len(strings),): theirs against the target, when already computed; they are
-    computed for all of them only when ``best_share`` > 0, else for the GP's points alone.
+    computed for all of them only when ``best_share`` > 0 or ``gp`` is "sparse", else for
+    the GP's points alone. ``gp``: "exact" (steps 2-3 of the module docstring) or "sparse"
+    (:mod:`deepgen.sparse_gp` on every training code, as the paper's code).
 
     Returns a dict: per iteration the proposals, their scores, the fraction valid and the
     mean score; the best expressions found; the mean score of all proposals (an invalid one
@@ -171,7 +173,8 @@ def optimize(
 
     Raises:
         MissingCapability: the model has no :class:`Strings`. GrammarError: the target is
-            not in the model's grammar. ConfigError: too few training strings.
+            not in the model's grammar. ConfigError: too few training strings, or ``gp``
+            neither "exact" nor "sparse".
     """
     require(model, Strings, "deepgen optimize")
     grammar = model.grammar

@@ -35,7 +35,9 @@ class SparseGP:
 
     Args:
         inducing: number of inducing points, initialised at a random subset of ``x``
-            (at most N). epochs, batch_size, lr: Adam on the variational ELBO.
+            (at most N). epochs, batch_size: passes and minibatch size over the points.
+        lr: Adam's rate for the kernel, mean, noise and inducing points; natural_lr: the
+            natural-gradient rate for q(u) (Salimbeni et al. 2018).
         seed: the subset and the minibatch order.
 
     Raises:
